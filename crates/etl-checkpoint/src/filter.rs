@@ -132,6 +132,8 @@ struct Filter<'a> {
     threshold: Option<Mark>,
     out: RecordWriter<io::Stdout>,
     highest: Highest,
+    /// Records at or before the threshold: records_in = out + rejected + skipped.
+    skipped: u64,
 }
 
 impl Filter<'_> {
@@ -153,12 +155,14 @@ impl Filter<'_> {
             let (line, rec) = match item {
                 None => return Ok(End::Input),
                 Some(Item::Reject(r)) => {
+                    run.records_in += 1;
                     run.reject(&r)?;
                     continue;
                 }
                 Some(Item::Record(line, rec)) => (line, rec),
             };
             run.records_in += 1;
+            run.progress.tick(reader.raw_line().len() + 1);
             let field = &self.args.field;
             let seen = match rec.get(field) {
                 None | Some(etl_core::Value::Null) if self.args.missing == Missing::Pass => None,
@@ -182,6 +186,7 @@ impl Filter<'_> {
             };
             if let (Some(s), Some(t)) = (&seen, &self.threshold) {
                 if s.mark <= *t {
+                    self.skipped += 1;
                     continue;
                 }
             }
@@ -276,8 +281,10 @@ pub(crate) fn filter(a: &FilterArgs, run: &mut Run) -> Result<()> {
         threshold,
         out: RecordWriter::stdout(),
         highest: Highest::default(),
+        skipped: 0,
     };
     let result = stream_all(&mut f, a, run);
+    run.set_count("skipped", f.skipped);
     // Whatever happened, hand over what was written: records before a
     // failure are still output (they were valid), and only delivered ones count.
     match result {

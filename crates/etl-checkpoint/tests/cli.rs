@@ -504,7 +504,7 @@ fn summary_file_and_counts() {
         "{v}"
     );
     assert!(
-        v.ends_with("\"records_in\":2,\"records_out\":2,\"records_rejected\":0,\"pending\":2}"),
+        v.ends_with("\"records_in\":2,\"records_out\":2,\"records_rejected\":0,\"skipped\":0,\"pending\":2}"),
         "{v}"
     );
 }

@@ -27,7 +27,9 @@ fn pend(store: &StateFile, run: &str, key: &str, v: u64) {
 #[test]
 fn a_held_lock_makes_commit_exit_75_without_touching_the_state() {
     let s = Scratch::new();
-    let store = StateFile::new(s.state(), Duration::ZERO);
+    // The test's own updates wait for the lock: a sibling test thread that
+    // forks a child can hold a copy of our lock fd until the child execs.
+    let store = StateFile::new(s.state(), Duration::from_secs(10));
     pend(&store, "a", "k", 1);
     let before = std::fs::read(s.state()).unwrap();
     let lock = store.lock().unwrap();
@@ -46,7 +48,9 @@ fn a_held_lock_makes_commit_exit_75_without_touching_the_state() {
 #[test]
 fn lock_timeout_waits_for_the_holder() {
     let s = Scratch::new();
-    let store = StateFile::new(s.state(), Duration::ZERO);
+    // The test's own updates wait for the lock: a sibling test thread that
+    // forks a child can hold a copy of our lock fd until the child execs.
+    let store = StateFile::new(s.state(), Duration::from_secs(10));
     pend(&store, "a", "k", 1);
     let lock = store.lock().unwrap();
     let child = s
@@ -74,7 +78,9 @@ fn lock_timeout_waits_for_the_holder() {
 fn concurrent_commits_of_two_runs_lose_nothing() {
     for round in 0..30 {
         let s = Scratch::new();
-        let store = StateFile::new(s.state(), Duration::ZERO);
+        // The test's own updates wait for the lock: a sibling test thread that
+        // forks a child can hold a copy of our lock fd until the child execs.
+        let store = StateFile::new(s.state(), Duration::from_secs(10));
         pend(&store, "a", "ka", 1);
         pend(&store, "b", "kb", 2);
         let spawn = |run: &str, timeout: &str| {

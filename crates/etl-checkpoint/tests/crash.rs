@@ -34,7 +34,9 @@ fn committed(store: &StateFile) -> Option<String> {
 #[test]
 fn sigkill_during_200_commits_never_tears_the_state() {
     let s = Scratch::new();
-    let store = StateFile::new(s.state(), Duration::ZERO);
+    // The test's own updates wait for the lock: a sibling test thread that
+    // forks a child can hold a copy of our lock fd until the child execs.
+    let store = StateFile::new(s.state(), Duration::from_secs(10));
     // Some bulk so that the write takes a measurable share of the run.
     for i in 0..200 {
         let key = format!("bulk-{i:03}");

@@ -180,14 +180,7 @@ where
         return e.exit_code().code();
     }
     install_panic_hook();
-    let mut ctx = match Run::new(
-        cmd,
-        run_id,
-        common.rejects.as_deref(),
-        common.max_rejects,
-        common.summary.clone(),
-        common.max_line_bytes,
-    ) {
+    let mut ctx = match Run::new(cmd, run_id, &common) {
         Ok(r) => r,
         Err(e) => {
             log_failure(&e);

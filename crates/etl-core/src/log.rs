@@ -99,8 +99,16 @@ pub fn emit(level: Level, msg: &str, fields: &[(&str, Value)]) {
             format_line(&l, level, msg, fields, &jiff::Timestamp::now())
         }
     };
-    // One write per line so lines from concurrent stages never interleave.
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    // One write per line so lines from concurrent stages never interleave;
+    // a progress line on screen steps aside while it is written.
+    let write = || {
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    };
+    let bar = crate::progress::ACTIVE.lock().ok().and_then(|a| a.clone());
+    match bar {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
 }
 
 fn format_line(
@@ -136,9 +144,14 @@ fn format_line(
             String::from_utf8(out).unwrap_or_default()
         }
         LogFormat::Text => {
+            // Short human lines: a field whose value the message already
+            // shows is left out (JSON lines keep every field).
             let mut s = format!("{}: {}: {msg}", l.cmd, level_name(level));
             for (k, v) in fields {
-                let _ = write!(s, " {k}={}", v.to_raw_text());
+                let text = v.to_raw_text();
+                if !msg.contains(text.as_str()) {
+                    let _ = write!(s, " {k}={text}");
+                }
             }
             s.push('\n');
             s

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tracing::Level;
 
+use crate::cli::CommonArgs;
 use crate::error::{Error, Result};
 use crate::events;
 use crate::fsutil::atomic_write;
@@ -36,18 +37,15 @@ pub struct Run {
     summary_file: Option<PathBuf>,
     /// `--max-line-bytes`.
     pub max_line_bytes: usize,
+    /// The terminal progress line; commands call `progress.tick(bytes)` per record.
+    pub progress: crate::progress::Progress,
 }
 
 impl Run {
     /// A run of `cmd`; opens the rejects file now so a bad path fails early.
-    pub fn new(
-        cmd: &'static str,
-        run_id: String,
-        rejects: Option<&std::path::Path>,
-        max_rejects: u64,
-        summary_file: Option<PathBuf>,
-        max_line_bytes: usize,
-    ) -> Result<Self> {
+    pub fn new(cmd: &'static str, run_id: String, common: &CommonArgs) -> Result<Self> {
+        use std::io::IsTerminal;
+        let show_progress = !common.quiet && std::io::stderr().is_terminal();
         Ok(Self {
             cmd,
             stage: cmd.to_owned(),
@@ -56,11 +54,16 @@ impl Run {
             records_in: 0,
             records_out: 0,
             records_rejected: 0,
-            max_rejects,
-            rejects: rejects.map(RejectSink::open).transpose()?,
+            max_rejects: common.max_rejects,
+            rejects: common
+                .rejects
+                .as_deref()
+                .map(RejectSink::open)
+                .transpose()?,
             counts: Vec::new(),
-            summary_file,
-            max_line_bytes,
+            summary_file: common.summary.clone(),
+            max_line_bytes: common.max_line_bytes,
+            progress: crate::progress::Progress::new(show_progress),
         })
     }
 
@@ -122,6 +125,7 @@ impl Run {
     /// Ends the run: flushes rejects, logs the summary event and writes
     /// `--summary FILE`. Returns an error only if that bookkeeping fails.
     pub fn finish(&mut self, ok: bool) -> Result<()> {
+        self.progress.finish();
         let flushed = self.flush_rejects();
         let ok = ok && flushed.is_ok();
         let fields = self.summary_fields(ok);
@@ -186,7 +190,12 @@ mod tests {
     fn rejects_are_tolerated_up_to_the_limit_then_fail_with_65() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("rejects.ndjson");
-        let mut run = Run::new("etl-x", "R".into(), Some(&path), 1, None, 100).unwrap();
+        let common = CommonArgs {
+            rejects: Some(path.clone()),
+            max_rejects: 1,
+            ..CommonArgs::default()
+        };
+        let mut run = Run::new("etl-x", "R".into(), &common).unwrap();
         run.reject(&rej(2)).unwrap();
         let e = run.reject(&rej(5)).unwrap_err();
         assert_eq!(e.exit_code(), crate::Exit::DataErr);
@@ -205,7 +214,11 @@ mod tests {
     fn summary_file_has_counts_in_order() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("summary.json");
-        let mut run = Run::new("etl-x", "R".into(), None, 0, Some(path.clone()), 100).unwrap();
+        let common = CommonArgs {
+            summary: Some(path.clone()),
+            ..CommonArgs::default()
+        };
+        let mut run = Run::new("etl-x", "R".into(), &common).unwrap();
         run.records_in = 3;
         run.records_out = 2;
         run.set_count("passed", 2_u64);
@@ -233,15 +246,11 @@ mod tests {
 
     #[test]
     fn unwritable_rejects_file_fails_at_start_with_73() {
-        let e = Run::new(
-            "etl-x",
-            "R".into(),
-            Some(std::path::Path::new("/nonexistent/dir/r")),
-            0,
-            None,
-            1,
-        )
-        .unwrap_err();
+        let common = CommonArgs {
+            rejects: Some("/nonexistent/dir/r".into()),
+            ..CommonArgs::default()
+        };
+        let e = Run::new("etl-x", "R".into(), &common).unwrap_err();
         assert_eq!(e.exit_code(), crate::Exit::CantCreate);
     }
 }

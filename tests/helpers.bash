@@ -1,0 +1,36 @@
+# Shared set-up for the bats suites: the built binaries first on PATH, a
+# scratch working directory per test, and bats-assert.
+#
+# Binaries come from $ETL_BIN_DIR (scripts/test sets it from
+# CARGO_TARGET_DIR), else target/debug of this checkout.
+
+bats_require_minimum_version 1.5.0
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+ETL_ROOT="$(cd "$(dirname "${BATS_TEST_FILENAME}")/.." && pwd)"
+ETL_BIN_DIR="${ETL_BIN_DIR:-${CARGO_TARGET_DIR:-$ETL_ROOT/target}/debug}"
+export PATH="$ETL_BIN_DIR:$PATH"
+# Every call is bounded: a hung pipeline fails its test instead of CI.
+T="timeout 60"
+
+common_setup() {
+  [ -x "$ETL_BIN_DIR/etl-checkpoint" ] || {
+    echo "etl-checkpoint not built in $ETL_BIN_DIR (run cargo build or scripts/test)" >&2
+    return 1
+  }
+  cd "$BATS_TEST_TMPDIR" || return 1
+  unset ETL_RUN_ID ETL_STATE ETL_LOG ETL_TIMEZONE
+  export ETL_LOG_FORMAT=json
+}
+
+# pipeline 'shell text': runs it under bash with pipefail, bounded in time.
+pipeline() {
+  $T bash -c "set -o pipefail; $1"
+}
+
+# ndjson N M: records {"id":N}..{"id":M} with a payload, one per line.
+ndjson() {
+  seq "$1" "$2" | jq -c '{id: ., name: ("item " + tostring)}'
+}
