@@ -27,6 +27,8 @@ pub enum RejectInput {
     Bytes(Vec<u8>),
     /// A parsed record that a later step could not process.
     Record(Record),
+    /// Any other JSON value (e.g. a CSV row as an array of its fields).
+    Value(Value),
     /// Only the first bytes of an over-long line, and its full length.
     Truncated { preview: String, len: usize },
 }
@@ -67,6 +69,7 @@ impl Reject {
         match &self.input {
             RejectInput::Raw(s) => write_str(&mut out, s),
             RejectInput::Record(r) => write_record(&mut out, r),
+            RejectInput::Value(v) => write_value(&mut out, v),
             RejectInput::Bytes(b) => {
                 write_str(&mut out, &String::from_utf8_lossy(b));
                 out.extend_from_slice(b",\"input_base64\":");

@@ -59,6 +59,15 @@ impl<W: Write> RecordWriter<W> {
         self.after_line()
     }
 
+    /// Lets `f` append one JSON object (without its newline) straight into
+    /// the output buffer: the zero-copy path for commands that build lines
+    /// themselves (etl-parse's CSV loop).
+    pub fn write_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        f(&mut self.buf);
+        self.buf.push(b'\n');
+        self.after_line()
+    }
+
     fn after_line(&mut self) -> io::Result<()> {
         self.written += 1;
         if self.line_buffered || self.buf.len() >= BLOCK {
