@@ -34,6 +34,8 @@ pub struct Opts {
     pub delimiter: Option<u8>,
     /// `--quote`.
     pub quote: u8,
+    /// `--escape` (None: quotes are escaped by doubling them).
+    pub escape: Option<u8>,
     /// `--comment`.
     pub comment: Option<u8>,
     /// `--no-header`.
@@ -119,10 +121,22 @@ pub fn parse(
         .or_else(|| sniff_delimiter(&sample, opts.quote, complete))
         .unwrap_or(b',');
     let reader = io::Cursor::new(sample).chain(buffered);
+    // csv-core reads a comment on the last line without a newline as an
+    // empty record: give such input its final newline.
+    let reader: Box<dyn Read + '_> = if opts.comment.is_some() {
+        Box::new(FinalNewline {
+            inner: reader,
+            last: b'\n',
+            done: false,
+        })
+    } else {
+        Box::new(reader)
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .quote(opts.quote)
         .double_quote(true)
+        .escape(opts.escape)
         .comment(opts.comment)
         .flexible(true)
         .has_headers(false)
@@ -192,6 +206,32 @@ pub fn parse(
         }
     }
     Ok(())
+}
+
+/// Adds a `\n` at the end of input that does not end with one.
+struct FinalNewline<R> {
+    inner: R,
+    last: u8,
+    done: bool,
+}
+
+impl<R: Read> Read for FinalNewline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.last = buf[n - 1];
+            return Ok(n);
+        }
+        self.done = true;
+        if self.last == b'\n' || self.last == b'\r' {
+            return Ok(0);
+        }
+        buf[0] = b'\n';
+        Ok(1)
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // the hot loop's state, kept out of a struct on purpose

@@ -119,7 +119,9 @@ pub fn sniff(head: &[u8], ext: Option<Format>) -> Sniffed {
             }
         }
         _ => match ext {
-            Some(f @ (Format::Tsv | Format::Json | Format::Ndjson)) => Sniffed::Text(f),
+            // JSON starts with `[` or `{`: anything else is delimited text,
+            // whatever the name says.
+            Some(Format::Tsv) => Sniffed::Text(Format::Tsv),
             _ => Sniffed::Text(Format::Csv),
         },
     }

@@ -67,3 +67,9 @@ pub fn no_members(archive: &str, glob: Option<&str>) {
         ),
     }
 }
+
+/// The extension names a binary format but the content is text.
+pub fn extension_mismatch(name: &str, ext: &str, format: &str) {
+    warn!(file = name, extension = ext, format,
+        "{name}: the name says {ext} but the content is text; parsing it as {format} (use --format to insist)");
+}

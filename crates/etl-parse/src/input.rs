@@ -90,7 +90,7 @@ pub struct Limits {
     pub max_bytes: u64,
     /// Largest decompressed:compressed ratio (checked past 1 MiB).
     pub max_ratio: u64,
-    tripped: Rc<Cell<Option<&'static str>>>,
+    tripped: Rc<std::cell::RefCell<Option<String>>>,
 }
 
 impl Limits {
@@ -99,17 +99,24 @@ impl Limits {
         Self {
             max_bytes,
             max_ratio,
-            tripped: Rc::new(Cell::new(None)),
+            tripped: Rc::new(std::cell::RefCell::new(None)),
         }
     }
 
-    /// If a limit stopped the read, the exit-65 error saying which.
+    /// If a limit (or corrupt compressed data) stopped the read, the
+    /// exit-65 error saying why.
     pub fn error(&self, what: &str) -> Option<Error> {
-        self.tripped.get().map(|which| {
-            Error::data(format!(
-                "{what}: {which} (a decompression bomb?); raise it if the input is genuine"
-            ))
-        })
+        self.tripped
+            .borrow()
+            .as_ref()
+            .map(|why| Error::data(format!("{what}: {why}")))
+    }
+
+    fn trip(&self, why: String) {
+        let mut t = self.tripped.borrow_mut();
+        if t.is_none() {
+            *t = Some(why);
+        }
     }
 
     /// Wraps a decompressed stream: counts its bytes against the limits,
@@ -135,7 +142,15 @@ pub struct Guarded<R> {
 
 impl<R: Read> Read for Guarded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        // A failing decoder means corrupt data or an unsupported method: a
+        // data error (65), not an I/O error of this machine.
+        let n = self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.limits.trip(format!(
+                    "compressed data is corrupt or uses an unsupported method: {e}"
+                ));
+            }
+        })?;
         self.out += n as u64;
         let trip = if self.out > self.limits.max_bytes {
             Some("decompressed size exceeds --max-decompressed-bytes")
@@ -147,7 +162,9 @@ impl<R: Read> Read for Guarded<R> {
             None
         };
         if let Some(which) = trip {
-            self.limits.tripped.set(Some(which));
+            self.limits.trip(format!(
+                "{which} (a decompression bomb?); raise it if the input is genuine"
+            ));
             return Err(io::Error::other(which));
         }
         Ok(n)
@@ -349,7 +366,11 @@ pub fn decompress<'a>(
     name: &str,
     head_len: usize,
 ) -> Result<Opened<'a>> {
-    let read_err = |e: io::Error| Error::new(Exit::IoErr, format!("{name}: {e}"));
+    let read_err = |e: io::Error| {
+        limits
+            .error(name)
+            .unwrap_or_else(|| Error::new(Exit::IoErr, format!("{name}: {e}")))
+    };
     let magic = read_head(&mut raw, 8).map_err(read_err)?;
     let Some(c) = Compression::sniff(&magic) else {
         let head_rest =

@@ -93,7 +93,6 @@ pub struct Cli {
         long,
         value_name = "FIELD,...",
         value_delimiter = ',',
-        requires = "manifest",
         help_heading = "Inputs"
     )]
     pub carry: Vec<String>,
@@ -135,6 +134,9 @@ pub struct Cli {
         help_heading = "Delimited text"
     )]
     pub quote: String,
+    /// Escape character inside quoted fields (e.g. `\\` for `\"`), besides doubled quotes.
+    #[arg(long, value_name = "CHAR", help_heading = "Delimited text")]
+    pub escape: Option<String>,
     /// Lines starting with CHAR are comments and skipped (e.g. `#`).
     #[arg(long, value_name = "CHAR", help_heading = "Delimited text")]
     pub comment: Option<String>,
@@ -322,9 +324,16 @@ impl Parser<'_> {
                 .unwrap_or_else(|| Error::new(Exit::IoErr, format!("{label}: {e}")))
         })?;
         let format = forced.unwrap_or_else(|| match detect::sniff(&head, ext) {
+            // --json-path means a document, even one written on a single line.
+            Sniffed::Text(Format::Ndjson) if self.cli.json_path.is_some() => Format::Json,
             Sniffed::Text(f) => f,
             _ => Format::Csv,
         });
+        if let Some(e) =
+            ext.filter(|e| (e.is_spreadsheet() || *e == Format::Zip) && forced.is_none())
+        {
+            events::extension_mismatch(&label, e.name(), format.name());
+        }
         events::file(&label, format.name());
         let reader: Box<dyn Read + '_> = Box::new(io::Cursor::new(head).chain(decoded));
         match format {
@@ -399,6 +408,11 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
             .map(|d| one_byte("--delimiter", d))
             .transpose()?,
         quote: one_byte("--quote", &cli.quote)?,
+        escape: cli
+            .escape
+            .as_deref()
+            .map(|c| one_byte("--escape", c))
+            .transpose()?,
         comment: cli
             .comment
             .as_deref()
@@ -409,6 +423,19 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
         normalize: cli.normalize_headers,
         ragged: cli.ragged,
     };
+    if !cli.carry.is_empty() && !cli.manifest {
+        return Err(Error::usage(
+            "--carry needs --manifest (it copies manifest fields)",
+        ));
+    }
+    if let Some(d) = csv.delimiter {
+        if matches!(d, b'\n' | b'\r') || d == csv.quote {
+            return Err(Error::usage(format!(
+                "--delimiter {:?}: a line end or the quote character cannot separate fields",
+                char::from(d)
+            )));
+        }
+    }
     let sheets = sheets::Opts {
         select: sheets::Select {
             sheet: cli.sheet.clone(),
@@ -555,6 +582,7 @@ fn manifest(parser: &mut Parser<'_>, run: &mut Run) -> Result<()> {
             },
         }
     }
+    drop(lines);
     for (path, carry) in todo {
         let src = Source::File(path);
         let origin = Origin::new(&src.name(), parser.cli.provenance, &carry);
