@@ -363,9 +363,14 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
 /// Appends `s` as a JSON string: only `"`, `\` and control characters are
 /// escaped; everything else is copied as UTF-8.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    write_escaped(out, s.as_bytes());
+}
+
+/// [`write_str`] for bytes the caller has already checked are UTF-8 (so
+/// hot loops need not build a `&str`): quotes, then escaped content.
+pub fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {

@@ -15,6 +15,7 @@ use etl_core::{Error, Exit, Reject, Result, Run, Value};
 
 use crate::detect::sniff_delimiter;
 use crate::emit::{header_names, numbered, Cell, Emitter, Keys, Normalize, Origin};
+use crate::fastcsv::{Next, Scanner};
 use crate::input::{read_head, Limits};
 
 /// `--ragged`.
@@ -121,6 +122,47 @@ pub fn parse(
         .or_else(|| sniff_delimiter(&sample, opts.quote, complete))
         .unwrap_or(b',');
     let reader = io::Cursor::new(sample).chain(buffered);
+    let mut rows = Rows {
+        keys: None,
+        row: 0,
+        opts,
+        origin,
+    };
+    if opts.comment.is_none() && opts.escape.is_none() {
+        // The tuned scanner (see fastcsv); the csv crate below handles the
+        // dialect options it does not.
+        let mut scanner = Scanner::new(reader, delimiter, opts.quote, run.max_line_bytes);
+        while let Some(next) = scanner.next_record().map_err(io_err)? {
+            match next {
+                Next::Record(r) => {
+                    let line = r.line + opts.skip_rows;
+                    rows.row(
+                        em,
+                        run,
+                        r.bytes,
+                        r.fields,
+                        line,
+                        r.clean,
+                        r.utf8,
+                        r.field_clean,
+                    )?;
+                }
+                Next::TooLong { line, preview } => {
+                    run.records_in += 1;
+                    run.reject(&Reject {
+                        line: line + opts.skip_rows,
+                        error: format!(
+                            "record longer than --max-line-bytes ({} bytes)",
+                            run.max_line_bytes
+                        ),
+                        input: RejectInput::Raw(String::from_utf8_lossy(&preview).into_owned()),
+                        source: Some(name.to_owned()),
+                    })?;
+                }
+            }
+        }
+        return Ok(());
+    }
     // csv-core reads a comment on the last line without a newline as an
     // empty record: give such input its final newline.
     let reader: Box<dyn Read + '_> = if opts.comment.is_some() {
@@ -142,11 +184,8 @@ pub fn parse(
         .has_headers(false)
         .buffer_capacity(64 * 1024)
         .from_reader(reader);
-
     let mut rec = csv::ByteRecord::new();
-    let mut keys: Option<Keys> = None;
-    let mut row: u64 = 0;
-    let line_offset = opts.skip_rows;
+    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(64);
     loop {
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
@@ -158,54 +197,126 @@ pub fn parse(
                 })
             }
         }
-        let line = rec.position().map_or(0, csv::Position::line) + line_offset;
-        let bytes = rec.as_slice();
+        let line = rec.position().map_or(0, csv::Position::line) + opts.skip_rows;
+        ranges.clear();
+        ranges.extend(
+            (0..rec.len())
+                .filter_map(|i| rec.range(i))
+                .map(|r| (r.start, r.end)),
+        );
+        rows.row(em, run, rec.as_slice(), &ranges, line, false, false, None)?;
+    }
+    Ok(())
+}
+
+/// Turns records (bytes + field ranges) into output rows: the header, NUL
+/// and UTF-8 checks, ragged rows, and the emitter.
+struct Rows<'o> {
+    keys: Option<Keys>,
+    row: u64,
+    opts: &'o Opts,
+    origin: &'o Origin,
+}
+
+impl Rows<'_> {
+    /// One record: `bytes` and its field `ranges`; `utf8` when the caller
+    /// already knows the bytes are UTF-8, `clean` when no field needs escaping.
+    #[allow(clippy::too_many_arguments)] // the hot loop's inputs, kept as plain slices
+    fn row(
+        &mut self,
+        em: &mut Emitter,
+        run: &mut Run,
+        bytes: &[u8],
+        ranges: &[(usize, usize)],
+        line: u64,
+        clean: bool,
+        utf8: bool,
+        field_clean: Option<&[bool]>,
+    ) -> Result<()> {
         // NUL never belongs in text: a binary file, or UTF-16 without a BOM.
-        let bad = if bytes.contains(&0) {
+        let bad = if !clean && memchr::memchr(0, bytes).is_some() {
             Some(
                 "NUL byte in text (binary data, or UTF-16 without a BOM: try --encoding utf-16le)"
                     .to_owned(),
             )
+        } else if utf8 {
+            None
         } else {
             std::str::from_utf8(bytes)
                 .err()
                 .map(|e| format!("invalid UTF-8 at byte {} of the row", e.valid_up_to() + 1))
         };
         if let Some(error) = bad {
-            if keys.is_some() || opts.no_header {
-                row += 1;
+            if self.keys.is_some() || self.opts.no_header {
+                self.row += 1;
             }
             run.records_in += 1;
-            let fields: Vec<Value> = rec
-                .iter()
-                .map(|f| Value::from(String::from_utf8_lossy(f).replace('\0', "\u{FFFD}")))
-                .collect();
-            run.reject(&Reject {
+            let lossy = |&(a, b): &(usize, usize)| {
+                Value::from(String::from_utf8_lossy(&bytes[a..b]).replace('\0', "\u{FFFD}"))
+            };
+            let fields: Vec<Value> = ranges.iter().map(lossy).collect();
+            return run.reject(&Reject {
                 line,
                 error,
                 input: RejectInput::Value(Value::Array(fields)),
-                source: Some(name.to_owned()),
-            })?;
-            continue;
+                source: Some(self.origin.label.clone()),
+            });
         }
-        let whole = std::str::from_utf8(bytes).unwrap_or_default();
-        let field = |i: usize| rec.range(i).and_then(|r| whole.get(r)).unwrap_or("");
-        if keys.is_none() {
-            if opts.no_header {
-                keys = Some(Keys::new(numbered(rec.len())));
-            } else {
-                keys = Some(Keys::new(header_names(
-                    (0..rec.len()).map(field),
-                    opts.normalize,
+        // Valid UTF-8 from here on: fields are sliced at ASCII delimiters.
+        let field = |&(a, b): &(usize, usize)| &bytes[a..b];
+        let text = |r: &(usize, usize)| std::str::from_utf8(field(r)).unwrap_or_default();
+        let keys = match &self.keys {
+            Some(k) => k,
+            None if self.opts.no_header => self.keys.insert(Keys::new(numbered(ranges.len()))),
+            None => {
+                self.keys = Some(Keys::new(header_names(
+                    ranges.iter().map(text),
+                    self.opts.normalize,
                 )));
-                continue;
+                return Ok(());
             }
+        };
+        self.row += 1;
+        run.records_in += 1;
+        run.progress.tick(bytes.len() + 1);
+        let n = ranges.len();
+        let plain = |i: usize| clean || field_clean.is_some_and(|f| f.get(i) == Some(&true));
+        let cell = |(i, r): (usize, &(usize, usize))| {
+            if plain(i) {
+                Cell::Plain(field(r))
+            } else {
+                Cell::Bytes(field(r))
+            }
+        };
+        let cells = ranges[..n.min(keys.len())].iter().enumerate().map(cell);
+        if n > keys.len() {
+            if self.opts.ragged == Ragged::Reject {
+                let fields: Vec<Value> = ranges.iter().map(|r| Value::from(text(r))).collect();
+                return run.reject(&Reject {
+                    line,
+                    error: format!(
+                        "row has {n} fields, the header has {} (see --ragged keep)",
+                        keys.len()
+                    ),
+                    input: RejectInput::Value(Value::Array(fields)),
+                    source: Some(self.origin.label.clone()),
+                });
+            }
+            let extra: Vec<Cell<'_>> = ranges
+                .iter()
+                .enumerate()
+                .skip(keys.len())
+                .map(cell)
+                .collect();
+            em.row(keys, cells, &extra, self.origin, self.row)
+                .map_err(|e| Error::stdout(&e))?;
+        } else {
+            em.row(keys, cells, &[], self.origin, self.row)
+                .map_err(|e| Error::stdout(&e))?;
         }
-        if let Some(k) = &keys {
-            emit_row(em, run, k, &rec, whole, origin, opts.ragged, &mut row, line)?;
-        }
+        run.records_out += 1;
+        Ok(())
     }
-    Ok(())
 }
 
 /// Adds a `\n` at the end of input that does not end with one.
@@ -232,48 +343,6 @@ impl<R: Read> Read for FinalNewline<R> {
         buf[0] = b'\n';
         Ok(1)
     }
-}
-
-#[allow(clippy::too_many_arguments)] // the hot loop's state, kept out of a struct on purpose
-fn emit_row(
-    em: &mut Emitter,
-    run: &mut Run,
-    keys: &Keys,
-    rec: &csv::ByteRecord,
-    whole: &str,
-    origin: &Origin,
-    ragged: Ragged,
-    row: &mut u64,
-    line: u64,
-) -> Result<()> {
-    *row += 1;
-    run.records_in += 1;
-    run.progress.tick(rec.as_slice().len() + rec.len());
-    let field = |i: usize| rec.range(i).and_then(|r| whole.get(r)).unwrap_or("");
-    let n = rec.len();
-    let cells = (0..n.min(keys.len())).map(|i| Cell::Text(field(i)));
-    if n > keys.len() {
-        if ragged == Ragged::Reject {
-            let fields: Vec<Value> = (0..n).map(|i| Value::from(field(i))).collect();
-            return run.reject(&Reject {
-                line,
-                error: format!(
-                    "row has {n} fields, the header has {} (see --ragged keep)",
-                    keys.len()
-                ),
-                input: RejectInput::Value(Value::Array(fields)),
-                source: Some(origin.label.clone()),
-            });
-        }
-        let extra: Vec<Cell<'_>> = (keys.len()..n).map(|i| Cell::Text(field(i))).collect();
-        em.row(keys, cells, &extra, origin, *row)
-            .map_err(|e| Error::stdout(&e))?;
-    } else {
-        em.row(keys, cells, &[], origin, *row)
-            .map_err(|e| Error::stdout(&e))?;
-    }
-    run.records_out += 1;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ pub struct ValueOpts {
 pub enum Cell<'a> {
     /// Text (CSV fields, text cells).
     Text(&'a str),
+    /// UTF-8 bytes known to need no JSON escaping (checked once per row).
+    Plain(&'a [u8]),
+    /// UTF-8 bytes (checked by the caller) that may need escaping.
+    Bytes(&'a [u8]),
     /// A number's shortest decimal text (spreadsheet numeric cells).
     Number(&'a str),
     /// A boolean cell.
@@ -138,8 +142,10 @@ impl Keys {
     pub fn new(names: Vec<String>) -> Self {
         let keys = names
             .iter()
-            .map(|n| {
-                let mut k = Vec::with_capacity(n.len() + 3);
+            .enumerate()
+            .map(|(i, n)| {
+                let mut k = Vec::with_capacity(n.len() + 4);
+                k.push(if i == 0 { b'{' } else { b',' });
                 write_str(&mut k, n);
                 k.push(b':');
                 k
@@ -193,23 +199,20 @@ impl Emitter {
     ) -> io::Result<()> {
         let infer = self.opts.infer;
         self.out.write_with(|buf| {
-            buf.push(b'{');
+            // Each key carries its separator (`{"a":`, `,"b":`): one copy per field.
             let mut n = 0;
             for (key, cell) in keys.keys.iter().zip(cells) {
-                if n > 0 {
-                    buf.push(b',');
-                }
                 buf.extend_from_slice(key);
                 write_cell(buf, cell, infer);
                 n += 1;
             }
             for key in &keys.keys[n..] {
-                if n > 0 {
-                    buf.push(b',');
-                }
                 buf.extend_from_slice(key);
                 write_cell(buf, Cell::Empty, infer);
                 n += 1;
+            }
+            if n == 0 {
+                buf.push(b'{');
             }
             if !extra.is_empty() {
                 if n > 0 {
@@ -269,14 +272,20 @@ impl Emitter {
 /// Appends one cell as a JSON value.
 fn write_cell(buf: &mut Vec<u8>, cell: Cell<'_>, infer: bool) {
     match cell {
-        Cell::Text(s) if infer => match infer_text(s) {
-            Inferred::Number => buf.extend_from_slice(s.as_bytes()),
+        Cell::Text(s) => write_cell(buf, Cell::Bytes(s.as_bytes()), infer),
+        Cell::Plain(s) | Cell::Bytes(s) if infer => match infer_text(s) {
+            Inferred::Number => buf.extend_from_slice(s),
             Inferred::Bool(true) => buf.extend_from_slice(b"true"),
             Inferred::Bool(false) => buf.extend_from_slice(b"false"),
             Inferred::Null => buf.extend_from_slice(b"null"),
-            Inferred::Text => write_str_fast(buf, s),
+            Inferred::Text => write_bytes(buf, s),
         },
-        Cell::Text(s) => write_str_fast(buf, s),
+        Cell::Bytes(s) => write_bytes(buf, s),
+        Cell::Plain(s) => {
+            buf.push(b'"');
+            buf.extend_from_slice(s);
+            buf.push(b'"');
+        }
         Cell::Number(n) if infer => buf.extend_from_slice(n.as_bytes()),
         Cell::Number(n) => {
             buf.push(b'"');
@@ -290,29 +299,16 @@ fn write_cell(buf: &mut Vec<u8>, cell: Cell<'_>, infer: bool) {
     }
 }
 
-/// Bytes that need escaping in a JSON string.
-static ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-/// A JSON string: most fields need no escaping, so they are copied whole.
+/// A JSON string from UTF-8 bytes: most fields need no escaping, so they
+/// are copied whole after a vectorised check.
 #[inline]
-pub fn write_str_fast(buf: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| ESCAPE[usize::from(b)]) {
-        write_str(buf, s);
+pub fn write_bytes(buf: &mut Vec<u8>, s: &[u8]) {
+    if crate::fastcsv::is_clean(s) {
+        buf.push(b'"');
+        buf.extend_from_slice(s);
+        buf.push(b'"');
     } else {
-        buf.reserve(s.len() + 2);
-        buf.push(b'"');
-        buf.extend_from_slice(s.as_bytes());
-        buf.push(b'"');
+        etl_core::record::write_escaped(buf, s);
     }
 }
 
@@ -331,17 +327,17 @@ pub enum Inferred {
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`: integers and plain decimals only, so
 /// leading zeros (`00123`), exponents (`1e5`), hex and `NaN` stay strings.
-pub fn infer_text(s: &str) -> Inferred {
+pub fn infer_text(s: &[u8]) -> Inferred {
     if s.is_empty() {
         return Inferred::Null;
     }
-    if s.eq_ignore_ascii_case("true") {
+    if s.eq_ignore_ascii_case(b"true") {
         return Inferred::Bool(true);
     }
-    if s.eq_ignore_ascii_case("false") {
+    if s.eq_ignore_ascii_case(b"false") {
         return Inferred::Bool(false);
     }
-    let b = s.as_bytes();
+    let b = s;
     let mut i = usize::from(b[0] == b'-');
     let int_start = i;
     while i < b.len() && b[i].is_ascii_digit() {
@@ -471,16 +467,16 @@ mod tests {
             "0.1",
             "12345678901234567890",
         ] {
-            assert_eq!(infer_text(n), Inferred::Number, "{n}");
+            assert_eq!(infer_text(n.as_bytes()), Inferred::Number, "{n}");
         }
         for t in [
             "00123", "1e5", "0x10", "NaN", "1.", ".5", "+1", "1,000", " 1", "--1", "-",
         ] {
-            assert_eq!(infer_text(t), Inferred::Text, "{t}");
+            assert_eq!(infer_text(t.as_bytes()), Inferred::Text, "{t}");
         }
-        assert_eq!(infer_text("TRUE"), Inferred::Bool(true));
-        assert_eq!(infer_text("false"), Inferred::Bool(false));
-        assert_eq!(infer_text(""), Inferred::Null);
+        assert_eq!(infer_text(b"TRUE"), Inferred::Bool(true));
+        assert_eq!(infer_text(b"false"), Inferred::Bool(false));
+        assert_eq!(infer_text(b""), Inferred::Null);
     }
 
     #[test]
@@ -516,7 +512,6 @@ mod tests {
         let origin = Origin::new("f.csv", true, &[("from".into(), Value::from("x@y"))]);
         let mut buf = Vec::new();
         // Exercise the same code the emitter runs, on a Vec.
-        buf.push(b'{');
         buf.extend_from_slice(&keys.keys[0]);
         write_cell(&mut buf, Cell::Text("1\n"), false);
         origin.write_suffix(&mut buf, 7, false);

@@ -21,6 +21,7 @@ pub mod delimited;
 pub mod detect;
 pub mod emit;
 mod events;
+pub mod fastcsv;
 pub mod input;
 pub mod json;
 pub mod sheets;
