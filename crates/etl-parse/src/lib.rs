@@ -51,8 +51,8 @@ Text is decoded to UTF-8: a UTF-8 BOM is removed, UTF-16 with a BOM is decoded, 
 charset (a warning names it).
 
 Memory: delimited text, JSON and NDJSON stream in constant memory whatever the file size. \
-Spreadsheets are read one sheet at a time: memory grows with the largest selected sheet \
-(about 50 bytes per non-empty cell), not with the workbook. Zip members that are \
+Spreadsheets are read one sheet at a time: memory grows with the used range of the \
+largest selected sheet (calamine holds one sheet in memory), not with the workbook. Zip members that are \
 spreadsheets, and inputs from stdin or URLs that need random access, are spooled to a \
 temporary file.
 

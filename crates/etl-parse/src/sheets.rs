@@ -1,8 +1,9 @@
 //! Spreadsheets (xlsx, xlsm, xlsb, xls, ods) through calamine.
 //!
 //! Memory bound: one sheet at a time. calamine materialises a sheet's used
-//! range, so peak memory grows with the largest selected sheet (roughly 50
-//! bytes per non-empty cell), not with the workbook or the number of sheets.
+//! range (one `Data` value per cell plus the text of string cells), so peak
+//! memory grows with the largest selected sheet, not with the workbook or
+//! the number of sheets.
 //!
 //! Values: text cells exactly as stored (leading zeros kept), numbers as the
 //! shortest decimal text that reads back as the same double (`3`, `274.66`),

@@ -17,7 +17,7 @@ mod etl7;
 
 /// Every command whose documentation is generated. Each command's issue adds its line.
 fn commands() -> Vec<clap::Command> {
-    vec![etl_checkpoint::command()]
+    vec![etl_checkpoint::command(), etl_parse::command()]
 }
 
 fn main() -> ExitCode {
