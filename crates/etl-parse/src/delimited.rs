@@ -11,7 +11,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 
 use etl_core::reader::RejectInput;
-use etl_core::{Error, Exit, Reject, Result, Run, Value};
+use etl_core::{Error, Reject, Result, Run, Value};
 
 use crate::detect::sniff_delimiter;
 use crate::emit::{header_names, numbered, Cell, Emitter, Keys, Normalize, Origin};
@@ -107,11 +107,7 @@ pub fn parse(
     limits: &Limits,
 ) -> Result<()> {
     let name = origin.label.as_str();
-    let io_err = |e: io::Error| {
-        limits
-            .error(name)
-            .unwrap_or_else(|| Error::new(Exit::IoErr, format!("{name}: {e}")))
-    };
+    let io_err = |e: io::Error| limits.read_error(name, &e);
     let mut buffered = BufReader::with_capacity(64 * 1024, input);
     skip_lines(&mut buffered, opts.skip_rows).map_err(io_err)?;
     let sample = read_head(&mut buffered, 64 * 1024).map_err(io_err)?;

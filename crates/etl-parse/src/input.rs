@@ -112,6 +112,13 @@ impl Limits {
             .map(|why| Error::data(format!("{what}: {why}")))
     }
 
+    /// The error for a failed read of `what`: the limit (or corrupt-data)
+    /// error when one tripped, else an I/O error (74).
+    pub fn read_error(&self, what: &str, e: &io::Error) -> Error {
+        self.error(what)
+            .unwrap_or_else(|| Error::new(Exit::IoErr, format!("{what}: {e}")))
+    }
+
     fn trip(&self, why: String) {
         let mut t = self.tripped.borrow_mut();
         if t.is_none() {
@@ -366,11 +373,7 @@ pub fn decompress<'a>(
     name: &str,
     head_len: usize,
 ) -> Result<Opened<'a>> {
-    let read_err = |e: io::Error| {
-        limits
-            .error(name)
-            .unwrap_or_else(|| Error::new(Exit::IoErr, format!("{name}: {e}")))
-    };
+    let read_err = |e: io::Error| limits.read_error(name, &e);
     let magic = read_head(&mut raw, 8).map_err(read_err)?;
     let Some(c) = Compression::sniff(&magic) else {
         let head_rest =

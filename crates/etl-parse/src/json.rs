@@ -32,11 +32,7 @@ pub fn ndjson(
     );
     let mut row = 0;
     loop {
-        let item = r.next_item().map_err(|e| {
-            limits
-                .error(name)
-                .unwrap_or_else(|| Error::new(Exit::IoErr, format!("{name}: {e}")))
-        })?;
+        let item = r.next_item().map_err(|e| limits.read_error(name, &e))?;
         match item {
             None => return Ok(()),
             Some(Item::Reject(rej)) => {

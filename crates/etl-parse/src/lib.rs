@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser as ClapParser};
 use etl_core::reader::Item;
-use etl_core::{CommonArgs, Error, Exit, HasCommon, RecordReader, Reject, Result, Run, Value};
+use etl_core::{CommonArgs, Error, HasCommon, RecordReader, Reject, Result, Run, Value};
 use globset::GlobMatcher;
 
 pub mod archive;
@@ -73,7 +73,10 @@ Examples:
   etl-parse --no-header --ragged keep messy.txt         # col_1..col_N, extra fields in _extra
   etl-parse --json-path data.items api.json             # the array at .data.items
   etl-parse --member '*.csv' reports.zip                # only the CSV members
-  etl-parse https://example.com/daily.csv --timeout 60
+  etl-parse https://example.com/daily.csv --timeout 60 --retries 5
+  etl-parse --format csv --quote \"'\" --escape '\\' --comment '#' export.dat
+  etl-parse --cell-errors empty --sheet 0 book.xls      # #N/A cells read as empty
+  etl-parse --max-decompressed-bytes 512MiB --max-ratio 200 upload.zip
   etl-parse --infer orders.csv | etl-merge --db w.duckdb --table orders --key id
   etl-fetch-mail ... | etl-parse --manifest --carry date,from   # adds _date, _from";
 
@@ -319,11 +322,8 @@ impl Parser<'_> {
         let complete = opened.head.len() < 65_536;
         let decoded = text::decode(opened.head, opened.rest, complete, self.encoding, &label);
         let mut decoded = decoded;
-        let head = input::read_head(&mut decoded, 4096).map_err(|e| {
-            self.limits
-                .error(&label)
-                .unwrap_or_else(|| Error::new(Exit::IoErr, format!("{label}: {e}")))
-        })?;
+        let head =
+            input::read_head(&mut decoded, 4096).map_err(|e| self.limits.read_error(&label, &e))?;
         let format = forced.unwrap_or_else(|| match detect::sniff(&head, ext) {
             // --json-path means a document, even one written on a single line.
             Sniffed::Text(Format::Ndjson) if self.cli.json_path.is_some() => Format::Json,
