@@ -478,7 +478,13 @@ mod tests {
 
     #[test]
     fn matches_the_csv_crate_on_tricky_inputs_at_every_buffer_size() {
-        let inputs: [&[u8]; 14] = [
+        let inputs: [&[u8]; 20] = [
+            b"a,\"x \"\"y\"\" z\",b\n",
+            b"\"\"\"\",x\n",
+            b"\"a\"\"\",b\n\"c\"\r\n",
+            b"\"a\"\"b\"c,d\n",
+            b"x,\"y\"\r\nz,\"\"\n",
+            b"5\" screen,\"ok\"\n",
             b"a,b,c\n1,2,3\n",
             b"a,b\r\n1,2\r\n",
             b"a,b\r1,2\r3,4",
