@@ -276,6 +276,14 @@ impl Rows<'_> {
         run.records_in += 1;
         run.progress.tick(bytes.len() + 1);
         let n = ranges.len();
+        if n == keys.len() && !em.infers() {
+            let field_clean =
+                |i: usize| clean || field_clean.is_some_and(|f| f.get(i) == Some(&true));
+            em.string_row(keys, bytes, ranges, field_clean, self.origin, self.row)
+                .map_err(|e| Error::stdout(&e))?;
+            run.records_out += 1;
+            return Ok(());
+        }
         let plain = |i: usize| clean || field_clean.is_some_and(|f| f.get(i) == Some(&true));
         let cell = |(i, r): (usize, &(usize, usize))| {
             if plain(i) {

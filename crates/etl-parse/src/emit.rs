@@ -134,6 +134,9 @@ fn push_field(out: &mut Vec<u8>, key: &str, v: &Value) {
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
     keys: Vec<Vec<u8>>,
+    /// For rows of clean strings: `{"a":"`, `","b":"`, ... (each key closes
+    /// the previous value's quote and opens its own), so a field is two copies.
+    string_keys: Vec<Vec<u8>>,
     names: Vec<String>,
 }
 
@@ -150,8 +153,25 @@ impl Keys {
                 k.push(b':');
                 k
             })
+            .collect::<Vec<Vec<u8>>>();
+        let string_keys = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let mut s = Vec::with_capacity(k.len() + 2);
+                if i > 0 {
+                    s.push(b'"');
+                }
+                s.extend_from_slice(k);
+                s.push(b'"');
+                s
+            })
             .collect();
-        Self { keys, names }
+        Self {
+            keys,
+            string_keys,
+            names,
+        }
     }
 
     /// The column count.
@@ -233,6 +253,43 @@ impl Emitter {
         })
     }
 
+    /// Writes a row of string fields, one per key (the common CSV row,
+    /// without `--infer`): per field, its key and its content. `clean(i)`
+    /// says field `i` needs no escaping (known from scanning); the others
+    /// are escaped.
+    pub fn string_row(
+        &mut self,
+        keys: &Keys,
+        bytes: &[u8],
+        ranges: &[(usize, usize)],
+        clean: impl Fn(usize) -> bool,
+        origin: &Origin,
+        row: u64,
+    ) -> io::Result<()> {
+        self.out.write_with(|buf| {
+            buf.reserve(bytes.len() + keys.string_keys.iter().map(Vec::len).sum::<usize>() + 64);
+            for (i, (key, &(a, b))) in keys.string_keys.iter().zip(ranges).enumerate() {
+                buf.extend_from_slice(key);
+                let v = &bytes[a..b];
+                if clean(i) || crate::fastcsv::is_clean(v) {
+                    buf.extend_from_slice(v);
+                } else {
+                    write_escaped_inner(buf, v);
+                }
+            }
+            if !keys.string_keys.is_empty() {
+                buf.push(b'"');
+            }
+            origin.write_suffix(buf, row, keys.string_keys.is_empty());
+            buf.push(b'}');
+        })
+    }
+
+    /// Whether `--infer` is on (the clean-row path writes strings only).
+    pub fn infers(&self) -> bool {
+        self.opts.infer
+    }
+
     /// Writes a parsed record (JSON inputs) with the origin's suffix.
     pub fn record(&mut self, rec: &Record, origin: &Origin, row: u64) -> io::Result<()> {
         self.out.write_with(|buf| {
@@ -310,6 +367,15 @@ pub fn write_bytes(buf: &mut Vec<u8>, s: &[u8]) {
     } else {
         etl_core::record::write_escaped(buf, s);
     }
+}
+
+/// Escaped content without the surrounding quotes.
+fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
+    let at = buf.len();
+    etl_core::record::write_escaped(buf, s);
+    // Drop the quotes write_escaped put around the content.
+    buf.remove(at);
+    buf.pop();
 }
 
 /// What `--infer` makes of a text value.
