@@ -476,6 +476,23 @@ fn urls_stream_with_retries_and_map_statuses() {
         d.run(&["--retries", "1", &format!("{base}/x.csv")]).code,
         69
     );
+    // A server that accepts and never answers: --timeout ends the wait (69).
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let t = std::time::Instant::now();
+    let out = d.run(&[
+        "--timeout",
+        "0.5",
+        "--retries",
+        "0",
+        &format!("http://{addr}/slow.csv"),
+    ]);
+    assert_eq!(out.code, 69, "{}", out.stderr);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "the timeout was not honoured"
+    );
+    drop(silent);
     // Nothing listens here: connection refused, retried, then 69.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
