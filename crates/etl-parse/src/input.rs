@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -297,7 +297,7 @@ impl<'a> Opened<'a> {
     pub fn into_seekable(self, name: &str) -> Result<Seekable> {
         if let Some(path) = &self.file {
             let f = File::open(path).map_err(|e| Error::input(path, &e))?;
-            return Ok(Seekable::File(BufReader::new(f)));
+            return Ok(BufReader::new(f));
         }
         let mut tmp = tempfile::tempfile().map_err(|e| Error::output(Path::new("$TMPDIR"), &e))?;
         let mut r = self.into_reader();
@@ -309,36 +309,13 @@ impl<'a> Opened<'a> {
         })?;
         tmp.rewind()
             .map_err(|e| Error::new(Exit::IoErr, format!("{name}: {e}")))?;
-        Ok(Seekable::File(BufReader::new(tmp)))
+        Ok(BufReader::new(tmp))
     }
 }
 
-/// A seekable input for zip-based and OLE formats.
-#[derive(Debug)]
-pub enum Seekable {
-    /// A file (the input itself or a spool).
-    File(BufReader<File>),
-    /// Bytes in memory (a zip member).
-    Memory(io::Cursor<Vec<u8>>),
-}
-
-impl Read for Seekable {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Seekable::File(f) => f.read(buf),
-            Seekable::Memory(m) => m.read(buf),
-        }
-    }
-}
-
-impl Seek for Seekable {
-    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
-        match self {
-            Seekable::File(f) => f.seek(pos),
-            Seekable::Memory(m) => m.seek(pos),
-        }
-    }
-}
+/// A seekable input for zip-based and OLE formats: the input file itself,
+/// or a temporary spool of a stream.
+pub type Seekable = BufReader<File>;
 
 /// Opens `src`, removing one layer of compression if its magic bytes say so.
 pub fn open<'a>(
@@ -452,15 +429,10 @@ fn fetch(url: &str, http: &Http) -> Result<reqwest::blocking::Response> {
     }
 }
 
-/// Writes `bytes` somewhere that needs a Write (keeps `Write` imported for tests).
-#[doc(hidden)]
-pub fn sink(mut w: impl Write, bytes: &[u8]) -> io::Result<()> {
-    w.write_all(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn extensions_skip_compression_suffixes() {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bats
+# The README's first set-up command must keep working: scripts/demo runs the
+# main job on embedded defaults and shows the second run passing only what
+# changed.
+
+load helpers
+
+setup() {
+  common_setup
+}
+
+@test "scripts/demo runs end to end and the second run passes only changed orders" {
+  export ETL_DEMO_DIR="$BATS_TEST_TMPDIR/demo"
+  run timeout 600 "$ETL_ROOT/scripts/demo"
+  assert_success
+  assert_output --partial "run 1 passed 3 orders, run 2 passed 3"
+  assert_equal "$(jq -r .order_id "$ETL_DEMO_DIR/run2.ndjson" | tr '\n' ' ')" "A-1003 A-1004 A-1005 "
+  # Leading zeros survive the whole way (values stay strings).
+  assert_equal "$(jq -r 'select(.order_id == "A-1005") | .amount' "$ETL_DEMO_DIR/run2.ndjson")" "00042.10"
+  assert_equal "$(jq -r '.committed.orders.value' "$ETL_DEMO_DIR/state.json")" "2026-11-21T10:00:59Z"
+}
