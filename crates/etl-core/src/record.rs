@@ -12,7 +12,7 @@
 use std::fmt;
 
 use indexmap::IndexMap;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -369,8 +369,15 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 /// [`write_str`] for bytes the caller has already checked are UTF-8 (so
 /// hot loops need not build a `&str`): quotes, then escaped content.
 pub fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
+    write_escaped_content(out, bytes);
+    out.push(b'"');
+}
+
+/// The escaped content of a JSON string, without its quotes (for writers
+/// that put the quotes elsewhere, like etl-parse's pre-built key prefixes).
+pub fn write_escaped_content(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -400,7 +407,6 @@ pub fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 impl Serialize for Value {
@@ -440,29 +446,6 @@ impl<'de> Deserialize<'de> for Value {
         let raw: Box<RawValue> = Deserialize::deserialize(d)?;
         Value::from_raw(&raw).map_err(de::Error::custom)
     }
-}
-
-/// A sequence of raw values, used by tests and by callers that want arrays.
-#[doc(hidden)]
-pub fn parse_array(text: &str) -> Result<Vec<Value>, serde_json::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Vec<Value>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON array")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
-            let mut out = Vec::new();
-            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-                out.push(Value::from_raw(raw).map_err(de::Error::custom)?);
-            }
-            Ok(out)
-        }
-    }
-    let mut d = serde_json::Deserializer::from_str(text);
-    let v = d.deserialize_seq(V)?;
-    d.end()?;
-    Ok(v)
 }
 
 #[cfg(test)]
@@ -596,6 +579,5 @@ mod tests {
     fn raw_text_is_unquoted_for_strings_only() {
         assert_eq!(Value::from("a b").to_raw_text(), "a b");
         assert_eq!(Value::parse("1.50").unwrap().to_raw_text(), "1.50");
-        assert_eq!(parse_array("[1, \"x\"]").unwrap().len(), 2);
     }
 }

@@ -263,9 +263,9 @@ impl Rows<'_> {
         let text = |r: &(usize, usize)| std::str::from_utf8(field(r)).unwrap_or_default();
         let keys = match &self.keys {
             Some(k) => k,
-            None if self.opts.no_header => self.keys.insert(Keys::new(numbered(ranges.len()))),
+            None if self.opts.no_header => self.keys.insert(Keys::new(&numbered(ranges.len()))),
             None => {
-                self.keys = Some(Keys::new(header_names(
+                self.keys = Some(Keys::new(&header_names(
                     ranges.iter().map(text),
                     self.opts.normalize,
                 )));

@@ -137,12 +137,13 @@ pub struct Keys {
     /// For rows of clean strings: `{"a":"`, `","b":"`, ... (each key closes
     /// the previous value's quote and opens its own), so a field is two copies.
     string_keys: Vec<Vec<u8>>,
-    names: Vec<String>,
+    /// Total length of `string_keys`, for one reservation per row.
+    string_keys_len: usize,
 }
 
 impl Keys {
     /// Keys for `names` (already unique).
-    pub fn new(names: Vec<String>) -> Self {
+    pub fn new(names: &[String]) -> Self {
         let keys = names
             .iter()
             .enumerate()
@@ -154,7 +155,7 @@ impl Keys {
                 k
             })
             .collect::<Vec<Vec<u8>>>();
-        let string_keys = keys
+        let string_keys: Vec<Vec<u8>> = keys
             .iter()
             .enumerate()
             .map(|(i, k)| {
@@ -167,10 +168,11 @@ impl Keys {
                 s
             })
             .collect();
+        let string_keys_len = string_keys.iter().map(Vec::len).sum();
         Self {
             keys,
             string_keys,
-            names,
+            string_keys_len,
         }
     }
 
@@ -182,11 +184,6 @@ impl Keys {
     /// True when there are no columns.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
-    }
-
-    /// The column names.
-    pub fn names(&self) -> &[String] {
-        &self.names
     }
 }
 
@@ -267,14 +264,14 @@ impl Emitter {
         row: u64,
     ) -> io::Result<()> {
         self.out.write_with(|buf| {
-            buf.reserve(bytes.len() + keys.string_keys.iter().map(Vec::len).sum::<usize>() + 64);
+            buf.reserve(bytes.len() + keys.string_keys_len + 64);
             for (i, (key, &(a, b))) in keys.string_keys.iter().zip(ranges).enumerate() {
                 buf.extend_from_slice(key);
                 let v = &bytes[a..b];
                 if clean(i) || crate::fastcsv::is_clean(v) {
                     buf.extend_from_slice(v);
                 } else {
-                    write_escaped_inner(buf, v);
+                    etl_core::record::write_escaped_content(buf, v);
                 }
             }
             if !keys.string_keys.is_empty() {
@@ -367,15 +364,6 @@ pub fn write_bytes(buf: &mut Vec<u8>, s: &[u8]) {
     } else {
         etl_core::record::write_escaped(buf, s);
     }
-}
-
-/// Escaped content without the surrounding quotes.
-fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
-    let at = buf.len();
-    etl_core::record::write_escaped(buf, s);
-    // Drop the quotes write_escaped put around the content.
-    buf.remove(at);
-    buf.pop();
 }
 
 /// What `--infer` makes of a text value.
@@ -574,7 +562,7 @@ mod tests {
 
     #[test]
     fn rows_pad_extra_and_provenance() {
-        let keys = Keys::new(vec!["a".into(), "b\"q".into()]);
+        let keys = Keys::new(&["a".into(), "b\"q".into()]);
         let origin = Origin::new("f.csv", true, &[("from".into(), Value::from("x@y"))]);
         let mut buf = Vec::new();
         // Exercise the same code the emitter runs, on a Vec.

@@ -260,10 +260,10 @@ fn parse_range(
         }
         let k = match &keys {
             Some(k) => k,
-            None if opts.no_header => keys.insert(Keys::new(numbered(cells.len()))),
+            None if opts.no_header => keys.insert(Keys::new(&numbered(cells.len()))),
             None => {
                 let names: Vec<String> = cells.iter().map(display).collect();
-                keys = Some(Keys::new(header_names(
+                keys = Some(Keys::new(&header_names(
                     names.iter().map(String::as_str),
                     opts.normalize,
                 )));
