@@ -18,4 +18,10 @@ setup() {
   # Leading zeros survive the whole way (values stay strings).
   assert_equal "$(jq -r 'select(.order_id == "A-1005") | .amount' "$ETL_DEMO_DIR/run2.ndjson")" "00042.10"
   assert_equal "$(jq -r '.committed.orders.value' "$ETL_DEMO_DIR/state.json")" "2026-11-21T10:00:59Z"
+  # The warehouse: every order once, amounts exact, times in UTC, names hashed.
+  table="$ETL_DEMO_DIR/run2.ndjson.table"
+  assert_equal "$(jq -r .order_id "$table" | tr '\n' ' ')" "A-1001 A-1002 A-1003 A-1004 A-1005 "
+  assert_equal "$(grep -o '"amount":[0-9.]*' "$table" | tr '\n' ' ')" '"amount":1234.50 "amount":89.90 "amount":14250.00 "amount":310.00 "amount":42.10 '
+  assert_equal "$(jq -r 'select(.order_id == "A-1003") | .updated_at' "$table")" "2026-11-21T07:10:12Z"
+  jq -e -s 'all(.customer | test("^[0-9a-f]{64}$"))' "$table" >/dev/null
 }

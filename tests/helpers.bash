@@ -2,7 +2,8 @@
 # scratch working directory per test, and bats-assert.
 #
 # Binaries come from $ETL_BIN_DIR (scripts/test sets it from
-# CARGO_TARGET_DIR), else target/debug of this checkout.
+# CARGO_TARGET_DIR), else target/debug of this checkout; etl-merge from
+# $ETL_RELEASE_DIR (target/release).
 
 bats_require_minimum_version 1.5.0
 
@@ -11,7 +12,9 @@ load '/usr/lib/bats/bats-assert/load'
 
 ETL_ROOT="$(cd "$(dirname "${BATS_TEST_FILENAME}")/.." && pwd)"
 ETL_BIN_DIR="${ETL_BIN_DIR:-${CARGO_TARGET_DIR:-$ETL_ROOT/target}/debug}"
-export PATH="$ETL_BIN_DIR:$PATH"
+# etl-merge (DuckDB) is built in release only; see scripts/test.
+ETL_RELEASE_DIR="${ETL_RELEASE_DIR:-${CARGO_TARGET_DIR:-$ETL_ROOT/target}/release}"
+export PATH="$ETL_BIN_DIR:$ETL_RELEASE_DIR:$PATH"
 # Every call is bounded: a hung pipeline fails its test instead of CI.
 T="timeout 60"
 

@@ -150,6 +150,11 @@ impl<R: BufRead> RecordReader<R> {
         &self.buf[self.raw.0..self.raw.1]
     }
 
+    /// The underlying reader (what it had buffered ahead stays in it).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// The number of lines read so far.
     pub fn line(&self) -> u64 {
         self.line

@@ -17,7 +17,12 @@ mod etl7;
 
 /// Every command whose documentation is generated. Each command's issue adds its line.
 fn commands() -> Vec<clap::Command> {
-    vec![etl_checkpoint::command(), etl_parse::command()]
+    vec![
+        etl_checkpoint::command(),
+        etl_parse::command(),
+        etl_transform::command(),
+        etl_merge::command(),
+    ]
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,798 @@
+//! One run: stage, check, merge, audit, commit, emit.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use duckdb::{params, Connection};
+use etl_core::{Error, Reject, Result, Run};
+
+use crate::db::{self, Column, Settings, Table};
+use crate::emit::{self, OutCol};
+use crate::events;
+use crate::sql::{self, ident, literal};
+use crate::stage::{self, StageCol, Staged, STAGE};
+use crate::{Cli, Emit, Mode, OnDuplicateKey, OnNewColumn};
+
+/// An input column as it lands: staging index, table column, type.
+#[derive(Debug, Clone)]
+struct Target {
+    idx: usize,
+    name: String,
+    ty: String,
+    is_key: bool,
+}
+
+/// What the run did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    inserted: u64,
+    updated: u64,
+    unchanged: u64,
+    deleted: u64,
+}
+
+const RUNS_DDL: &str = "CREATE TABLE IF NOT EXISTS main._etl_runs (\
+    run_id VARCHAR, \"table\" VARCHAR, mode VARCHAR, \"key\" VARCHAR, \
+    started_at TIMESTAMP, finished_at TIMESTAMP, rows_in BIGINT, inserted BIGINT, \
+    updated BIGINT, unchanged BIGINT, deleted BIGINT, rejected BIGINT, \
+    input_sha256 VARCHAR, status VARCHAR)";
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Runs one invocation.
+#[allow(clippy::needless_pass_by_value)] // the signature `etl_core::main` calls
+pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
+    let started = now_micros();
+    let (db_path, types) = check_args(&cli)?;
+    let table = Table {
+        schema: cli.schema.clone(),
+        name: cli.table.clone(),
+    };
+    let conn = db::open(
+        &db_path,
+        &Settings {
+            memory_limit: cli.memory_limit.as_deref(),
+            threads: cli.threads,
+        },
+    )?;
+    let tmp = db::temp_dir(&db_path);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::output(&tmp, &e))?;
+
+    db::exec(&conn, "starting the transaction", "BEGIN TRANSACTION")?;
+    let staged = stage::stage(
+        &conn,
+        &tmp,
+        std::io::stdin().lock(),
+        &cli.key,
+        cli.batch_size,
+        run,
+    )?;
+    events::staged(staged.rows, staged.cols.len(), &staged.sha256);
+    db::exec(&conn, "creating _etl_runs", RUNS_DDL)?;
+    let key_text = cli.key.join(",");
+
+    if staged.rows > 0 && !cli.force {
+        if let Some((prev, at)) =
+            previous_apply(&conn, &table, cli.mode, &key_text, &staged.sha256)?
+        {
+            db::exec(&conn, "rolling back", "ROLLBACK")?;
+            events::replay_skipped(&table.display(), &prev, &at);
+            if !cli.dry_run {
+                audit_alone(&conn, &cli, &table, &staged, started, run, "skipped")?;
+            }
+            run.set_count("inserted", 0_u64);
+            run.set_count("updated", 0_u64);
+            run.set_count("skipped_replay", true);
+            return emit_after(&conn, &cli, &table, run, &[], false);
+        }
+    }
+
+    let outcome = merge_in_tx(&conn, &cli, &table, &types, &staged, run);
+    let outcome = outcome.and_then(|r| match &cli.query {
+        Some(q) => emit::check_query(&conn, q).map(|()| r),
+        None => Ok(r),
+    });
+    let (counts, targets) = match outcome {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            if !cli.dry_run {
+                let _ = audit_alone(&conn, &cli, &table, &staged, started, run, "failed");
+            }
+            return Err(e);
+        }
+    };
+    audit(
+        &conn,
+        &cli,
+        &table,
+        &staged,
+        started,
+        run,
+        counts,
+        if cli.dry_run { "dry-run" } else { "ok" },
+    )?;
+    run.set_count("inserted", counts.inserted);
+    run.set_count("updated", counts.updated);
+    run.set_count("unchanged", counts.unchanged);
+    run.set_count("deleted", counts.deleted);
+    events::merged(
+        &table.display(),
+        cli.mode.name(),
+        [
+            counts.inserted,
+            counts.updated,
+            counts.unchanged,
+            counts.deleted,
+        ],
+        cli.dry_run,
+    );
+    if cli.dry_run {
+        // What would change, then nothing changes.
+        let emitted = emit_after(&conn, &cli, &table, run, &targets, true);
+        db::exec(&conn, "rolling back the dry run", "ROLLBACK")?;
+        return emitted;
+    }
+    db::exec(&conn, "committing", "COMMIT")?;
+    emit_after(&conn, &cli, &table, run, &targets, false)
+}
+
+/// Flag checks that need no database.
+fn check_args(cli: &Cli) -> Result<(std::path::PathBuf, Vec<(String, String)>)> {
+    let db_path = cli
+        .db
+        .clone()
+        .ok_or_else(|| Error::missing_setting("--db", "ETL_DB"))?;
+    if cli.key.iter().any(|k| k.trim().is_empty()) {
+        return Err(Error::usage("--key: empty column name"));
+    }
+    if cli.key.is_empty() && cli.mode != Mode::Append {
+        return Err(Error::usage(format!(
+            "--key is required with --mode {} (only append works without a key)",
+            cli.mode.name()
+        )));
+    }
+    if cli.table.is_empty() || cli.schema.is_empty() {
+        return Err(Error::usage("--table and --schema must not be empty"));
+    }
+    let types = sql::parse_types(&cli.types).map_err(Error::usage)?;
+    Ok((db_path, types))
+}
+
+/// The run of an earlier, successful apply of the same input.
+fn previous_apply(
+    conn: &Connection,
+    table: &Table,
+    mode: Mode,
+    key: &str,
+    sha: &str,
+) -> Result<Option<(String, String)>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT run_id, CAST(finished_at AS VARCHAR) FROM main._etl_runs \
+             WHERE \"table\" = ? AND mode = ? AND \"key\" = ? AND input_sha256 = ? \
+               AND status = 'ok' ORDER BY finished_at DESC LIMIT 1",
+        )
+        .map_err(|e| db::err("reading _etl_runs", &e))?;
+    let mut rows = stmt
+        .query(params![table.display(), mode.name(), key, sha])
+        .map_err(|e| db::err("reading _etl_runs", &e))?;
+    match rows.next().map_err(|e| db::err("reading _etl_runs", &e))? {
+        Some(r) => Ok(Some((
+            r.get(0).map_err(|e| db::err("reading _etl_runs", &e))?,
+            r.get(1).map_err(|e| db::err("reading _etl_runs", &e))?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the audit row's fields
+fn audit(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    staged: &Staged,
+    started: i64,
+    run: &Run,
+    c: Counts,
+    status: &str,
+) -> Result<()> {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    conn.execute(
+        "INSERT INTO main._etl_runs VALUES (?, ?, ?, ?, make_timestamp(?), make_timestamp(?), \
+         ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            run.run_id(),
+            table.display(),
+            cli.mode.name(),
+            cli.key.join(","),
+            started,
+            now_micros(),
+            n(staged.rows_in),
+            n(c.inserted),
+            n(c.updated),
+            n(c.unchanged),
+            n(c.deleted),
+            n(run.records_rejected()),
+            staged.sha256,
+            status
+        ],
+    )
+    .map(|_| ())
+    .map_err(|e| db::err("writing _etl_runs", &e))
+}
+
+/// An audit row in its own transaction (a skipped replay, a failed run).
+fn audit_alone(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    staged: &Staged,
+    started: i64,
+    run: &Run,
+    status: &str,
+) -> Result<()> {
+    db::exec(conn, "creating _etl_runs", RUNS_DDL)?;
+    audit(
+        conn,
+        cli,
+        table,
+        staged,
+        started,
+        run,
+        Counts::default(),
+        status,
+    )
+}
+
+/// Everything between staging and COMMIT.
+fn merge_in_tx(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    types: &[(String, String)],
+    staged: &Staged,
+    run: &mut Run,
+) -> Result<(Counts, Vec<Target>)> {
+    let existing = table.columns(conn)?;
+    if staged.rows == 0 {
+        if cli.mode == Mode::Replace && existing.is_some() && !cli.allow_empty {
+            return Err(Error::data(format!(
+                "no records: --mode replace would empty {}; refusing (pass --allow-empty to mean it)",
+                table.display()
+            )));
+        }
+        if existing.is_none() {
+            events::empty_input(&table.display());
+            return Ok((Counts::default(), Vec::new()));
+        }
+        if cli.mode == Mode::Replace {
+            let deleted = db::count(conn, &format!("SELECT count(*) FROM {}", table.sql()))?;
+            db::exec(
+                conn,
+                "emptying the table",
+                &format!("DELETE FROM {}", table.sql()),
+            )?;
+            return Ok((
+                Counts {
+                    deleted,
+                    ..Counts::default()
+                },
+                Vec::new(),
+            ));
+        }
+        events::empty_input(&table.display());
+        return Ok((Counts::default(), Vec::new()));
+    }
+    let targets = resolve_columns(conn, cli, table, types, &staged.cols, existing)?;
+    check_types(conn, &targets, staged, run)?;
+    build_source(conn, cli, &targets, staged)?;
+    let counts = apply_mode(conn, cli, table, &targets, staged)?;
+    Ok((counts, targets))
+}
+
+/// Matches input columns to table columns (case-insensitively, as DuckDB
+/// does), creates the table or adds columns, and decides every type.
+fn resolve_columns(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    types: &[(String, String)],
+    cols: &[StageCol],
+    existing: Option<Vec<Column>>,
+) -> Result<Vec<Target>> {
+    // Two input keys that DuckDB would see as one column.
+    for (i, a) in cols.iter().enumerate() {
+        if let Some(b) = cols[..i]
+            .iter()
+            .find(|b| b.name.eq_ignore_ascii_case(&a.name))
+        {
+            return Err(Error::data(format!(
+                "input columns {:?} and {:?} differ only in case; DuckDB column names are case-insensitive",
+                b.name, a.name
+            )));
+        }
+    }
+    let is_key = |name: &str| cli.key.iter().any(|k| k.eq_ignore_ascii_case(name));
+    let type_for = |c: &StageCol| {
+        types
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&c.name))
+            .map_or_else(|| c.seen.duckdb_type(), |(_, t)| t.clone())
+    };
+    for (n, _) in types {
+        if !cols.iter().any(|c| c.name.eq_ignore_ascii_case(n)) {
+            events::type_ignored(n, "no such column in the input");
+        }
+    }
+    let mut targets = Vec::with_capacity(cols.len());
+    match existing {
+        None => {
+            let mut defs = Vec::with_capacity(cols.len());
+            for (idx, c) in cols.iter().enumerate() {
+                let ty = type_for(c);
+                defs.push(format!("{} {ty}", ident(&c.name)));
+                targets.push(Target {
+                    idx,
+                    name: c.name.clone(),
+                    ty,
+                    is_key: is_key(&c.name),
+                });
+            }
+            db::exec(
+                conn,
+                "creating the schema",
+                &format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)),
+            )?;
+            conn.execute_batch(&format!(
+                "CREATE TABLE {} ({})",
+                table.sql(),
+                defs.join(", ")
+            ))
+            .map_err(|e| db::usage_err(&format!("creating {}", table.display()), &e))?;
+            events::created(&table.display(), &defs.join(", "));
+        }
+        Some(tcols) => {
+            let mut new = Vec::new();
+            for (idx, c) in cols.iter().enumerate() {
+                match tcols.iter().find(|t| t.name.eq_ignore_ascii_case(&c.name)) {
+                    Some(t) => {
+                        if let Some((_, ty)) =
+                            types.iter().find(|(n, _)| n.eq_ignore_ascii_case(&c.name))
+                        {
+                            if !ty.eq_ignore_ascii_case(&t.ty) {
+                                events::type_ignored(
+                                    &c.name,
+                                    &format!("the table's column is {}; {ty} ignored", t.ty),
+                                );
+                            }
+                        }
+                        targets.push(Target {
+                            idx,
+                            name: t.name.clone(),
+                            ty: t.ty.clone(),
+                            is_key: is_key(&c.name),
+                        });
+                    }
+                    None => new.push((idx, c)),
+                }
+            }
+            if !new.is_empty() {
+                new_columns(conn, cli, table, &new, &type_for, &mut targets)?;
+            }
+        }
+    }
+    for k in &cli.key {
+        if !targets.iter().any(|t| t.name.eq_ignore_ascii_case(k)) {
+            return Err(Error::data(format!("key column {k:?} is not in the input")));
+        }
+    }
+    Ok(targets)
+}
+
+/// Input columns the table lacks, by `--on-new-column`.
+fn new_columns(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    new: &[(usize, &StageCol)],
+    type_for: &dyn Fn(&StageCol) -> String,
+    targets: &mut Vec<Target>,
+) -> Result<()> {
+    let is_key = |name: &str| cli.key.iter().any(|k| k.eq_ignore_ascii_case(name));
+    let names: Vec<&str> = new.iter().map(|(_, c)| c.name.as_str()).collect();
+    match cli.on_new_column {
+        OnNewColumn::Fail => {
+            return Err(Error::data(format!(
+                "input columns not in {}: {} (use --on-new-column add or ignore)",
+                table.display(),
+                names.join(", ")
+            )));
+        }
+        OnNewColumn::Ignore => {
+            if new.iter().any(|(_, c)| is_key(&c.name)) {
+                return Err(Error::data(format!(
+                    "key column(s) not in {}: {}",
+                    table.display(),
+                    names.join(", ")
+                )));
+            }
+            events::columns_ignored(&table.display(), &names.join(", "));
+        }
+        OnNewColumn::Add => {
+            let mut added = Vec::new();
+            for &(idx, c) in new {
+                let ty = type_for(c);
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {} ADD COLUMN {} {ty}",
+                    table.sql(),
+                    ident(&c.name)
+                ))
+                .map_err(|e| db::usage_err(&format!("adding column {:?}", c.name), &e))?;
+                added.push(format!("{} {ty}", c.name));
+                targets.push(Target {
+                    idx,
+                    name: c.name.clone(),
+                    ty,
+                    is_key: is_key(&c.name),
+                });
+            }
+            events::columns_added(&table.display(), &added.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// The SQL that turns a staging text value into the column's type.
+fn convert_sql(t: &Target, v: &str) -> String {
+    let ty = t.ty.trim();
+    if ty.eq_ignore_ascii_case("VARCHAR") {
+        v.to_owned()
+    } else if ty.eq_ignore_ascii_case("JSON") {
+        format!(
+            "CASE WHEN json_valid({v}) THEN CAST({v} AS JSON) ELSE CAST(to_json({v}) AS JSON) END"
+        )
+    } else {
+        format!("CAST({v} AS {ty})")
+    }
+}
+
+/// Values that do not fit their column become rejects (set-based: one
+/// query per typed column), and leave the staging table.
+fn check_types(
+    conn: &Connection,
+    targets: &[Target],
+    staged: &Staged,
+    run: &mut Run,
+) -> Result<()> {
+    for t in targets {
+        let ty = t.ty.trim();
+        if ty.eq_ignore_ascii_case("VARCHAR") || ty.eq_ignore_ascii_case("JSON") {
+            continue;
+        }
+        let v = StageCol::stage_name(t.idx);
+        let mut bad = format!("TRY_CAST({v} AS {ty}) IS NULL");
+        if let Some(scale) = sql::decimal_scale(ty) {
+            // DuckDB rounds 1.005 into DECIMAL(18,2); losing a digit is a reject.
+            let _ = write!(
+                bad,
+                " OR regexp_matches({v}, {})",
+                literal(&format!("^[^eE]*\\.[0-9]{{{scale}}}[0-9]*[1-9]"))
+            );
+        }
+        let cond = format!("{v} IS NOT NULL AND ({bad})");
+        let sql =
+            format!("SELECT _etl_line, _etl_off, {v} FROM {STAGE} WHERE {cond} ORDER BY _etl_line");
+        let bad_rows: Vec<(i64, i64, String)> = {
+            let mut stmt = conn
+                .prepare(&sql)
+                .map_err(|e| db::usage_err(&format!("checking column {:?} as {ty}", t.name), &e))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(Iterator::collect)
+                .map_err(|e| db::err("checking types", &e))?
+        };
+        if bad_rows.is_empty() {
+            continue;
+        }
+        let input_name = &staged.cols[t.idx].name;
+        for (line, off, value) in &bad_rows {
+            run.reject(&Reject {
+                line: u64::try_from(*line).unwrap_or(0),
+                error: format!("column {input_name:?}: {value:?} is not a valid {ty}"),
+                input: staged.input_at(u64::try_from(*off).unwrap_or(0)),
+                source: None,
+            })?;
+        }
+        db::exec(
+            conn,
+            "removing rejects",
+            &format!("DELETE FROM {STAGE} WHERE {cond}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// `_etl_src`: typed values `v{i}`, one row per key (the last record wins)
+/// unless appending.
+fn build_source(conn: &Connection, cli: &Cli, targets: &[Target], staged: &Staged) -> Result<()> {
+    let mut select = String::from("_etl_line, _etl_absent");
+    for t in targets {
+        let _ = write!(
+            select,
+            ", {} AS v{}",
+            convert_sql(t, &StageCol::stage_name(t.idx)),
+            t.idx
+        );
+    }
+    let typed = format!("(SELECT {select} FROM {STAGE})");
+    let keys: Vec<String> = targets
+        .iter()
+        .filter(|t| t.is_key)
+        .map(|t| format!("v{}", t.idx))
+        .collect();
+    if keys.is_empty() || cli.mode == Mode::Append {
+        db::exec(
+            conn,
+            "typing the input",
+            &format!("CREATE OR REPLACE TEMP TABLE _etl_src AS SELECT * FROM {typed}"),
+        )?;
+        return Ok(());
+    }
+    let key_list = keys.join(", ");
+    if cli.on_duplicate_key == OnDuplicateKey::Fail {
+        let key_text: Vec<String> = keys
+            .iter()
+            .map(|k| format!("CAST({k} AS VARCHAR)"))
+            .collect();
+        let sql = format!(
+            "SELECT concat_ws(', ', {}), min(_etl_line), max(_etl_line) FROM {typed} \
+             GROUP BY {key_list} HAVING count(*) > 1 ORDER BY min(_etl_line) LIMIT 1",
+            key_text.join(", ")
+        );
+        let dup: Option<(String, i64, i64)> = conn
+            .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map(Some)
+            .or_else(|e| match e {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(db::err("checking duplicate keys", &e)),
+            })?;
+        if let Some((key, first, last)) = dup {
+            let names: Vec<&str> = targets
+                .iter()
+                .filter(|t| t.is_key)
+                .map(|t| staged.cols[t.idx].name.as_str())
+                .collect();
+            return Err(Error::data(format!(
+                "duplicate key ({}) = ({key}) on lines {first} and {last} (--on-duplicate-key fail)",
+                names.join(", ")
+            )));
+        }
+    }
+    db::exec(
+        conn,
+        "de-duplicating keys",
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE _etl_src AS SELECT * FROM {typed} \
+             QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY _etl_line DESC) = 1"
+        ),
+    )
+}
+
+/// Applies `_etl_src` to the target by mode; leaves `_etl_ops` (the rows
+/// with `_etl_op`) for `--emit changes`.
+fn apply_mode(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    targets: &[Target],
+    staged: &Staged,
+) -> Result<Counts> {
+    let t_sql = table.sql();
+    let col_list: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
+    let v_list: Vec<String> = targets.iter().map(|t| format!("v{}", t.idx)).collect();
+    let insert = |filter: &str| {
+        format!(
+            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops {filter}",
+            col_list.join(", "),
+            v_list.join(", ")
+        )
+    };
+    match cli.mode {
+        Mode::Append | Mode::Replace => {
+            let deleted = if cli.mode == Mode::Replace {
+                let n = db::count(conn, &format!("SELECT count(*) FROM {t_sql}"))?;
+                db::exec(conn, "emptying the table", &format!("DELETE FROM {t_sql}"))?;
+                n
+            } else {
+                0
+            };
+            db::exec(
+                conn,
+                "preparing rows",
+                "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT *, 'insert' AS _etl_op FROM _etl_src",
+            )?;
+            db::exec(conn, "inserting rows", &insert(""))?;
+            let inserted = db::count(conn, "SELECT count(*) FROM _etl_ops")?;
+            Ok(Counts {
+                inserted,
+                deleted,
+                ..Counts::default()
+            })
+        }
+        Mode::Merge | Mode::InsertNew => merge_ops(conn, cli, table, targets, staged, &insert),
+    }
+}
+
+/// `merge` and `insert-new`: classify every source row against the table
+/// (insert, update, unchanged) into `_etl_ops`, then apply.
+fn merge_ops(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    targets: &[Target],
+    staged: &Staged,
+    insert: &dyn Fn(&str) -> String,
+) -> Result<Counts> {
+    let t_sql = table.sql();
+    let keys: Vec<&Target> = targets.iter().filter(|t| t.is_key).collect();
+    let on: Vec<String> = keys
+        .iter()
+        .map(|k| format!("s.v{} = t.{}", k.idx, ident(&k.name)))
+        .collect();
+    let hit = format!("t.{} IS NOT NULL", ident(&keys[0].name));
+    let mut select = String::from("s._etl_line");
+    let mut differs = Vec::new();
+    for t in targets {
+        let sv = format!("s.v{}", t.idx);
+        let tv = format!("t.{}", ident(&t.name));
+        let absent = staged.cols[t.idx].absent_sql(t.idx, "s");
+        match (&absent, t.is_key) {
+            (Some(a), false) => {
+                let _ = write!(
+                    select,
+                    ", CASE WHEN {hit} AND {a} THEN {tv} ELSE {sv} END AS v{}",
+                    t.idx
+                );
+                differs.push(format!("(NOT {a} AND {sv} IS DISTINCT FROM {tv})"));
+            }
+            (None, false) => {
+                let _ = write!(select, ", {sv} AS v{}", t.idx);
+                differs.push(format!("{sv} IS DISTINCT FROM {tv}"));
+            }
+            (_, true) => {
+                let _ = write!(select, ", {sv} AS v{}", t.idx);
+            }
+        }
+    }
+    let changed = if differs.is_empty() || cli.mode == Mode::InsertNew {
+        "false".to_owned()
+    } else {
+        differs.join(" OR ")
+    };
+    db::exec(
+        conn,
+        "comparing with the table",
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT {select}, \
+             CASE WHEN NOT ({hit}) THEN 'insert' WHEN {changed} THEN 'update' \
+             ELSE 'unchanged' END AS _etl_op \
+             FROM _etl_src AS s LEFT JOIN {t_sql} AS t ON {}",
+            on.join(" AND ")
+        ),
+    )?;
+    let (inserted, updated, unchanged) = conn
+        .query_row(
+            "SELECT count(*) FILTER (WHERE _etl_op = 'insert'), \
+             count(*) FILTER (WHERE _etl_op = 'update'), \
+             count(*) FILTER (WHERE _etl_op = 'unchanged') FROM _etl_ops",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .map_err(|e| db::err("counting changes", &e))?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let sets: Vec<String> = targets
+        .iter()
+        .filter(|t| !t.is_key)
+        .map(|t| format!("{} = _etl_o.v{}", ident(&t.name), t.idx))
+        .collect();
+    if updated > 0 && !sets.is_empty() {
+        let key_match: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                format!(
+                    "{}.{} = _etl_o.v{}",
+                    ident(&table.name),
+                    ident(&k.name),
+                    k.idx
+                )
+            })
+            .collect();
+        db::exec(
+            conn,
+            "updating rows",
+            &format!(
+                "UPDATE {t_sql} SET {} FROM _etl_ops AS _etl_o \
+                 WHERE _etl_o._etl_op = 'update' AND {}",
+                sets.join(", "),
+                key_match.join(" AND ")
+            ),
+        )?;
+    }
+    if inserted > 0 {
+        db::exec(conn, "inserting rows", &insert("WHERE _etl_op = 'insert'"))?;
+    }
+    Ok(Counts {
+        inserted: n(inserted),
+        updated: n(updated),
+        unchanged: n(unchanged),
+        deleted: 0,
+    })
+}
+
+/// `--emit` / `--query` output, after COMMIT (or before a dry run's rollback).
+fn emit_after(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    run: &mut Run,
+    targets: &[Target],
+    in_tx: bool,
+) -> Result<()> {
+    if let Some(q) = &cli.query {
+        return emit::query(conn, q, run, in_tx);
+    }
+    match cli.emit {
+        Emit::None => Ok(()),
+        Emit::Changes => {
+            if targets.is_empty() {
+                return Ok(());
+            }
+            // _etl_ops holds v{i} for the input's columns.
+            let mut cols: Vec<OutCol> = targets
+                .iter()
+                .map(|t| OutCol {
+                    name: t.name.clone(),
+                    expr: format!("v{}", t.idx),
+                    ty: t.ty.clone(),
+                })
+                .collect();
+            cols.push(OutCol {
+                name: "_op".into(),
+                expr: "_etl_op".into(),
+                ty: "VARCHAR".into(),
+            });
+            emit::emit(
+                conn,
+                &cols,
+                "_etl_ops WHERE _etl_op IN ('insert', 'update') ORDER BY _etl_line",
+                "--emit changes",
+                run,
+            )
+        }
+        Emit::Table => {
+            let Some(tcols) = table.columns(conn)? else {
+                return Ok(());
+            };
+            let order: Vec<String> = if cli.order_by.is_empty() {
+                cli.key.iter().map(|k| ident(k.trim())).collect()
+            } else {
+                cli.order_by.iter().map(|k| ident(k.trim())).collect()
+            };
+            let mut from = table.sql();
+            if !order.is_empty() {
+                let _ = write!(from, " ORDER BY {}", order.join(", "));
+            }
+            emit::emit(conn, &emit::table_cols(&tcols), &from, "--emit table", run)
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! etl-merge against a real DuckDB file: every mode, keys, types, schema
+//! evolution, rejects, injection-proof names, replay, dry run, output.
+//! Table contents are read back with plain SQL through DuckDB itself.
+
+mod common;
+
+use common::Scratch;
+
+const ORDERS: &str = r#"{"id":1,"customer":"Ada","amount":12.50,"qty":2,"paid":true}
+{"id":2,"customer":"Bob","amount":7.25,"qty":1,"paid":false}
+{"id":3,"customer":"Cy","amount":100,"qty":10,"paid":null}
+"#;
+
+#[test]
+fn first_run_creates_the_table_with_types_from_the_stream() {
+    let s = Scratch::new();
+    let out = s.merge(&["--table", "orders", "--key", "id"], ORDERS);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "", "--emit none prints nothing");
+    assert_eq!(
+        s.types("orders"),
+        [
+            "id:BIGINT",
+            "customer:VARCHAR",
+            "amount:DECIMAL(38,2)",
+            "qty:BIGINT",
+            "paid:BOOLEAN"
+        ]
+    );
+    assert_eq!(
+        s.rows("SELECT id, customer, amount, qty, paid FROM orders ORDER BY id"),
+        [
+            "1|Ada|12.50|2|true",
+            "2|Bob|7.25|1|false",
+            "3|Cy|100.00|10|NULL"
+        ]
+    );
+    let sum = out.summary();
+    assert_eq!(sum["inserted"], 3);
+    assert_eq!(sum["updated"], 0);
+}
+
+#[test]
+fn merge_updates_only_input_columns_and_counts_unchanged_rows() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    // Only id and qty: customer, amount and paid keep their values.
+    let out = s.merge(
+        &["--table", "orders", "--key", "id"],
+        "{\"id\":1,\"qty\":5}\n{\"id\":2,\"qty\":1}\n{\"id\":4,\"qty\":7}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT id, customer, amount, qty, paid FROM orders ORDER BY id"),
+        [
+            "1|Ada|12.50|5|true",
+            "2|Bob|7.25|1|false",
+            "3|Cy|100.00|10|NULL",
+            "4|NULL|NULL|7|NULL"
+        ]
+    );
+    let sum = out.summary();
+    assert_eq!(
+        (
+            sum["inserted"].as_u64(),
+            sum["updated"].as_u64(),
+            sum["unchanged"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+}
+
+#[test]
+fn an_absent_field_keeps_its_value_and_an_explicit_null_clears_it() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    let out = s.merge(
+        &["--table", "orders", "--key", "id"],
+        "{\"id\":1,\"customer\":null}\n{\"id\":2,\"qty\":3}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT id, customer, qty FROM orders WHERE id <= 2 ORDER BY id"),
+        ["1|NULL|2", "2|Bob|3"]
+    );
+}
+
+#[test]
+fn insert_new_leaves_existing_keys_untouched() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    let out = s.merge(
+        &["--table", "orders", "--key", "id", "--mode", "insert-new"],
+        "{\"id\":1,\"customer\":\"CHANGED\"}\n{\"id\":9,\"customer\":\"New\"}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT id, customer FROM orders ORDER BY id"),
+        ["1|Ada", "2|Bob", "3|Cy", "9|New"]
+    );
+}
+
+#[test]
+fn append_needs_no_key_and_keeps_duplicates() {
+    let s = Scratch::new();
+    let input = "{\"event\":\"a\"}\n{\"event\":\"a\"}\n";
+    assert_eq!(
+        s.merge(&["--table", "log", "--mode", "append"], input).code,
+        0
+    );
+    assert_eq!(
+        s.merge(
+            &["--table", "log", "--mode", "append"],
+            "{\"event\":\"b\"}\n"
+        )
+        .code,
+        0
+    );
+    assert_eq!(s.rows("SELECT count(*) FROM log"), ["3"]);
+    // Without --key every other mode is a usage error.
+    let out = s.merge(&["--table", "log"], input);
+    assert_eq!(out.code, 64, "{}", out.stderr);
+}
+
+#[test]
+fn replace_makes_the_table_exactly_the_input_and_refuses_empty_input() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    let out = s.merge(
+        &["--table", "orders", "--key", "id", "--mode", "replace"],
+        "{\"id\":7,\"customer\":\"Only\"}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT id, customer, amount FROM orders"),
+        ["7|Only|NULL"]
+    );
+    assert_eq!(out.summary()["deleted"], 3);
+    let out = s.merge(
+        &["--table", "orders", "--key", "id", "--mode", "replace"],
+        "",
+    );
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(out.log_with("--allow-empty"), "{}", out.stderr);
+    assert_eq!(s.rows("SELECT count(*) FROM orders"), ["1"]);
+    let out = s.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--mode",
+            "replace",
+            "--allow-empty",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(s.rows("SELECT count(*) FROM orders"), ["0"]);
+}
+
+#[test]
+fn composite_keys_and_last_duplicate_wins() {
+    let s = Scratch::new();
+    let input = "{\"order\":1,\"line\":1,\"sku\":\"A\"}\n\
+                 {\"order\":1,\"line\":2,\"sku\":\"B\"}\n\
+                 {\"order\":2,\"line\":1,\"sku\":\"C\"}\n\
+                 {\"order\":1,\"line\":2,\"sku\":\"B2\"}\n";
+    let out = s.merge(&["--table", "lines", "--key", "order,line"], input);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT \"order\", line, sku FROM lines ORDER BY 1, 2"),
+        ["1|1|A", "1|2|B2", "2|1|C"]
+    );
+    let out = s.merge(
+        &[
+            "--table",
+            "lines",
+            "--key",
+            "order,line",
+            "--on-duplicate-key",
+            "fail",
+            "--force",
+        ],
+        input,
+    );
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(
+        out.log_with("duplicate key (order, line) = (1, 2) on lines 2 and 4"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn types_flag_parses_commas_inside_parentheses() {
+    let s = Scratch::new();
+    let out = s.merge(
+        &[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--types",
+            "amount=DECIMAL(18,2),qty=INTEGER",
+            "--types",
+            "day=DATE",
+        ],
+        "{\"id\":1,\"amount\":\"1234.5\",\"qty\":\"3\",\"day\":\"2026-11-21\"}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.types("t"),
+        [
+            "id:BIGINT",
+            "amount:DECIMAL(18,2)",
+            "qty:INTEGER",
+            "day:DATE"
+        ]
+    );
+    assert_eq!(
+        s.rows("SELECT amount, qty, day FROM t"),
+        ["1234.50|3|2026-11-21"]
+    );
+}
+
+#[test]
+fn a_value_that_does_not_fit_is_a_reject_and_by_default_nothing_lands() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    let bad = "{\"id\":1,\"qty\":6}\n{\"id\":2,\"qty\":\"many\"}\n{\"id\":3,\"amount\":1.005}\n";
+    let out = s.merge(&["--table", "orders", "--key", "id"], bad);
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(
+        out.log_with("column \\\"qty\\\": \\\"many\\\" is not a valid BIGINT"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        s.rows("SELECT id, qty FROM orders ORDER BY id"),
+        ["1|2", "2|1", "3|10"],
+        "a failed run changes nothing"
+    );
+    // With room for rejects the rest lands; the rejects keep the exact input lines.
+    let rejects = s.path("rejects.ndjson");
+    let out = s.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--max-rejects",
+            "5",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+        bad,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT id, qty, amount FROM orders ORDER BY id"),
+        ["1|6|12.50", "2|1|7.25", "3|10|100.00"]
+    );
+    let rej: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rej.len(), 2);
+    assert_eq!(rej[0]["line"], 2);
+    assert_eq!(rej[0]["input"], serde_json::json!({"id":2,"qty":"many"}));
+    assert_eq!(rej[1]["line"], 3);
+    assert!(
+        rej[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"1.005\" is not a valid DECIMAL(38,2)"),
+        "{}",
+        rej[1]
+    );
+}
+
+#[test]
+fn records_without_a_key_are_rejects() {
+    let s = Scratch::new();
+    let out = s.merge(
+        &["--table", "t", "--key", "id", "--max-rejects", "2"],
+        "{\"id\":1}\n{\"name\":\"no id\"}\n{\"id\":null}\nnot json\n",
+    );
+    assert_eq!(out.code, 65, "three rejects > 2: {}", out.stderr);
+    let out = s.merge(
+        &["--table", "t", "--key", "id", "--max-rejects", "3"],
+        "{\"id\":1}\n{\"name\":\"no id\"}\n{\"id\":null}\nnot json\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.log_with("key column \\\"id\\\" is missing"));
+    assert!(out.log_with("key column \\\"id\\\" is null"));
+    assert_eq!(s.rows("SELECT count(*) FROM t"), ["1"]);
+}
+
+#[test]
+fn new_columns_fail_by_default_or_are_added_or_ignored() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    let input = "{\"id\":1,\"note\":\"hi\",\"score\":1.5}\n";
+    let out = s.merge(&["--table", "orders", "--key", "id"], input);
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(
+        out.log_with("input columns not in main.orders: note, score"),
+        "{}",
+        out.stderr
+    );
+    let out = s.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--on-new-column",
+            "ignore",
+        ],
+        input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(s.types("orders").len(), 5);
+    // The same input again: --force, or replay detection would skip it.
+    let out = s.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--on-new-column",
+            "add",
+            "--force",
+        ],
+        input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.types("orders")[5..],
+        ["note:VARCHAR", "score:DECIMAL(38,1)"]
+    );
+    assert_eq!(
+        s.rows("SELECT note, score FROM orders WHERE id = 1"),
+        ["hi|1.5"]
+    );
+}
+
+#[test]
+fn names_and_values_cannot_inject_sql() {
+    let s = Scratch::new();
+    let evil = "a\"; DROP TABLE t; --";
+    let input = serde_json::json!({
+        "id": "x'); DROP TABLE t; --",
+        evil: "v\"; DELETE FROM t; --",
+        "select": 1,
+        "naïve col": "ü",
+    })
+    .to_string()
+        + "\n";
+    for _ in 0..2 {
+        let out = s.merge(
+            &["--table", evil, "--schema", "my schema", "--key", "id"],
+            &input,
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let conn = s.conn();
+    let sql = "SELECT \"id\", \"a\"\"; DROP TABLE t; --\", \"select\", \"naïve col\" \
+               FROM \"my schema\".\"a\"\"; DROP TABLE t; --\"";
+    let row: (String, String, i64, String) = conn
+        .query_row(sql, [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            "x'); DROP TABLE t; --".into(),
+            "v\"; DELETE FROM t; --".into(),
+            1,
+            "ü".into()
+        )
+    );
+}
+
+#[test]
+fn replaying_the_same_input_is_skipped_unless_forced() {
+    let s = Scratch::new();
+    let args = ["--table", "orders", "--key", "id"];
+    assert_eq!(s.merge(&args, ORDERS).code, 0);
+    // Someone edits the table; replaying yesterday's file must not undo it.
+    s.conn()
+        .execute_batch("UPDATE orders SET qty = 99 WHERE id = 1")
+        .unwrap();
+    let out = s.merge(&args, ORDERS);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.log_with("already applied"), "{}", out.stderr);
+    assert_eq!(s.rows("SELECT qty FROM orders WHERE id = 1"), ["99"]);
+    let forced: Vec<&str> = args.iter().copied().chain(["--force"]).collect();
+    assert_eq!(s.merge(&forced, ORDERS).code, 0);
+    assert_eq!(s.rows("SELECT qty FROM orders WHERE id = 1"), ["2"]);
+    assert_eq!(
+        s.rows("SELECT status, rows_in, inserted, updated, unchanged, \"table\", mode, \"key\", length(input_sha256) FROM _etl_runs ORDER BY finished_at"),
+        [
+            "ok|3|3|0|0|main.orders|merge|id|64",
+            "skipped|3|0|0|0|main.orders|merge|id|64",
+            "ok|3|0|1|2|main.orders|merge|id|64"
+        ]
+    );
+}
+
+#[test]
+fn dry_run_reports_changes_and_changes_nothing() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    let out = s.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--dry-run",
+            "--emit",
+            "changes",
+        ],
+        "{\"id\":1,\"qty\":5}\n{\"id\":2,\"qty\":1}\n{\"id\":8,\"qty\":1}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.records(),
+        [
+            serde_json::json!({"id":1,"qty":5,"_op":"update"}),
+            serde_json::json!({"id":8,"qty":1,"_op":"insert"})
+        ]
+    );
+    assert_eq!(s.rows("SELECT count(*), sum(qty) FROM orders"), ["3|13"]);
+    assert_eq!(s.rows("SELECT count(*) FROM _etl_runs"), ["1"]);
+}
+
+#[test]
+fn emit_table_and_changes_keep_types() {
+    let s = Scratch::new();
+    let out = s.merge(
+        &[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--types",
+            "day=DATE,at=TIMESTAMP",
+            "--emit",
+            "table",
+            "--order-by",
+            "name",
+        ],
+        "{\"id\":2,\"name\":\"b\",\"amount\":0.10,\"big\":12345678901234567890,\"ok\":true,\"tags\":[\"x\",1],\"day\":\"2026-11-21\",\"at\":\"2026-11-21 08:30:00\"}\n\
+         {\"id\":1,\"name\":\"a\",\"amount\":12345678901234567890.01,\"big\":1,\"ok\":false,\"tags\":{\"k\":null},\"day\":null,\"at\":null}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"id":1,"name":"a","amount":12345678901234567890.01,"big":1,"ok":false,"tags":{"k":null},"day":null,"at":null}"#,
+            r#"{"id":2,"name":"b","amount":0.10,"big":12345678901234567890,"ok":true,"tags":["x",1],"day":"2026-11-21","at":"2026-11-21 08:30:00"}"#
+        ]
+    );
+    let out = s.merge(
+        &["--table", "t", "--key", "id", "--emit", "changes"],
+        "{\"id\":2,\"name\":\"b\"}\n{\"id\":3,\"name\":\"c\"}\n{\"id\":1,\"name\":\"A\"}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"id\":3,\"name\":\"c\",\"_op\":\"insert\"}\n{\"id\":1,\"name\":\"A\",\"_op\":\"update\"}\n"
+    );
+}
+
+#[test]
+fn query_prints_one_read_only_select_after_the_merge() {
+    let s = Scratch::new();
+    let out = s.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--query",
+            "SELECT customer, amount * qty AS total FROM orders WHERE paid IS NOT NULL ORDER BY 1;",
+        ],
+        ORDERS,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"customer\":\"Ada\",\"total\":25.00}\n{\"customer\":\"Bob\",\"total\":7.25}\n"
+    );
+    for bad in [
+        "DROP TABLE orders",
+        "SELECT 1; DROP TABLE orders",
+        "DELETE FROM orders",
+    ] {
+        let out = s.merge(
+            &["--table", "orders", "--key", "id", "--query", bad],
+            ORDERS,
+        );
+        assert_eq!(out.code, 64, "{bad}: {}", out.stderr);
+    }
+    assert_eq!(s.rows("SELECT count(*) FROM orders"), ["3"]);
+}
+
+#[test]
+fn a_database_held_by_another_process_is_a_temporary_failure() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    let _held = s.conn();
+    let out = s.merge(&["--table", "orders", "--key", "id", "--force"], ORDERS);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert!(out.log_with("in use by another process"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let s = Scratch::new();
+    for args in [
+        &[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--types",
+            "a=INTEGER); DROP TABLE x; --",
+        ][..],
+        &["--table", "t", "--key", "id", "--types", "a=NOSUCHTYPE"],
+        &["--table", "t", "--key", "id", "--memory-limit", "lots"],
+        &["--table", "t", "--key", "id", "--threads", "0"],
+        &["--table", "t", "--key", ""],
+    ] {
+        let out = s.merge(args, "{\"id\":1,\"a\":1}\n");
+        assert_eq!(out.code, 64, "{args:?}: {}", out.stderr);
+    }
+    let out = common::run_cmd(
+        {
+            let mut c = std::process::Command::new(common::BIN);
+            c.args(["--table", "t", "--key", "id"]).env_remove("ETL_DB");
+            c
+        },
+        b"{\"id\":1}\n",
+    );
+    assert_eq!(out.code, 78, "missing --db: {}", out.stderr);
+}

@@ -1,0 +1,1129 @@
+//! The steps: one vocabulary for flags and spec files.
+//!
+//! Every step is parsed once from the same text a flag takes (`--rename
+//! 'a=b'` and `rename = "a=b"` go through [`Step::parse`]), so the two
+//! front ends cannot drift apart. Applying a step works on the record in
+//! place: keys are renamed where they stand, values are rewritten without a
+//! copy of the record, and regexes, expressions and casts were compiled
+//! before the first record arrived.
+
+use std::collections::HashSet;
+
+use etl_core::record::Map;
+use etl_core::{Record, Value};
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use crate::cast::{Cast, CastOptions};
+use crate::expr::{Env, Expr};
+
+/// The step names, as flags (`--rename-regex`) and spec keys (`rename-regex`
+/// or `rename_regex`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Select,
+    Drop,
+    Rename,
+    RenameRegex,
+    Reorder,
+    NormalizeKeys,
+    Flatten,
+    Unflatten,
+    Cast,
+    Trim,
+    CollapseSpaces,
+    Lower,
+    Upper,
+    Replace,
+    Default,
+    NullIf,
+    Coalesce,
+    Filter,
+    Set,
+    Require,
+    Unique,
+    Mask,
+    Add,
+    AddRunId,
+    AddLoadedAt,
+}
+
+impl Kind {
+    /// Every step, in `--help` order.
+    pub const ALL: [Kind; 25] = [
+        Kind::Select,
+        Kind::Drop,
+        Kind::Rename,
+        Kind::RenameRegex,
+        Kind::Reorder,
+        Kind::NormalizeKeys,
+        Kind::Flatten,
+        Kind::Unflatten,
+        Kind::Cast,
+        Kind::Trim,
+        Kind::CollapseSpaces,
+        Kind::Lower,
+        Kind::Upper,
+        Kind::Replace,
+        Kind::Default,
+        Kind::NullIf,
+        Kind::Coalesce,
+        Kind::Filter,
+        Kind::Set,
+        Kind::Require,
+        Kind::Unique,
+        Kind::Mask,
+        Kind::Add,
+        Kind::AddRunId,
+        Kind::AddLoadedAt,
+    ];
+
+    /// The flag name without dashes (also the clap id).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Select => "select",
+            Kind::Drop => "drop",
+            Kind::Rename => "rename",
+            Kind::RenameRegex => "rename-regex",
+            Kind::Reorder => "reorder",
+            Kind::NormalizeKeys => "normalize-keys",
+            Kind::Flatten => "flatten",
+            Kind::Unflatten => "unflatten",
+            Kind::Cast => "cast",
+            Kind::Trim => "trim",
+            Kind::CollapseSpaces => "collapse-spaces",
+            Kind::Lower => "lower",
+            Kind::Upper => "upper",
+            Kind::Replace => "replace",
+            Kind::Default => "default",
+            Kind::NullIf => "null-if",
+            Kind::Coalesce => "coalesce",
+            Kind::Filter => "filter",
+            Kind::Set => "set",
+            Kind::Require => "require",
+            Kind::Unique => "unique",
+            Kind::Mask => "mask",
+            Kind::Add => "add",
+            Kind::AddRunId => "add-run-id",
+            Kind::AddLoadedAt => "add-loaded-at",
+        }
+    }
+
+    /// Looks a step up by flag or spec key (`-` or `_`).
+    pub fn from_name(s: &str) -> Option<Self> {
+        let s = s.replace('_', "-");
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Steps whose argument may be left out (a spec says `unflatten = true`).
+    pub fn takes_no_value(self) -> bool {
+        matches!(
+            self,
+            Kind::Flatten | Kind::Unflatten | Kind::AddRunId | Kind::AddLoadedAt
+        )
+    }
+}
+
+/// A problem in a step's argument, with the byte offset in it when known.
+#[derive(Debug, Clone)]
+pub struct StepError {
+    /// Offset in the argument text.
+    pub offset: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn bad<T>(m: impl Into<String>) -> Result<T, StepError> {
+    Err(StepError {
+        offset: 0,
+        message: m.into(),
+    })
+}
+
+/// Which fields a value step touches.
+#[derive(Debug, Clone)]
+pub enum Fields {
+    /// `*`: every string value.
+    All,
+    /// Named fields.
+    Some(Vec<String>),
+}
+
+impl Fields {
+    fn parse(s: &str) -> Result<Self, StepError> {
+        if s.trim() == "*" {
+            return Ok(Fields::All);
+        }
+        Ok(Fields::Some(list(s)?))
+    }
+
+    fn for_each(&self, rec: &mut Record, mut f: impl FnMut(&mut Value)) {
+        match self {
+            Fields::All => rec.values_mut().for_each(f),
+            Fields::Some(names) => {
+                for n in names {
+                    if let Some(v) = rec.get_mut(n) {
+                        f(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `a,b,c` (names trimmed; empty names refused).
+fn list(s: &str) -> Result<Vec<String>, StepError> {
+    let v: Vec<String> = s.split(',').map(|p| p.trim().to_owned()).collect();
+    if v.iter().any(String::is_empty) {
+        return bad(format!("{s:?}: expected NAME[,NAME...]"));
+    }
+    Ok(v)
+}
+
+/// Splits at commas outside parentheses; a piece without `=` belongs to the
+/// previous one (a date format may contain a comma: `d=date:%b %d, %Y`).
+fn assignments(s: &str) -> Result<Vec<(String, String)>, StepError> {
+    let mut pieces: Vec<String> = Vec::new();
+    let mut depth = 0i32;
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                pieces.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    pieces.push(cur);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for p in pieces {
+        match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => out.push((k.trim().to_owned(), v.to_owned())),
+            _ => match out.last_mut() {
+                Some(last) => {
+                    last.1.push(',');
+                    last.1.push_str(&p);
+                }
+                None => return bad(format!("{s:?}: expected NAME=VALUE")),
+            },
+        }
+    }
+    Ok(out)
+}
+
+fn one_assignment(s: &str) -> Result<(String, String), StepError> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => bad(format!("{s:?}: expected NAME=VALUE")),
+    }
+}
+
+/// `--normalize-keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    Snake,
+    Lower,
+    Trim,
+}
+
+/// `--mask` methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskKind {
+    Hash,
+    Redact,
+    Truncate(usize),
+    EmailDomain,
+}
+
+/// What a redacted value becomes.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// One compiled step.
+#[derive(Debug)]
+pub enum Step {
+    Select(Vec<String>),
+    Drop(Vec<String>),
+    Rename(Vec<(String, String)>),
+    RenameRegex(Regex, String),
+    Reorder(Vec<String>),
+    NormalizeKeys(Norm),
+    Flatten(String),
+    Unflatten(String),
+    Cast(Vec<(String, Cast)>),
+    Trim(Fields),
+    CollapseSpaces(Fields),
+    Lower(Fields),
+    Upper(Fields),
+    Replace(Fields, Regex, String, bool),
+    Default(String, String),
+    NullIf(Fields, String),
+    Coalesce(String, Vec<String>),
+    Filter(Expr),
+    Set(String, Expr),
+    Require(Vec<String>),
+    Unique(Vec<String>, HashSet<Box<[u8]>>),
+    Mask(Vec<(String, MaskKind)>),
+    Add(String, String),
+    AddRunId,
+    AddLoadedAt,
+}
+
+/// What happened to a record in one step.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Go on to the next step.
+    Keep,
+    /// A filter dropped it.
+    Filtered,
+    /// It cannot be processed: the message names the field.
+    Reject(String),
+}
+
+/// Run-wide settings the steps read.
+#[derive(Debug)]
+pub struct Ctx<'t> {
+    /// Cast options.
+    pub cast: CastOptions,
+    /// `--on-cast-error null`.
+    pub cast_error_null: bool,
+    /// Expression environment.
+    pub env: Env<'t>,
+    /// The mask salt (checked present before the run when a hash mask is used).
+    pub salt: Option<Vec<u8>>,
+    /// `_run_id`.
+    pub run_id: String,
+    /// `_loaded_at`.
+    pub loaded_at: String,
+}
+
+impl Step {
+    /// Parses one step from its flag text.
+    #[allow(clippy::too_many_lines)] // one arm per step, each short
+    pub fn parse(kind: Kind, arg: &str) -> Result<Self, StepError> {
+        Ok(match kind {
+            Kind::Select => Step::Select(list(arg)?),
+            Kind::Drop => Step::Drop(list(arg)?),
+            Kind::Rename => {
+                let pairs = assignments(arg)?;
+                for (_, new) in &pairs {
+                    if new.trim().is_empty() {
+                        return bad(format!("{arg:?}: empty new name"));
+                    }
+                }
+                Step::Rename(
+                    pairs
+                        .into_iter()
+                        .map(|(o, n)| (o, n.trim().to_owned()))
+                        .collect(),
+                )
+            }
+            Kind::RenameRegex => {
+                let (pat, rep) = split_unescaped_eq(arg)
+                    .ok_or_else(|| err0(format!("{arg:?}: expected PATTERN=REPLACEMENT")))?;
+                let re = Regex::new(&pat).map_err(|e| err0(format!("bad regex: {e}")))?;
+                Step::RenameRegex(re, rep)
+            }
+            Kind::Reorder => Step::Reorder(list(arg)?),
+            Kind::NormalizeKeys => Step::NormalizeKeys(match arg.trim() {
+                "snake" => Norm::Snake,
+                "lower" => Norm::Lower,
+                "trim" => Norm::Trim,
+                other => return bad(format!("{other:?}: expected snake, lower or trim")),
+            }),
+            Kind::Flatten => Step::Flatten(if arg.is_empty() || arg == "true" {
+                ".".into()
+            } else {
+                arg.to_owned()
+            }),
+            Kind::Unflatten => Step::Unflatten(if arg.is_empty() || arg == "true" {
+                ".".into()
+            } else {
+                arg.to_owned()
+            }),
+            Kind::Cast => {
+                let mut casts = Vec::new();
+                for (f, t) in assignments(arg)? {
+                    let c = Cast::parse(&t).map_err(|e| err0(format!("{f}: {e}")))?;
+                    casts.push((f, c));
+                }
+                Step::Cast(casts)
+            }
+            Kind::Trim => Step::Trim(Fields::parse(arg)?),
+            Kind::CollapseSpaces => Step::CollapseSpaces(Fields::parse(arg)?),
+            Kind::Lower => Step::Lower(Fields::parse(arg)?),
+            Kind::Upper => Step::Upper(Fields::parse(arg)?),
+            Kind::Replace => {
+                let (f, rest) = one_assignment(arg)?;
+                let (re, rep, all) = parse_sed(&rest).map_err(|m| {
+                    err0(format!("{arg:?}: {m} (expected F=/REGEX/REPLACEMENT/[gi])"))
+                })?;
+                Step::Replace(Fields::parse(&f)?, re, rep, all)
+            }
+            Kind::Default => {
+                let (f, v) = one_assignment(arg)?;
+                Step::Default(f, v)
+            }
+            Kind::NullIf => {
+                let (f, v) = one_assignment(arg)?;
+                Step::NullIf(Fields::parse(&f)?, v)
+            }
+            Kind::Coalesce => {
+                let (t, srcs) = one_assignment(arg)?;
+                Step::Coalesce(t, list(&srcs)?)
+            }
+            Kind::Filter => Step::Filter(Expr::parse(arg).map_err(|e| StepError {
+                offset: e.offset,
+                message: format!("bad expression: {}", e.message),
+            })?),
+            Kind::Set => {
+                let (f, e) = one_assignment(arg)?;
+                let prefix = arg.find('=').map_or(0, |i| i + 1);
+                Step::Set(
+                    f,
+                    Expr::parse(&e).map_err(|e| StepError {
+                        offset: prefix + e.offset,
+                        message: format!("bad expression: {}", e.message),
+                    })?,
+                )
+            }
+            Kind::Require => Step::Require(list(arg)?),
+            Kind::Unique => Step::Unique(list(arg)?, HashSet::new()),
+            Kind::Mask => {
+                let mut masks = Vec::new();
+                for (f, m) in assignments(arg)? {
+                    let m = m.trim();
+                    let kind = match m {
+                        "hash" => MaskKind::Hash,
+                        "redact" => MaskKind::Redact,
+                        "email-domain" | "email_domain" => MaskKind::EmailDomain,
+                        _ => match m.strip_prefix("truncate:").map(|n| n.trim().parse()) {
+                            Some(Ok(n)) => MaskKind::Truncate(n),
+                            _ => {
+                                return bad(format!(
+                                "{f}: unknown mask {m:?} (hash, redact, truncate:N, email-domain)"
+                            ))
+                            }
+                        },
+                    };
+                    masks.push((f, kind));
+                }
+                Step::Mask(masks)
+            }
+            Kind::Add => {
+                let (f, v) = one_assignment(arg)?;
+                Step::Add(f, v)
+            }
+            Kind::AddRunId | Kind::AddLoadedAt if !matches!(arg.trim(), "" | "true") => {
+                return bad(format!("takes no value, found {arg:?}"))
+            }
+            Kind::AddRunId => Step::AddRunId,
+            Kind::AddLoadedAt => Step::AddLoadedAt,
+        })
+    }
+
+    /// True for a `mask` with a `hash` method (which needs the salt).
+    pub fn needs_salt(&self) -> bool {
+        matches!(self, Step::Mask(m) if m.iter().any(|(_, k)| *k == MaskKind::Hash))
+    }
+
+    /// Applies the step to one record.
+    #[allow(clippy::too_many_lines)] // one arm per step, each short
+    pub fn apply(&mut self, rec: &mut Record, ctx: &Ctx<'_>) -> Outcome {
+        match self {
+            Step::Select(names) => {
+                let mut out = Map::with_capacity(names.len());
+                for n in names.iter() {
+                    if let Some((k, v)) = rec.swap_remove_entry(n.as_str()) {
+                        out.insert(k, v);
+                    }
+                }
+                *rec = out;
+            }
+            Step::Drop(names) => {
+                for n in names.iter() {
+                    rec.shift_remove(n.as_str());
+                }
+            }
+            Step::Rename(pairs) => {
+                for (old, new) in pairs.iter() {
+                    rename(rec, old, new);
+                }
+            }
+            Step::RenameRegex(re, rep) => {
+                let mut renames = Vec::new();
+                for k in rec.keys() {
+                    if re.is_match(k) {
+                        let n = re.replace_all(k, rep.as_str());
+                        if n != *k {
+                            renames.push((k.clone(), n.into_owned()));
+                        }
+                    }
+                }
+                for (old, new) in renames {
+                    rename(rec, &old, &new);
+                }
+            }
+            Step::Reorder(names) => {
+                let mut at = 0;
+                for n in names.iter() {
+                    if let Some(i) = rec.get_index_of(n.as_str()) {
+                        if i >= at {
+                            rec.move_index(i, at);
+                            at += 1;
+                        }
+                    }
+                }
+            }
+            Step::NormalizeKeys(norm) => {
+                let mut renames = Vec::new();
+                for k in rec.keys() {
+                    let n = match norm {
+                        Norm::Snake => snake(k),
+                        Norm::Lower => k.trim().to_lowercase(),
+                        Norm::Trim => k.trim().to_owned(),
+                    };
+                    if n != *k {
+                        renames.push((k.clone(), n));
+                    }
+                }
+                for (old, new) in renames {
+                    rename(rec, &old, &new);
+                }
+            }
+            Step::Flatten(sep) => {
+                if rec.values().any(|v| matches!(v, Value::Object(_))) {
+                    let old = std::mem::take(rec);
+                    let mut out = Map::with_capacity(old.len() + 4);
+                    for (k, v) in old {
+                        flatten_into(&mut out, k, v, sep, 0);
+                    }
+                    *rec = out;
+                }
+            }
+            Step::Unflatten(sep) => {
+                if rec.keys().any(|k| k.contains(sep.as_str())) {
+                    let old = std::mem::take(rec);
+                    let mut out = Map::with_capacity(old.len());
+                    for (k, v) in old {
+                        if let Err(m) = unflatten_into(&mut out, &k, v, sep) {
+                            return Outcome::Reject(m);
+                        }
+                    }
+                    *rec = out;
+                }
+            }
+            Step::Cast(casts) => {
+                for (f, c) in casts.iter() {
+                    let Some(v) = rec.get_mut(f.as_str()) else {
+                        continue;
+                    };
+                    match c.apply(v, &ctx.cast) {
+                        Ok(n) => *v = n,
+                        Err(_) if ctx.cast_error_null => *v = Value::Null,
+                        Err(m) => return Outcome::Reject(format!("field {f}: {m}")),
+                    }
+                }
+            }
+            Step::Trim(fields) => fields.for_each(rec, |v| {
+                if let Value::String(s) = v {
+                    trim_in_place(s);
+                }
+            }),
+            Step::CollapseSpaces(fields) => fields.for_each(rec, |v| {
+                if let Value::String(s) = v {
+                    if has_space_run(s) {
+                        *s = collapse(s);
+                    }
+                }
+            }),
+            Step::Lower(fields) => fields.for_each(rec, |v| {
+                if let Value::String(s) = v {
+                    if s.is_ascii() {
+                        s.make_ascii_lowercase();
+                    } else {
+                        *s = s.to_lowercase();
+                    }
+                }
+            }),
+            Step::Upper(fields) => fields.for_each(rec, |v| {
+                if let Value::String(s) = v {
+                    if s.is_ascii() {
+                        s.make_ascii_uppercase();
+                    } else {
+                        *s = s.to_uppercase();
+                    }
+                }
+            }),
+            Step::Replace(fields, re, rep, all) => fields.for_each(rec, |v| {
+                if let Value::String(s) = v {
+                    let r = if *all {
+                        re.replace_all(s, rep.as_str())
+                    } else {
+                        re.replace(s, rep.as_str())
+                    };
+                    if let std::borrow::Cow::Owned(o) = r {
+                        *s = o;
+                    }
+                }
+            }),
+            Step::Default(f, val) => match rec.get_mut(f.as_str()) {
+                Some(v) if is_empty(v) => *v = Value::String(val.clone()),
+                Some(_) => {}
+                None => {
+                    rec.insert(f.clone(), Value::String(val.clone()));
+                }
+            },
+            Step::NullIf(fields, val) => fields.for_each(rec, |v| {
+                let hit = match v {
+                    Value::String(s) => s == val,
+                    Value::Number(n) => n.as_str() == val,
+                    Value::Bool(b) => (if *b { "true" } else { "false" }) == val,
+                    _ => false,
+                };
+                if hit {
+                    *v = Value::Null;
+                }
+            }),
+            Step::Coalesce(target, srcs) => {
+                let found = srcs
+                    .iter()
+                    .filter_map(|s| rec.get(s.as_str()))
+                    .find(|v| !is_empty(v))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                match rec.get_mut(target.as_str()) {
+                    Some(v) => *v = found,
+                    None => {
+                        rec.insert(target.clone(), found);
+                    }
+                }
+            }
+            Step::Filter(e) => match e.holds(rec, &ctx.env) {
+                Ok(true) => {}
+                Ok(false) => return Outcome::Filtered,
+                Err(m) => return Outcome::Reject(format!("`{}`: {m}", e.source)),
+            },
+            Step::Set(f, e) => {
+                let v = match e.eval(rec, &ctx.env).and_then(crate::expr::Val::into_value) {
+                    Ok(v) => v,
+                    Err(m) => return Outcome::Reject(format!("field {f} = `{}`: {m}", e.source)),
+                };
+                match rec.get_mut(f.as_str()) {
+                    Some(slot) => *slot = v,
+                    None => {
+                        rec.insert(f.clone(), v);
+                    }
+                }
+            }
+            Step::Require(names) => {
+                let missing: Vec<&str> = names
+                    .iter()
+                    .filter(|n| rec.get(n.as_str()).is_none_or(is_empty))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() {
+                    return Outcome::Reject(format!(
+                        "required field(s) missing or empty: {}",
+                        missing.join(", ")
+                    ));
+                }
+            }
+            Step::Unique(keys, seen) => {
+                let mut k = Vec::with_capacity(32);
+                for name in keys.iter() {
+                    match rec.get(name.as_str()) {
+                        Some(v) => etl_core::record::write_value(&mut k, v),
+                        None => k.extend_from_slice(b"null"),
+                    }
+                    k.push(0x1f);
+                }
+                if seen.contains(k.as_slice()) {
+                    let shown: Vec<String> = keys
+                        .iter()
+                        .map(|n| {
+                            format!(
+                                "{n}={}",
+                                rec.get(n.as_str())
+                                    .map_or_else(|| "null".into(), Value::to_json)
+                            )
+                        })
+                        .collect();
+                    return Outcome::Reject(format!("duplicate key {}", shown.join(", ")));
+                }
+                seen.insert(k.into_boxed_slice());
+            }
+            Step::Mask(masks) => {
+                for (f, m) in masks.iter() {
+                    let Some(v) = rec.get_mut(f.as_str()) else {
+                        continue;
+                    };
+                    if let Err(msg) = mask(v, *m, ctx.salt.as_deref()) {
+                        return Outcome::Reject(format!("field {f}: {msg}"));
+                    }
+                }
+            }
+            Step::Add(f, val) => set_field(rec, f, Value::String(val.clone())),
+            Step::AddRunId => set_field(rec, "_run_id", Value::String(ctx.run_id.clone())),
+            Step::AddLoadedAt => set_field(rec, "_loaded_at", Value::String(ctx.loaded_at.clone())),
+        }
+        Outcome::Keep
+    }
+}
+
+fn err0(message: String) -> StepError {
+    StepError { offset: 0, message }
+}
+
+fn set_field(rec: &mut Record, f: &str, v: Value) {
+    match rec.get_mut(f) {
+        Some(slot) => *slot = v,
+        None => {
+            rec.insert(f.to_owned(), v);
+        }
+    }
+}
+
+/// Null, or a string that is empty after trimming.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// Renames `old` to `new` where it stands; a field already called `new`
+/// elsewhere is replaced (its value is lost, as with a SQL `AS`).
+fn rename(rec: &mut Record, old: &str, new: &str) {
+    if old == new {
+        return;
+    }
+    let Some(i) = rec.get_index_of(old) else {
+        return;
+    };
+    if let Some(j) = rec.get_index_of(new) {
+        rec.shift_remove_index(j);
+        let i = if j < i { i - 1 } else { i };
+        let _ = rec.replace_index(i, new.to_owned());
+    } else {
+        let _ = rec.replace_index(i, new.to_owned());
+    }
+}
+
+/// `PATTERN=REPLACEMENT`, split at the first `=` not escaped as `\=`.
+fn split_unescaped_eq(s: &str) -> Option<(String, String)> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == b'=' {
+            return Some((s[..i].to_owned(), s[i + 1..].to_owned()));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `/REGEX/REPLACEMENT/[gi]` with any delimiter (the first character).
+fn parse_sed(s: &str) -> Result<(Regex, String, bool), String> {
+    let mut chars = s.chars();
+    let d = chars.next().ok_or("empty")?;
+    if d.is_alphanumeric() || d == '\\' || d.is_whitespace() {
+        return Err(format!("{d:?} cannot be the delimiter"));
+    }
+    let rest = chars.as_str();
+    let mut parts: Vec<String> = vec![String::new()];
+    let mut it = rest.chars().peekable();
+    let mut cur = String::new();
+    while let Some(c) = it.next() {
+        if c == '\\' && it.peek() == Some(&d) {
+            cur.push(d);
+            it.next();
+        } else if c == d {
+            parts.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    parts.push(cur);
+    parts.remove(0);
+    if parts.len() != 3 {
+        return Err("expected three delimiters".into());
+    }
+    let flags = &parts[2];
+    let mut all = false;
+    let mut ci = false;
+    for f in flags.chars() {
+        match f {
+            'g' => all = true,
+            'i' => ci = true,
+            other => return Err(format!("unknown flag {other:?}")),
+        }
+    }
+    let pat = if ci {
+        format!("(?i){}", parts[0])
+    } else {
+        parts[0].clone()
+    };
+    let re = Regex::new(&pat).map_err(|e| format!("bad regex: {e}"))?;
+    Ok((re, parts[1].clone(), all))
+}
+
+fn trim_in_place(s: &mut String) {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    if start > 0 {
+        s.drain(..start);
+    }
+}
+
+fn has_space_run(s: &str) -> bool {
+    let mut prev = false;
+    for c in s.chars() {
+        let w = c.is_whitespace();
+        if w && (prev || c != ' ') {
+            return true;
+        }
+        prev = w;
+    }
+    false
+}
+
+/// Runs of whitespace become one space.
+fn collapse(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev = false;
+    for c in s.chars() {
+        if c.is_whitespace() {
+            if !prev {
+                out.push(' ');
+            }
+            prev = true;
+        } else {
+            out.push(c);
+            prev = false;
+        }
+    }
+    out
+}
+
+/// snake_case: words split at non-alphanumerics and lower-to-upper steps
+/// (the same rule as `etl-parse --normalize-headers snake`).
+pub fn snake(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev: Option<char> = None;
+    for c in s.trim().chars() {
+        if c.is_alphanumeric() {
+            if c.is_uppercase()
+                && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit())
+                && !out.ends_with('_')
+            {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+        prev = Some(c);
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
+fn flatten_into(out: &mut Map, key: String, v: Value, sep: &str, depth: usize) {
+    match v {
+        Value::Object(m) if !m.is_empty() && depth < 64 => {
+            for (k, v) in m {
+                flatten_into(out, format!("{key}{sep}{k}"), v, sep, depth + 1);
+            }
+        }
+        other => {
+            out.insert(key, other);
+        }
+    }
+}
+
+fn unflatten_into(out: &mut Map, key: &str, v: Value, sep: &str) -> Result<(), String> {
+    let mut parts = key.split(sep);
+    let first = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    if rest.is_empty() || first.is_empty() || rest.iter().any(|p| p.is_empty()) {
+        out.insert(key.to_owned(), v);
+        return Ok(());
+    }
+    let mut cur = out
+        .entry(first.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    for (i, p) in rest.iter().enumerate() {
+        let Value::Object(m) = cur else {
+            return Err(format!(
+                "field {key}: cannot unflatten under {:?}, which is not an object",
+                key.split(sep).take(i + 1).collect::<Vec<_>>().join(sep)
+            ));
+        };
+        if i + 1 == rest.len() {
+            m.insert((*p).to_owned(), v);
+            return Ok(());
+        }
+        cur = m
+            .entry((*p).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    Ok(())
+}
+
+/// Applies one mask to a value; null stays null.
+fn mask(v: &mut Value, m: MaskKind, salt: Option<&[u8]>) -> Result<(), String> {
+    let text = match &mut *v {
+        Value::Null => return Ok(()),
+        Value::String(s) => std::mem::take(s),
+        Value::Number(n) => n.as_str().to_owned(),
+        Value::Bool(b) => b.to_string(),
+        other => other.to_json(),
+    };
+    *v = Value::String(match m {
+        MaskKind::Hash => {
+            let salt = salt.ok_or("no mask salt (ETL_MASK_SALT)")?;
+            hash_hex(salt, &text)
+        }
+        MaskKind::Redact => REDACTED.to_owned(),
+        MaskKind::Truncate(n) => text.chars().take(n).collect(),
+        MaskKind::EmailDomain => {
+            if text.trim().is_empty() {
+                text
+            } else {
+                match text.trim().rsplit_once('@') {
+                    Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
+                        domain.to_ascii_lowercase()
+                    }
+                    _ => return Err("not an email address".into()),
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Hex SHA-256 of salt, a NUL separator, and the value's text.
+pub fn hash_hex(salt: &[u8], text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update([0u8]);
+    h.update(text.as_bytes());
+    let out = h.finalize();
+    let mut s = String::with_capacity(64);
+    for b in &out {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::tz::TimeZone;
+
+    fn ctx(tz: &TimeZone) -> Ctx<'_> {
+        Ctx {
+            cast: CastOptions::default(),
+            cast_error_null: false,
+            env: Env {
+                now: "2026-11-21T06:00:00Z".parse().unwrap(),
+                tz,
+                decimal_comma: false,
+            },
+            salt: Some(b"pepper".to_vec()),
+            run_id: "R1".into(),
+            loaded_at: "2026-11-21T06:00:00Z".into(),
+        }
+    }
+
+    fn apply(kind: Kind, arg: &str, rec: &str) -> String {
+        let tz = TimeZone::UTC;
+        let mut step = Step::parse(kind, arg).unwrap_or_else(|e| panic!("{arg}: {}", e.message));
+        let mut r = etl_core::record::parse_record(rec).unwrap();
+        match step.apply(&mut r, &ctx(&tz)) {
+            Outcome::Keep => Value::Object(r).to_json(),
+            Outcome::Filtered => "filtered".into(),
+            Outcome::Reject(m) => format!("reject: {m}"),
+        }
+    }
+
+    #[test]
+    fn column_steps() {
+        let r = r#"{"a":1,"b":2,"c":3}"#;
+        assert_eq!(apply(Kind::Select, "c,a,zz", r), r#"{"c":3,"a":1}"#);
+        assert_eq!(apply(Kind::Drop, "b", r), r#"{"a":1,"c":3}"#);
+        assert_eq!(apply(Kind::Rename, "b=B,a=x", r), r#"{"x":1,"B":2,"c":3}"#);
+        assert_eq!(apply(Kind::Rename, "a=c", r), r#"{"c":1,"b":2}"#);
+        assert_eq!(
+            apply(Kind::RenameRegex, "^([a-b])$=col_$1", r),
+            r#"{"col_a":1,"col_b":2,"c":3}"#
+        );
+        assert_eq!(apply(Kind::Reorder, "c,b", r), r#"{"c":3,"b":2,"a":1}"#);
+        assert_eq!(
+            apply(
+                Kind::NormalizeKeys,
+                "snake",
+                r#"{"Order ID":1,"unitPrice":2}"#
+            ),
+            r#"{"order_id":1,"unit_price":2}"#
+        );
+        assert_eq!(
+            apply(Kind::NormalizeKeys, "lower", r#"{" A ":1}"#),
+            r#"{"a":1}"#
+        );
+        assert_eq!(
+            apply(Kind::Flatten, "", r#"{"a":{"b":1,"c":{"d":2}},"e":3}"#),
+            r#"{"a.b":1,"a.c.d":2,"e":3}"#
+        );
+        assert_eq!(
+            apply(Kind::Unflatten, "", r#"{"a.b":1,"e":3,"a.c.d":2}"#),
+            r#"{"a":{"b":1,"c":{"d":2}},"e":3}"#
+        );
+        assert!(apply(Kind::Unflatten, "", r#"{"a":1,"a.b":2}"#).starts_with("reject"));
+    }
+
+    #[test]
+    fn value_steps() {
+        let r = r#"{"a":"  x  y ","b":"N/A","c":"","n":5}"#;
+        assert_eq!(
+            apply(Kind::Trim, "*", r),
+            r#"{"a":"x  y","b":"N/A","c":"","n":5}"#
+        );
+        assert_eq!(
+            apply(Kind::CollapseSpaces, "a", r),
+            r#"{"a":" x y ","b":"N/A","c":"","n":5}"#
+        );
+        assert_eq!(
+            apply(Kind::Lower, "b", r),
+            r#"{"a":"  x  y ","b":"n/a","c":"","n":5}"#
+        );
+        assert_eq!(apply(Kind::Upper, "a", r#"{"a":"é"}"#), r#"{"a":"É"}"#);
+        assert_eq!(
+            apply(Kind::Replace, "b=|/|-|", r),
+            r#"{"a":"  x  y ","b":"N-A","c":"","n":5}"#
+        );
+        assert_eq!(
+            apply(Kind::Replace, "a=/ +/_/g", r#"{"a":" a  b"}"#),
+            r#"{"a":"_a_b"}"#
+        );
+        assert_eq!(
+            apply(Kind::Replace, "a=/X/y/i", r#"{"a":"xx"}"#),
+            r#"{"a":"yx"}"#
+        );
+        assert_eq!(
+            apply(Kind::Default, "c=0", r),
+            r#"{"a":"  x  y ","b":"N/A","c":"0","n":5}"#
+        );
+        assert_eq!(
+            apply(Kind::Default, "z=1", r#"{"a":1}"#),
+            r#"{"a":1,"z":"1"}"#
+        );
+        assert_eq!(
+            apply(Kind::NullIf, "*=N/A", r),
+            r#"{"a":"  x  y ","b":null,"c":"","n":5}"#
+        );
+        assert_eq!(
+            apply(Kind::Coalesce, "z=c,b,a", r),
+            r#"{"a":"  x  y ","b":"N/A","c":"","n":5,"z":"N/A"}"#
+        );
+        assert_eq!(
+            apply(Kind::Add, "src=mail", r#"{"a":1}"#),
+            r#"{"a":1,"src":"mail"}"#
+        );
+        assert_eq!(
+            apply(Kind::AddRunId, "", r#"{"a":1}"#),
+            r#"{"a":1,"_run_id":"R1"}"#
+        );
+    }
+
+    #[test]
+    fn checks_filter_set_mask() {
+        assert_eq!(apply(Kind::Filter, "n > 3", r#"{"n":5}"#), r#"{"n":5}"#);
+        assert_eq!(apply(Kind::Filter, "n > 7", r#"{"n":5}"#), "filtered");
+        assert!(apply(Kind::Filter, "n > 7", r#"{"n":"x"}"#).contains("field n"));
+        assert_eq!(
+            apply(Kind::Set, "t=0.1 + 0.2", r#"{"n":5}"#),
+            r#"{"n":5,"t":0.3}"#
+        );
+        assert_eq!(
+            apply(Kind::Set, "n=n * 2", r#"{"n":5,"m":1}"#),
+            r#"{"n":10,"m":1}"#
+        );
+        assert!(apply(Kind::Require, "a,b", r#"{"a":" "}"#).contains("a, b"));
+        assert_eq!(apply(Kind::Require, "a", r#"{"a":0}"#), r#"{"a":0}"#);
+        assert_eq!(
+            apply(
+                Kind::Mask,
+                "e=email-domain,p=truncate:3,s=redact",
+                r#"{"e":"Ann@Example.com","p":"+33612","s":"x"}"#
+            ),
+            r#"{"e":"example.com","p":"+33","s":"[REDACTED]"}"#
+        );
+        let h = apply(Kind::Mask, "e=hash", r#"{"e":"a@b.c"}"#);
+        assert_eq!(h, format!(r#"{{"e":"{}"}}"#, hash_hex(b"pepper", "a@b.c")));
+        assert!(apply(Kind::Mask, "e=email-domain", r#"{"e":"nope"}"#).starts_with("reject"));
+        let tz = TimeZone::UTC;
+        let mut u = Step::parse(Kind::Unique, "id").unwrap();
+        let c = ctx(&tz);
+        let mut r1 = etl_core::record::parse_record(r#"{"id":1}"#).unwrap();
+        assert!(matches!(u.apply(&mut r1.clone(), &c), Outcome::Keep));
+        assert!(matches!(u.apply(&mut r1, &c), Outcome::Reject(_)));
+    }
+
+    #[test]
+    fn cast_step_names_field_value_and_type() {
+        let r = apply(
+            Kind::Cast,
+            "a=decimal(12,2),b=date:%d/%m/%Y|%Y-%m-%d",
+            r#"{"a":"1,5","b":"x"}"#,
+        );
+        assert!(
+            r.contains("field a") && r.contains("\"1,5\"") && r.contains("decimal(12,2)"),
+            "{r}"
+        );
+        assert_eq!(
+            apply(
+                Kind::Cast,
+                "a=decimal(12,2), b=date:%d/%m/%Y|%Y-%m-%d",
+                r#"{"a":"1.5","b":"01/02/2026"}"#
+            ),
+            r#"{"a":1.50,"b":"2026-02-01"}"#
+        );
+        assert_eq!(
+            apply(Kind::Cast, "b=date:%b %d, %Y", r#"{"b":"Feb 01, 2026"}"#),
+            r#"{"b":"2026-02-01"}"#
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        for (k, a) in [
+            (Kind::Rename, "novalue"),
+            (Kind::RenameRegex, "(=x"),
+            (Kind::NormalizeKeys, "kebab"),
+            (Kind::Cast, "a=money"),
+            (Kind::Replace, "a=/x/"),
+            (Kind::Mask, "a=scramble"),
+            (Kind::Filter, "a >"),
+            (Kind::Set, "=1"),
+            (Kind::Select, "a,,b"),
+        ] {
+            assert!(Step::parse(k, a).is_err(), "{a}");
+        }
+        assert_eq!(Step::parse(Kind::Set, "x=a >").unwrap_err().offset, 5);
+    }
+}
