@@ -194,6 +194,25 @@ impl<R: BufRead> RecordReader<R> {
     /// The next record or reject; `None` at the end of input. I/O errors are
     /// returned as they are (the caller knows whether this is stdin or a file).
     pub fn next_item(&mut self) -> io::Result<Option<Item>> {
+        Ok(match self.next_raw()? {
+            None => None,
+            Some(Err(reject)) => Some(Item::Reject(reject)),
+            Some(Ok(line)) => {
+                let (start, end) = self.raw;
+                let text = std::str::from_utf8(&self.buf[start..end]).unwrap_or_default();
+                Some(match parse_record(text) {
+                    Ok(rec) => Item::Record(line, rec),
+                    Err(e) => Item::Reject(self.reject_raw(e.0)),
+                })
+            }
+        })
+    }
+
+    /// The next non-blank line as UTF-8 text, unparsed (see [`Self::raw_line`]),
+    /// or a reject for an over-long or non-UTF-8 line; `None` at the end of
+    /// input. For commands that parse records their own way; a line they
+    /// cannot parse becomes a reject through [`Self::reject_raw`].
+    pub fn next_raw(&mut self) -> io::Result<Option<std::result::Result<u64, Reject>>> {
         loop {
             let Some(len) = self.read_line()? else {
                 return Ok(None);
@@ -208,7 +227,7 @@ impl<R: BufRead> RecordReader<R> {
             }
             if len > self.max_line_bytes {
                 let cut = &bytes[..bytes.len().min(OVERLONG_PREVIEW)];
-                return Ok(Some(self.reject(
+                return Ok(Some(Err(self.reject_with(
                     format!(
                         "line longer than --max-line-bytes ({} bytes)",
                         self.max_line_bytes
@@ -217,43 +236,41 @@ impl<R: BufRead> RecordReader<R> {
                         preview: String::from_utf8_lossy(cut).into_owned(),
                         len,
                     },
-                )));
+                ))));
             }
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    let input = RejectInput::Bytes(bytes.to_vec());
-                    return Ok(Some(self.reject(
-                        format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
-                        input,
-                    )));
-                }
-            };
+            if let Err(e) = std::str::from_utf8(bytes) {
+                let input = RejectInput::Bytes(bytes.to_vec());
+                return Ok(Some(Err(self.reject_with(
+                    format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
+                    input,
+                ))));
+            }
             let start = self.buf.len() - bytes.len() - usize::from(self.buf.ends_with(b"\r"));
-            let end = start + bytes.len();
-            return Ok(Some(match parse_record(text) {
-                Ok(rec) => {
-                    self.raw = (start, end);
-                    Item::Record(self.line, rec)
-                }
-                Err(e) => {
-                    let input = RejectInput::Raw(text.to_owned());
-                    self.reject(e.0, input)
-                }
-            }));
+            self.raw = (start, start + bytes.len());
+            return Ok(Some(Ok(self.line)));
         }
     }
 
-    fn reject(&self, error: String, input: RejectInput) -> Item {
-        Item::Reject(Reject {
+    /// The text of the line [`Self::next_raw`] returned (valid UTF-8).
+    pub fn raw_text(&self) -> &str {
+        std::str::from_utf8(self.raw_line()).unwrap_or_default()
+    }
+
+    /// A reject of the current raw line, keeping its text.
+    pub fn reject_raw(&self, error: String) -> Reject {
+        self.reject_with(error, RejectInput::Raw(self.raw_text().to_owned()))
+    }
+
+    fn reject_with(&self, error: String, input: RejectInput) -> Reject {
+        Reject {
             line: self.line,
             error,
             input,
             source: self.source.clone(),
-        })
+        }
     }
 }
 

@@ -290,8 +290,8 @@ fn merge_in_tx(
     }
     let targets = resolve_columns(conn, cli, table, types, &staged.cols, existing)?;
     check_types(conn, &targets, staged, run)?;
-    build_source(conn, cli, &targets, staged)?;
-    let counts = apply_mode(conn, cli, table, &targets, staged)?;
+    let src = build_source(conn, cli, &targets, staged)?;
+    let counts = apply_mode(conn, cli, table, &targets, staged, &src)?;
     Ok((counts, targets))
 }
 
@@ -462,13 +462,16 @@ fn convert_sql(t: &Target, v: &str) -> String {
 }
 
 /// Values that do not fit their column become rejects (set-based: one
-/// query per typed column), and leave the staging table.
+/// Values that do not fit their column become rejects, and leave the
+/// staging table. One scan finds every bad row (the first bad column of a
+/// row names it); rows are reported in input order.
 fn check_types(
     conn: &Connection,
     targets: &[Target],
     staged: &Staged,
     run: &mut Run,
 ) -> Result<()> {
+    let mut conds: Vec<(&Target, String)> = Vec::new();
     for t in targets {
         let ty = t.ty.trim();
         if ty.eq_ignore_ascii_case("VARCHAR") || ty.eq_ignore_ascii_case("JSON") {
@@ -484,41 +487,65 @@ fn check_types(
                 literal(&format!("^[^eE]*\\.[0-9]{{{scale}}}[0-9]*[1-9]"))
             );
         }
-        let cond = format!("{v} IS NOT NULL AND ({bad})");
-        let sql =
-            format!("SELECT _etl_line, _etl_off, {v} FROM {STAGE} WHERE {cond} ORDER BY _etl_line");
-        let bad_rows: Vec<(i64, i64, String)> = {
-            let mut stmt = conn
-                .prepare(&sql)
-                .map_err(|e| db::usage_err(&format!("checking column {:?} as {ty}", t.name), &e))?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .and_then(Iterator::collect)
-                .map_err(|e| db::err("checking types", &e))?
-        };
-        if bad_rows.is_empty() {
-            continue;
-        }
-        let input_name = &staged.cols[t.idx].name;
-        for (line, off, value) in &bad_rows {
-            run.reject(&Reject {
-                line: u64::try_from(*line).unwrap_or(0),
-                error: format!("column {input_name:?}: {value:?} is not a valid {ty}"),
-                input: staged.input_at(u64::try_from(*off).unwrap_or(0)),
-                source: None,
-            })?;
-        }
-        db::exec(
-            conn,
-            "removing rejects",
-            &format!("DELETE FROM {STAGE} WHERE {cond}"),
-        )?;
+        conds.push((t, format!("({v} IS NOT NULL AND ({bad}))")));
     }
-    Ok(())
+    if conds.is_empty() {
+        return Ok(());
+    }
+    let mut which = String::from("CASE");
+    let mut value = String::from("CASE");
+    for (i, (t, c)) in conds.iter().enumerate() {
+        let _ = write!(which, " WHEN {c} THEN {i}");
+        let _ = write!(value, " WHEN {c} THEN {}", StageCol::stage_name(t.idx));
+    }
+    which.push_str(" END");
+    value.push_str(" END");
+    let any: Vec<&str> = conds.iter().map(|(_, c)| c.as_str()).collect();
+    let any = any.join(" OR ");
+    let sql = format!(
+        "SELECT _etl_line, _etl_off, {which}, {value} FROM {STAGE} WHERE {any} ORDER BY _etl_line"
+    );
+    let bad_rows: Vec<(i64, i64, i64, String)> = {
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(|e| db::usage_err("checking column types", &e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| db::err("checking types", &e))?
+    };
+    if bad_rows.is_empty() {
+        return Ok(());
+    }
+    for (line, off, col, value) in &bad_rows {
+        let t = conds[usize::try_from(*col).unwrap_or(0)].0;
+        let input_name = &staged.cols[t.idx].name;
+        run.reject(&Reject {
+            line: u64::try_from(*line).unwrap_or(0),
+            error: format!(
+                "column {input_name:?}: {value:?} is not a valid {}",
+                t.ty.trim()
+            ),
+            input: staged.input_at(u64::try_from(*off).unwrap_or(0)),
+            source: None,
+        })?;
+    }
+    db::exec(
+        conn,
+        "removing rejects",
+        &format!("DELETE FROM {STAGE} WHERE {any}"),
+    )
 }
 
-/// `_etl_src`: typed values `v{i}`, one row per key (the last record wins)
-/// unless appending.
-fn build_source(conn: &Connection, cli: &Cli, targets: &[Target], staged: &Staged) -> Result<()> {
+/// The typed source rows `v{i}`: the staging table cast to the columns'
+/// types, as a subquery. With duplicate keys (and not appending) the last
+/// record per key is materialised in `_etl_src` instead; finding out costs
+/// one hash aggregate, so the common case pays no sort.
+fn build_source(
+    conn: &Connection,
+    cli: &Cli,
+    targets: &[Target],
+    staged: &Staged,
+) -> Result<String> {
     let mut select = String::from("_etl_line, _etl_absent");
     for t in targets {
         let _ = write!(
@@ -535,42 +562,38 @@ fn build_source(conn: &Connection, cli: &Cli, targets: &[Target], staged: &Stage
         .map(|t| format!("v{}", t.idx))
         .collect();
     if keys.is_empty() || cli.mode == Mode::Append {
-        db::exec(
-            conn,
-            "typing the input",
-            &format!("CREATE OR REPLACE TEMP TABLE _etl_src AS SELECT * FROM {typed}"),
-        )?;
-        return Ok(());
+        return Ok(typed);
     }
     let key_list = keys.join(", ");
+    let key_text: Vec<String> = keys
+        .iter()
+        .map(|k| format!("CAST({k} AS VARCHAR)"))
+        .collect();
+    let sql = format!(
+        "SELECT concat_ws(', ', {}), min(_etl_line), max(_etl_line) FROM {typed} \
+         GROUP BY {key_list} HAVING count(*) > 1 ORDER BY min(_etl_line) LIMIT 1",
+        key_text.join(", ")
+    );
+    let dup: Option<(String, i64, i64)> = conn
+        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map(Some)
+        .or_else(|e| match e {
+            duckdb::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(db::err("checking duplicate keys", &e)),
+        })?;
+    let Some((key, first, last)) = dup else {
+        return Ok(typed);
+    };
     if cli.on_duplicate_key == OnDuplicateKey::Fail {
-        let key_text: Vec<String> = keys
+        let names: Vec<&str> = targets
             .iter()
-            .map(|k| format!("CAST({k} AS VARCHAR)"))
+            .filter(|t| t.is_key)
+            .map(|t| staged.cols[t.idx].name.as_str())
             .collect();
-        let sql = format!(
-            "SELECT concat_ws(', ', {}), min(_etl_line), max(_etl_line) FROM {typed} \
-             GROUP BY {key_list} HAVING count(*) > 1 ORDER BY min(_etl_line) LIMIT 1",
-            key_text.join(", ")
-        );
-        let dup: Option<(String, i64, i64)> = conn
-            .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map(Some)
-            .or_else(|e| match e {
-                duckdb::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(db::err("checking duplicate keys", &e)),
-            })?;
-        if let Some((key, first, last)) = dup {
-            let names: Vec<&str> = targets
-                .iter()
-                .filter(|t| t.is_key)
-                .map(|t| staged.cols[t.idx].name.as_str())
-                .collect();
-            return Err(Error::data(format!(
-                "duplicate key ({}) = ({key}) on lines {first} and {last} (--on-duplicate-key fail)",
-                names.join(", ")
-            )));
-        }
+        return Err(Error::data(format!(
+            "duplicate key ({}) = ({key}) on lines {first} and {last} (--on-duplicate-key fail)",
+            names.join(", ")
+        )));
     }
     db::exec(
         conn,
@@ -579,10 +602,11 @@ fn build_source(conn: &Connection, cli: &Cli, targets: &[Target], staged: &Stage
             "CREATE OR REPLACE TEMP TABLE _etl_src AS SELECT * FROM {typed} \
              QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY _etl_line DESC) = 1"
         ),
-    )
+    )?;
+    Ok("_etl_src".into())
 }
 
-/// Applies `_etl_src` to the target by mode; leaves `_etl_ops` (the rows
+/// Applies the source rows (`src`: a subquery or `_etl_src`) to the target by mode; leaves `_etl_ops` (the rows
 /// with `_etl_op`) for `--emit changes`.
 fn apply_mode(
     conn: &Connection,
@@ -590,6 +614,7 @@ fn apply_mode(
     table: &Table,
     targets: &[Target],
     staged: &Staged,
+    src: &str,
 ) -> Result<Counts> {
     let t_sql = table.sql();
     let col_list: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
@@ -613,8 +638,11 @@ fn apply_mode(
             db::exec(
                 conn,
                 "preparing rows",
-                "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT *, 'insert' AS _etl_op FROM _etl_src",
+                &format!(
+                    "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT *, 'insert' AS _etl_op FROM {src}"
+                ),
             )?;
+            drop_staging(conn)?;
             db::exec(conn, "inserting rows", &insert(""))?;
             let inserted = db::count(conn, "SELECT count(*) FROM _etl_ops")?;
             Ok(Counts {
@@ -623,7 +651,7 @@ fn apply_mode(
                 ..Counts::default()
             })
         }
-        Mode::Merge | Mode::InsertNew => merge_ops(conn, cli, table, targets, staged, &insert),
+        Mode::Merge | Mode::InsertNew => merge_ops(conn, cli, table, targets, staged, src, &insert),
     }
 }
 
@@ -635,6 +663,7 @@ fn merge_ops(
     table: &Table,
     targets: &[Target],
     staged: &Staged,
+    src: &str,
     insert: &dyn Fn(&str) -> String,
 ) -> Result<Counts> {
     let t_sql = table.sql();
@@ -645,6 +674,16 @@ fn merge_ops(
         .collect();
     let hit = format!("t.{} IS NOT NULL", ident(&keys[0].name));
     let mut select = String::from("s._etl_line");
+    // Table columns the input lacks ride along, so an updated row can be
+    // re-inserted whole (see below).
+    let all_cols = table.columns(conn)?.unwrap_or_default();
+    let extra: Vec<&Column> = all_cols
+        .iter()
+        .filter(|c| !targets.iter().any(|t| t.name.eq_ignore_ascii_case(&c.name)))
+        .collect();
+    for (j, c) in extra.iter().enumerate() {
+        let _ = write!(select, ", t.{} AS x{j}", ident(&c.name));
+    }
     let mut differs = Vec::new();
     for t in targets {
         let sv = format!("s.v{}", t.idx);
@@ -673,6 +712,7 @@ fn merge_ops(
     } else {
         differs.join(" OR ")
     };
+    let on = on.join(" AND ");
     db::exec(
         conn,
         "comparing with the table",
@@ -680,10 +720,10 @@ fn merge_ops(
             "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT {select}, \
              CASE WHEN NOT ({hit}) THEN 'insert' WHEN {changed} THEN 'update' \
              ELSE 'unchanged' END AS _etl_op \
-             FROM _etl_src AS s LEFT JOIN {t_sql} AS t ON {}",
-            on.join(" AND ")
+             FROM {src} AS s LEFT JOIN {t_sql} AS t ON {on}"
         ),
     )?;
+    drop_staging(conn)?;
     let (inserted, updated, unchanged) = conn
         .query_row(
             "SELECT count(*) FILTER (WHERE _etl_op = 'insert'), \
@@ -700,33 +740,12 @@ fn merge_ops(
         )
         .map_err(|e| db::err("counting changes", &e))?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    let sets: Vec<String> = targets
-        .iter()
-        .filter(|t| !t.is_key)
-        .map(|t| format!("{} = _etl_o.v{}", ident(&t.name), t.idx))
-        .collect();
-    if updated > 0 && !sets.is_empty() {
-        let key_match: Vec<String> = keys
-            .iter()
-            .map(|k| {
-                format!(
-                    "{}.{} = _etl_o.v{}",
-                    ident(&table.name),
-                    ident(&k.name),
-                    k.idx
-                )
-            })
-            .collect();
-        db::exec(
-            conn,
-            "updating rows",
-            &format!(
-                "UPDATE {t_sql} SET {} FROM _etl_ops AS _etl_o \
-                 WHERE _etl_o._etl_op = 'update' AND {}",
-                sets.join(", "),
-                key_match.join(" AND ")
-            ),
-        )?;
+    if updated > 0 {
+        if has_unique_constraint(conn, table)? || !update_too_big(conn, targets, n(updated))? {
+            update_in_place(conn, table, targets, &keys)?;
+        } else {
+            replace_updated_rows(conn, table, targets, &keys, &extra)?;
+        }
     }
     if inserted > 0 {
         db::exec(conn, "inserting rows", &insert("WHERE _etl_op = 'insert'"))?;
@@ -737,6 +756,154 @@ fn merge_ops(
         unchanged: n(unchanged),
         deleted: 0,
     })
+}
+
+/// Whether an in-place UPDATE of `rows` rows could outgrow DuckDB's memory
+/// limit: DuckDB holds updated values in memory until COMMIT (they cannot
+/// spill), so past a quarter of the limit the rows are replaced instead
+/// (delete + insert, which spills). A heuristic: about 16 bytes per value,
+/// twice over (old and new versions).
+fn update_too_big(conn: &Connection, targets: &[Target], rows: u64) -> Result<bool> {
+    let limit: String = conn
+        .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+        .map_err(|e| db::err("reading the memory limit", &e))?;
+    let Some(limit) = duckdb_size(&limit) else {
+        return Ok(false);
+    };
+    let cols = targets.iter().filter(|t| !t.is_key).count() as u64;
+    let estimate = rows.saturating_mul(cols * 16 + 16).saturating_mul(2);
+    Ok(estimate > limit / 4)
+}
+
+/// DuckDB's rendering of a size (`244.1 MiB`, `19.1 GiB`, `1000 bytes`) in bytes.
+fn duckdb_size(text: &str) -> Option<u64> {
+    let (num, unit) = text
+        .trim()
+        .split_once(' ')
+        .unwrap_or((text.trim(), "bytes"));
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "bytes" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return None,
+    };
+    let bytes = n * mult;
+    // A positive, finite size that fits u64 (checked above), rounded down.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (0.0..1.8e19).contains(&bytes).then_some(bytes as u64)
+}
+
+/// Updated rows are deleted and inserted again, whole: DuckDB keeps the
+/// values of an in-place UPDATE in memory until COMMIT, so updating 5M rows
+/// under `--memory-limit 256MB` dies, while deletes are a bitmap and
+/// inserted row groups spill to disk. The row's values are the merged ones
+/// from `_etl_ops` (input columns, absent ones and the table's other columns
+/// taken from the old row).
+fn replace_updated_rows(
+    conn: &Connection,
+    table: &Table,
+    targets: &[Target],
+    keys: &[&Target],
+    extra: &[&Column],
+) -> Result<()> {
+    let t_sql = table.sql();
+    let key_match: Vec<String> = keys
+        .iter()
+        .map(|k| format!("t.{} = o.v{}", ident(&k.name), k.idx))
+        .collect();
+    db::exec(
+        conn,
+        "removing the old versions of updated rows",
+        &format!(
+            "DELETE FROM {t_sql} AS t USING _etl_ops AS o \
+             WHERE o._etl_op = 'update' AND {}",
+            key_match.join(" AND ")
+        ),
+    )?;
+    let mut cols: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
+    let mut vals: Vec<String> = targets.iter().map(|t| format!("v{}", t.idx)).collect();
+    for (j, c) in extra.iter().enumerate() {
+        cols.push(ident(&c.name));
+        vals.push(format!("x{j}"));
+    }
+    db::exec(
+        conn,
+        "writing updated rows",
+        &format!(
+            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops WHERE _etl_op = 'update'",
+            cols.join(", "),
+            vals.join(", ")
+        ),
+    )
+}
+
+/// A table with a PRIMARY KEY or UNIQUE constraint (made by hand) is
+/// updated in place, which such indexes handle best.
+fn update_in_place(
+    conn: &Connection,
+    table: &Table,
+    targets: &[Target],
+    keys: &[&Target],
+) -> Result<()> {
+    let sets: Vec<String> = targets
+        .iter()
+        .filter(|t| !t.is_key)
+        .map(|t| format!("{} = _etl_o.v{}", ident(&t.name), t.idx))
+        .collect();
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let key_match: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{}.{} = _etl_o.v{}",
+                ident(&table.name),
+                ident(&k.name),
+                k.idx
+            )
+        })
+        .collect();
+    db::exec(
+        conn,
+        "updating rows",
+        &format!(
+            "UPDATE {} SET {} FROM _etl_ops AS _etl_o \
+             WHERE _etl_o._etl_op = 'update' AND {}",
+            table.sql(),
+            sets.join(", "),
+            key_match.join(" AND ")
+        ),
+    )
+}
+
+fn has_unique_constraint(conn: &Connection, table: &Table) -> Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM duckdb_constraints() \
+         WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?) \
+           AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+        [&table.schema, &table.name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(|e| db::err("reading the table's constraints", &e))
+}
+
+/// Once `_etl_ops` holds the typed rows, the staging tables only take
+/// memory (or spill space): drop them before the table is written.
+fn drop_staging(conn: &Connection) -> Result<()> {
+    db::exec(
+        conn,
+        "dropping the staging tables",
+        &format!("DROP TABLE IF EXISTS _etl_src; DROP TABLE IF EXISTS {STAGE};"),
+    )
 }
 
 /// `--emit` / `--query` output, after COMMIT (or before a dry run's rollback).
@@ -794,5 +961,20 @@ fn emit_after(
             }
             emit::emit(conn, &emit::table_cols(&tcols), &from, "--emit table", run)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duckdb_size;
+
+    #[test]
+    fn duckdb_sizes_parse() {
+        assert_eq!(duckdb_size("244.1 MiB"), Some(255_957_401));
+        assert_eq!(duckdb_size("1000 bytes"), Some(1000));
+        assert_eq!(duckdb_size("19.1 GiB"), Some(20_508_468_838));
+        assert_eq!(duckdb_size("2 GB"), Some(2_000_000_000));
+        assert_eq!(duckdb_size("lots"), None);
+        assert_eq!(duckdb_size("1 XB"), None);
     }
 }

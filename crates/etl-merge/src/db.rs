@@ -195,8 +195,11 @@ pub fn count(conn: &Connection, sql: &str) -> Result<u64> {
 /// Runs statements that cannot fail on valid input (a failure is a bug or
 /// an environment problem: disk full, out of memory).
 pub fn exec(conn: &Connection, what: &str, sql: &str) -> Result<()> {
-    tracing::trace!(sql, "{what}");
-    conn.execute_batch(sql).map_err(|e| err(what, &e))
+    let t = std::time::Instant::now();
+    let done = conn.execute_batch(sql).map_err(|e| err(what, &e));
+    let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::debug!(ms, sql, "{what}: {ms} ms");
+    done
 }
 
 #[cfg(test)]

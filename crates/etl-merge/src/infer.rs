@@ -1,6 +1,7 @@
 //! Column types inferred from the stream: what the values of one column
 //! were, joined over every record.
 
+#[cfg(test)]
 use etl_core::Value;
 
 /// What the values of one column looked like.
@@ -26,6 +27,7 @@ pub struct Seen {
 
 impl Seen {
     /// Folds one value in.
+    #[cfg(test)]
     pub fn add(&mut self, v: &Value) {
         match v {
             Value::Null => {}
@@ -33,6 +35,18 @@ impl Seen {
             Value::String(_) => self.strings = true,
             Value::Array(_) | Value::Object(_) => self.json = true,
             Value::Number(n) => self.number(n.as_str()),
+        }
+    }
+
+    /// Folds one staged cell in.
+    pub fn add_cell(&mut self, cell: &crate::stage::Cell<'_>) {
+        use crate::stage::Cell;
+        match cell {
+            Cell::Null => {}
+            Cell::Bool(_) => self.bools = true,
+            Cell::Str(_) => self.strings = true,
+            Cell::Json(_) => self.json = true,
+            Cell::Num(t) => self.number(t),
         }
     }
 

@@ -13,6 +13,7 @@
 //! (`,3,7,`), so a merge leaves that column alone for that row instead of
 //! setting it to NULL.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -23,8 +24,9 @@ use duckdb::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
 use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Appender, Connection};
-use etl_core::reader::{Item, RejectInput};
+use etl_core::reader::RejectInput;
 use etl_core::{Error, RecordReader, Reject, Result, Run, Value};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::db;
@@ -218,39 +220,49 @@ pub fn stage(
     let mut rows_in = 0u64;
     let mut absent_buf = String::new();
 
-    while let Some(item) = reader.next_item().map_err(|e| Error::stdin(&e))? {
-        let (line, rec) = match item {
-            Item::Record(line, rec) => (line, rec),
-            Item::Reject(r) => {
+    while let Some(next) = reader.next_raw().map_err(|e| Error::stdin(&e))? {
+        let line = match next {
+            Ok(line) => line,
+            Err(r) => {
+                run.reject(&r)?;
+                continue;
+            }
+        };
+        let text = reader.raw_text();
+        let fields = match parse_fields(text) {
+            Ok(f) => f,
+            Err(e) => {
+                let r = reader.reject_raw(e);
                 run.reject(&r)?;
                 continue;
             }
         };
         rows_in += 1;
         run.records_in += 1;
-        run.progress.tick(reader.raw_line().len() + 1);
-        if let Some(problem) = key_problem(&rec, keys) {
+        run.progress.tick(text.len() + 1);
+        if let Some(problem) = key_problem(&fields, keys) {
+            let rec = etl_core::record::parse_record(text).unwrap_or_default();
             run.reject(&Reject::record(line, problem, rec))?;
             continue;
         }
         // Resolve each key to its column, the previous record's order first.
         order.clear();
         let mut new_cols = false;
-        for (j, name) in rec.keys().enumerate() {
+        for (j, (name, _)) in fields.iter().enumerate() {
             let idx = match last_order.get(j) {
                 Some(&i) if cols[i].name == *name => i,
                 _ => {
-                    if let Some(&i) = by_name.get(name.as_str()) {
+                    if let Some(&i) = by_name.get(name.as_ref()) {
                         i
                     } else {
                         let i = cols.len();
                         cols.push(StageCol {
-                            name: name.clone(),
+                            name: name.to_string(),
                             seen: Seen::default(),
                             first_line: line,
                             sometimes_absent: false,
                         });
-                        by_name.insert(name.clone(), i);
+                        by_name.insert(name.to_string(), i);
                         new_cols = true;
                         i
                     }
@@ -281,10 +293,21 @@ pub fn stage(
             );
             present.resize(cols.len(), 0);
         }
-        // Values, by column.
-        for ((_, value), &idx) in rec.iter().zip(&order) {
+        // Values, by column (a key repeated in one record: the last wins).
+        let mut values: Vec<Option<Cell<'_>>> = Vec::with_capacity(cols.len());
+        values.resize_with(cols.len(), || None);
+        for ((_, raw), &idx) in fields.iter().zip(&order) {
             present[idx] = line;
-            cols[idx].seen.add(value);
+            let cell = match Cell::of(raw) {
+                Ok(c) => c,
+                Err(e) => {
+                    let r = reader.reject_raw(format!("invalid JSON: {e}"));
+                    run.reject(&r)?;
+                    continue;
+                }
+            };
+            cols[idx].seen.add_cell(&cell);
+            values[idx] = Some(cell);
         }
         absent_buf.clear();
         for (i, col) in cols.iter_mut().enumerate() {
@@ -296,18 +319,14 @@ pub fn stage(
                 let _ = write!(absent_buf, "{i},");
             }
         }
-        let mut values: Vec<Option<&Value>> = vec![None; cols.len()];
-        for ((_, value), &idx) in rec.iter().zip(&order) {
-            values[idx] = Some(value);
-        }
         for (b, v) in batch.cols.iter_mut().zip(&values) {
             match v {
-                None | Some(Value::Null) => b.append_null(),
-                Some(Value::String(s)) => b.append_value(s),
-                Some(Value::Number(n)) => b.append_value(n.as_str()),
-                Some(Value::Bool(true)) => b.append_value("true"),
-                Some(Value::Bool(false)) => b.append_value("false"),
-                Some(v @ (Value::Array(_) | Value::Object(_))) => b.append_value(v.to_json()),
+                None | Some(Cell::Null) => b.append_null(),
+                Some(Cell::Str(t)) => b.append_value(t),
+                Some(Cell::Num(t)) => b.append_value(t),
+                Some(Cell::Json(t)) => b.append_value(t),
+                Some(Cell::Bool(true)) => b.append_value("true"),
+                Some(Cell::Bool(false)) => b.append_value("false"),
             }
         }
         batch
@@ -322,7 +341,7 @@ pub fn stage(
             batch.absent.append_value(&absent_buf);
         }
         batch.len += 1;
-        let raw = reader.raw_line();
+        let raw = text.as_bytes();
         spool_out
             .write_all(raw)
             .and_then(|()| spool_out.write_all(b"\n"))
@@ -367,18 +386,123 @@ fn append_batch(app: &mut Appender<'_>, batch: &mut Batch) -> Result<()> {
 }
 
 /// Why a record cannot be keyed, if it cannot.
-fn key_problem(rec: &etl_core::Record, keys: &[String]) -> Option<String> {
+fn key_problem(fields: &[(Cow<'_, str>, &RawValue)], keys: &[String]) -> Option<String> {
     for k in keys {
-        let v = rec.get(k).or_else(|| {
-            rec.iter()
+        let v = fields.iter().rev().find(|(name, _)| name == k).or_else(|| {
+            fields
+                .iter()
+                .rev()
                 .find(|(name, _)| name.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v)
         });
         match v {
             None => return Some(format!("key column {k:?} is missing")),
-            Some(Value::Null) => return Some(format!("key column {k:?} is null")),
+            Some((_, raw)) if raw.get() == "null" => {
+                return Some(format!("key column {k:?} is null"));
+            }
             Some(_) => {}
         }
     }
     None
+}
+
+/// One value as staged, borrowed from the input line where it can be.
+#[derive(Debug)]
+pub enum Cell<'a> {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A string, unescaped.
+    Str(Cow<'a, str>),
+    /// A number, exactly as written.
+    Num(&'a str),
+    /// An object or array, as compact JSON.
+    Json(String),
+}
+
+impl<'a> Cell<'a> {
+    fn of(raw: &'a RawValue) -> Result<Self, String> {
+        let t = raw.get();
+        Ok(match t.as_bytes().first() {
+            // RawValue validated the string: without a backslash its content
+            // is the text between the quotes.
+            Some(b'"') if !t.contains('\\') => Cell::Str(Cow::Borrowed(&t[1..t.len() - 1])),
+            Some(b'"') => Cell::Str(Cow::Owned(
+                serde_json::from_str::<String>(t).map_err(|e| e.to_string())?,
+            )),
+            // Nested values go through etl-core (depth limit, compact text).
+            Some(b'{' | b'[') => {
+                Cell::Json(Value::from_raw(raw).map_err(|e| e.to_string())?.to_json())
+            }
+            Some(b't') => Cell::Bool(true),
+            Some(b'f') => Cell::Bool(false),
+            Some(b'n') => Cell::Null,
+            _ => Cell::Num(t),
+        })
+    }
+}
+
+/// Parses one line into its fields without copying: keys and values borrow
+/// the line (a key with escapes is unescaped into an owned string).
+fn parse_fields(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
+    use serde::de::DeserializeSeed;
+    let mut out = Vec::with_capacity(16);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let ok = Fields(&mut out)
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    match ok {
+        Ok(()) => Ok(out),
+        // The canonical message (wrong type vs. invalid JSON) from etl-core.
+        Err(e) => Err(etl_core::record::parse_record(text)
+            .err()
+            .map_or_else(|| format!("invalid JSON: {e}"), |p| p.0)),
+    }
+}
+
+struct Fields<'a, 'b>(&'b mut Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Fields<'de, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Fields<'de, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            self.0.push((k, v));
+        }
+        Ok(())
+    }
+}
+
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }

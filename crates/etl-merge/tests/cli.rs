@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::fmt::Write as _;
+
 use common::Scratch;
 
 const ORDERS: &str = r#"{"id":1,"customer":"Ada","amount":12.50,"qty":2,"paid":true}
@@ -574,4 +576,71 @@ fn bad_flags_are_usage_errors() {
         b"{\"id\":1}\n",
     );
     assert_eq!(out.code, 78, "missing --db: {}", out.stderr);
+}
+
+#[test]
+fn large_updates_under_a_memory_limit_replace_rows_whole_and_keep_other_columns() {
+    // 100k updated rows of 2 columns under a 20MB limit: past a quarter of
+    // the limit, so updated rows are deleted and inserted again (the path
+    // that spills). Columns the input lacks, and absent fields, must survive.
+    let s = Scratch::new();
+    let mut day1 = String::new();
+    for i in 0..100_000 {
+        let _ = writeln!(
+            day1,
+            "{{\"id\":{i},\"a\":{i},\"b\":\"b{i}\",\"c\":\"keep{i}\"}}"
+        );
+    }
+    assert_eq!(s.merge(&["--table", "t", "--key", "id"], &day1).code, 0);
+    let mut day2 = String::new();
+    for i in 0..100_000 {
+        if i % 2 == 0 {
+            let _ = writeln!(day2, "{{\"id\":{i},\"a\":{},\"b\":\"B{i}\"}}", i + 1);
+        } else {
+            // b absent: keeps its value.
+            let _ = writeln!(day2, "{{\"id\":{i},\"a\":{}}}", i + 1);
+        }
+    }
+    day2.push_str("{\"id\":100000,\"a\":0,\"b\":\"new\"}\n");
+    let mut cmd = s.cmd(&["--table", "t", "--key", "id", "--memory-limit", "20MB"]);
+    cmd.env("ETL_LOG", "debug");
+    let out = common::run_cmd(cmd, day2.as_bytes());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.log_with("writing updated rows"),
+        "the replacing path ran: {}",
+        out.stderr
+    );
+    assert_eq!(
+        s.rows("SELECT count(*), sum(a), count(DISTINCT id) FROM t"),
+        ["100001|5000050000|100001"]
+    );
+    assert_eq!(
+        s.rows("SELECT id, a, b, c FROM t WHERE id IN (0, 1, 100000) ORDER BY id"),
+        ["0|1|B0|keep0", "1|2|b1|keep1", "100000|0|new|NULL"]
+    );
+    let sum = out.summary();
+    assert_eq!(
+        (sum["inserted"].as_u64(), sum["updated"].as_u64()),
+        (Some(1), Some(100_000))
+    );
+}
+
+#[test]
+fn a_table_with_a_primary_key_made_by_hand_is_updated_in_place() {
+    let s = Scratch::new();
+    s.conn()
+        .execute_batch(
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, a BIGINT); INSERT INTO t VALUES (1, 1), (2, 2)",
+        )
+        .unwrap();
+    let mut cmd = s.cmd(&["--table", "t", "--key", "id"]);
+    cmd.env("ETL_LOG", "debug");
+    let out = common::run_cmd(cmd, b"{\"id\":2,\"a\":20}\n{\"id\":3,\"a\":3}\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.log_with("updating rows"), "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT id, a FROM t ORDER BY id"),
+        ["1|1", "2|20", "3|3"]
+    );
 }
