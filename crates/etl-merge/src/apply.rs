@@ -561,7 +561,7 @@ fn build_source(
         .filter(|t| t.is_key)
         .map(|t| format!("v{}", t.idx))
         .collect();
-    if keys.is_empty() || cli.mode == Mode::Append {
+    if keys.is_empty() || cli.mode == Mode::Append || staged.keys_increasing {
         return Ok(typed);
     }
     let key_list = keys.join(", ");

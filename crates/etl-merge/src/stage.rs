@@ -82,6 +82,9 @@ pub struct Staged {
     pub sha256: String,
     /// The exact input lines, by `_etl_off`.
     pub spool: File,
+    /// Every staged record's key was an integer tuple greater than the one
+    /// before: no key can repeat, so the duplicate-key check can be skipped.
+    pub keys_increasing: bool,
 }
 
 impl Staged {
@@ -219,6 +222,9 @@ pub fn stage(
     let mut rows = 0u64;
     let mut rows_in = 0u64;
     let mut absent_buf = String::new();
+    let mut keys_increasing = true;
+    let mut cur_key: Vec<Option<i128>> = Vec::new();
+    let mut last_key: Vec<Option<i128>> = Vec::new();
 
     while let Some(next) = reader.next_raw().map_err(|e| Error::stdin(&e))? {
         let line = match next {
@@ -244,6 +250,15 @@ pub fn stage(
             let rec = etl_core::record::parse_record(text).unwrap_or_default();
             run.reject(&Reject::record(line, problem, rec))?;
             continue;
+        }
+        if keys_increasing && !keys.is_empty() {
+            cur_key.clear();
+            for k in keys {
+                cur_key.push(key_value(&fields, k).and_then(integer_key));
+            }
+            keys_increasing =
+                cur_key.iter().all(Option::is_some) && (rows == 0 || cur_key > last_key);
+            std::mem::swap(&mut cur_key, &mut last_key);
         }
         // Resolve each key to its column, the previous record's order first.
         order.clear();
@@ -373,6 +388,7 @@ pub fn stage(
         rows_in,
         sha256,
         spool,
+        keys_increasing,
     })
 }
 
@@ -385,18 +401,44 @@ fn append_batch(app: &mut Appender<'_>, batch: &mut Batch) -> Result<()> {
         .map_err(|e| db::err("staging records", &e))
 }
 
-/// Why a record cannot be keyed, if it cannot.
-fn key_problem(fields: &[(Cow<'_, str>, &RawValue)], keys: &[String]) -> Option<String> {
-    for k in keys {
-        let v = fields.iter().rev().find(|(name, _)| name == k).or_else(|| {
+/// The raw value of key column `k` (the last occurrence; exact name first).
+fn key_value<'a>(fields: &[(Cow<'_, str>, &'a RawValue)], k: &str) -> Option<&'a RawValue> {
+    fields
+        .iter()
+        .rev()
+        .find(|(name, _)| name == k)
+        .or_else(|| {
             fields
                 .iter()
                 .rev()
                 .find(|(name, _)| name.eq_ignore_ascii_case(k))
-        });
-        match v {
+        })
+        .map(|(_, v)| *v)
+}
+
+/// A key value as an integer, when it is one (a JSON integer, or a string
+/// of an optional `-` and digits): the only keys whose order proves
+/// uniqueness whatever type the key column has ("007" and 7 are equal as
+/// BIGINT, so both are 7 here).
+fn integer_key(raw: &RawValue) -> Option<i128> {
+    let t = raw.get();
+    let t = t
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(t);
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// Why a record cannot be keyed, if it cannot.
+fn key_problem(fields: &[(Cow<'_, str>, &RawValue)], keys: &[String]) -> Option<String> {
+    for k in keys {
+        match key_value(fields, k) {
             None => return Some(format!("key column {k:?} is missing")),
-            Some((_, raw)) if raw.get() == "null" => {
+            Some(raw) if raw.get() == "null" => {
                 return Some(format!("key column {k:?} is null"));
             }
             Some(_) => {}

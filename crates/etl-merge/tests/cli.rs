@@ -644,3 +644,22 @@ fn a_table_with_a_primary_key_made_by_hand_is_updated_in_place() {
         ["1|1", "2|20", "3|3"]
     );
 }
+
+#[test]
+fn keys_equal_after_the_cast_are_duplicates_even_when_written_differently() {
+    // "007" and 7 are one BIGINT key: the last record wins; with increasing
+    // integer keys (1, 2, 3) no de-duplication pass is needed at all.
+    let s = Scratch::new();
+    let out = s.merge(
+        &["--table", "t", "--key", "id", "--types", "id=BIGINT"],
+        "{\"id\":5,\"a\":0}\n{\"id\":\"007\",\"a\":1}\n{\"id\":7,\"a\":2}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(s.rows("SELECT id, a FROM t ORDER BY id"), ["5|0", "7|2"]);
+    let out = s.merge(
+        &["--table", "t", "--key", "id", "--on-duplicate-key", "fail", "--force"],
+        "{\"id\":1,\"a\":1}\n{\"id\":2,\"a\":1}\n{\"id\":2,\"a\":3}\n",
+    );
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(out.log_with("duplicate key (id) = (2) on lines 2 and 3"), "{}", out.stderr);
+}
