@@ -13,6 +13,7 @@ pub mod events;
 pub mod exit;
 pub mod fsutil;
 pub mod log;
+pub mod names;
 pub mod progress;
 pub mod reader;
 pub mod record;

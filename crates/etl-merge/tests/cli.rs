@@ -657,9 +657,21 @@ fn keys_equal_after_the_cast_are_duplicates_even_when_written_differently() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(s.rows("SELECT id, a FROM t ORDER BY id"), ["5|0", "7|2"]);
     let out = s.merge(
-        &["--table", "t", "--key", "id", "--on-duplicate-key", "fail", "--force"],
+        &[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--on-duplicate-key",
+            "fail",
+            "--force",
+        ],
         "{\"id\":1,\"a\":1}\n{\"id\":2,\"a\":1}\n{\"id\":2,\"a\":3}\n",
     );
     assert_eq!(out.code, 65, "{}", out.stderr);
-    assert!(out.log_with("duplicate key (id) = (2) on lines 2 and 3"), "{}", out.stderr);
+    assert!(
+        out.log_with("duplicate key (id) = (2) on lines 2 and 3"),
+        "{}",
+        out.stderr
+    );
 }

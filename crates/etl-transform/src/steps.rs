@@ -815,30 +815,7 @@ fn collapse(s: &str) -> String {
     out
 }
 
-/// snake_case: words split at non-alphanumerics and lower-to-upper steps
-/// (the same rule as `etl-parse --normalize-headers snake`).
-pub fn snake(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut prev: Option<char> = None;
-    for c in s.trim().chars() {
-        if c.is_alphanumeric() {
-            if c.is_uppercase()
-                && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit())
-                && !out.ends_with('_')
-            {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else if !out.is_empty() && !out.ends_with('_') {
-            out.push('_');
-        }
-        prev = Some(c);
-    }
-    while out.ends_with('_') {
-        out.pop();
-    }
-    out
-}
+pub use etl_core::names::snake;
 
 fn flatten_into(out: &mut Map, key: String, v: Value, sep: &str, depth: usize) {
     match v {
