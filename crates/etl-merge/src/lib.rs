@@ -44,7 +44,9 @@ Records stream into a temporary staging table through DuckDB's Appender, in batc
 type checks, de-duplication and the merge are set-based SQL; the target changes only at \
 COMMIT. A failure, SIGTERM or SIGKILL at any instant leaves the table exactly as it was. \
 Large merges spill to a temporary directory beside the database (FILE.tmp) instead of \
-running out of memory (see --memory-limit).
+running out of memory (see --memory-limit): an update too large for DuckDB to hold in \
+memory until COMMIT (past a quarter of the memory limit) deletes the old rows and inserts \
+them again whole, which spills.
 
 Modes:
   merge       insert new keys, update existing ones. Only the columns present in the \
