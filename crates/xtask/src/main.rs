@@ -22,6 +22,7 @@ fn commands() -> Vec<clap::Command> {
         etl_parse::command(),
         etl_transform::command(),
         etl_merge::command(),
+        etl_sheets_emulator::command(),
     ]
 }
 
