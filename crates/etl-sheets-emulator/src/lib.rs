@@ -141,7 +141,7 @@ pub struct ServeArgs {
     /// Seed the random choices (failures, ids, tokens) for reproducible runs.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Append one JSON line per request to FILE: ts, method, path, query, status, kind, account, cells, ms, fault, error.
+    /// Append one JSON line per request to FILE: ts, method, path, query, status, kind, account, cells, bytes, ms, fault, error.
     #[arg(long, value_name = "FILE")]
     pub request_log: Option<PathBuf>,
     /// Largest request body; larger ones get Google's 400 "Request payload size exceeds the limit".

@@ -742,6 +742,7 @@ impl Emulator {
         query: Option<&str>,
         o: &Outcome,
         ms: f64,
+        bytes: usize,
     ) {
         inner.requests += 1;
         events::request(method.as_str(), path, o.status, ms);
@@ -755,6 +756,7 @@ impl Emulator {
             "status": o.status,
             "kind": o.kind,
             "cells": if o.status == 200 { cells_of(&o.body) } else { 0 },
+            "bytes": bytes,
             "ms": (ms * 10.0).round() / 10.0,
         });
         if let Some(q) = query {
@@ -799,6 +801,9 @@ async fn handle(State(app): State<Arc<Emulator>>, req: Request) -> Response {
     }
     let limit = app.cfg.max_body_bytes;
     let bytes = to_bytes(body, limit.saturating_add(1)).await;
+    let body_len = bytes
+        .as_ref()
+        .map_or(limit.saturating_add(1), axum::body::Bytes::len);
     let Ok(mut inner) = app.inner.lock() else {
         return respond(
             500,
@@ -829,6 +834,7 @@ async fn handle(State(app): State<Arc<Emulator>>, req: Request) -> Response {
         query.as_deref(),
         &outcome,
         ms,
+        body_len,
     );
     drop(inner);
     let retry_after = match outcome.status {

@@ -23,6 +23,7 @@ fn commands() -> Vec<clap::Command> {
         etl_transform::command(),
         etl_merge::command(),
         etl_sheets_emulator::command(),
+        etl_push_sheets::command(),
     ]
 }
 

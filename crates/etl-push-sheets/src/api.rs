@@ -1,0 +1,565 @@
+//! Every Sheets call goes through here: pacing of writes, retries with
+//! backoff, the counts of the summary, the dry-run plan, and the mapping of
+//! Google's errors to exit codes.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use etl_core::{Error, Exit, Result};
+use google_sheets4::api::{
+    BatchClearValuesRequest, BatchUpdateSpreadsheetRequest, BatchUpdateValuesRequest, Request,
+    Response as Reply, Scope, ValueRange,
+};
+use google_sheets4::common::{Delegate, Retry};
+use google_sheets4::{hyper_util, Sheets};
+use rand::Rng;
+use serde_json::{json, Value};
+
+use crate::auth::Connector;
+use crate::events;
+use crate::pace::{backoff, parse_retry_after, Window};
+
+/// Retry settings.
+#[derive(Debug, Clone)]
+pub struct RetryCfg {
+    pub max_retries: u32,
+    pub max_retry_time: Duration,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+/// The counts of the run summary.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub api_calls: u64,
+    pub retries: u64,
+    pub bytes_sent: u64,
+    pub rows_written: u64,
+    pub cells_written: u64,
+    pub write_calls: u64,
+    pub planned: u64,
+}
+
+/// State the delegate updates while a call runs.
+#[derive(Debug)]
+struct Shared {
+    stats: Stats,
+    pacer: Window,
+    cfg: RetryCfg,
+}
+
+/// A sheet's properties as the run needs them.
+#[derive(Debug, Clone)]
+pub struct SheetInfo {
+    pub id: i32,
+    pub title: String,
+    pub index: i32,
+    pub rows: u64,
+    pub cols: u64,
+}
+
+/// The Sheets API client of one run.
+pub struct Api {
+    hub: Sheets<Connector>,
+    shared: Shared,
+    pub spreadsheet: String,
+    pub dry_run: bool,
+    pub account: String,
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("spreadsheet", &self.spreadsheet)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one call is, for the delegate and the error messages.
+#[derive(Debug, Clone, Copy)]
+struct Call<'a> {
+    method: &'a str,
+    what: &'a str,
+    write: bool,
+    bytes: u64,
+    /// Whether a connection error may be retried (not for `append`, which is
+    /// not idempotent: the lost reply may have been a success).
+    retry_connection: bool,
+}
+
+struct Ctl<'a> {
+    shared: &'a mut Shared,
+    call: Call<'a>,
+    attempt: u32,
+    slept: Duration,
+    last_status: Option<u16>,
+}
+
+impl Ctl<'_> {
+    fn retry(&mut self, status: Option<u16>, retry_after: Option<Duration>) -> Retry {
+        self.last_status = status;
+        if self.attempt >= self.shared.cfg.max_retries {
+            return Retry::Abort;
+        }
+        let unit: f64 = rand::thread_rng().gen();
+        let mut delay = backoff(
+            self.attempt,
+            self.shared.cfg.base,
+            self.shared.cfg.cap,
+            retry_after,
+            unit,
+        );
+        if self.call.write {
+            delay += self.shared.pacer.wait_at(Instant::now() + delay);
+        }
+        if self.slept + delay > self.shared.cfg.max_retry_time {
+            return Retry::Abort;
+        }
+        self.attempt += 1;
+        self.slept += delay;
+        self.shared.stats.retries += 1;
+        events::retrying(
+            self.call.method,
+            self.call.what,
+            status,
+            self.attempt,
+            delay,
+        );
+        Retry::After(delay)
+    }
+}
+
+impl Delegate for Ctl<'_> {
+    fn pre_request(&mut self) {
+        self.shared.stats.api_calls += 1;
+        self.shared.stats.bytes_sent += self.call.bytes;
+        if self.call.write {
+            self.shared.stats.write_calls += 1;
+            self.shared.pacer.record(Instant::now());
+        }
+    }
+
+    fn http_error(&mut self, _err: &hyper_util::client::legacy::Error) -> Retry {
+        if self.call.retry_connection {
+            self.retry(None, None)
+        } else {
+            Retry::Abort
+        }
+    }
+
+    fn http_failure(
+        &mut self,
+        response: &google_sheets4::common::Response,
+        _err: Option<&Value>,
+    ) -> Retry {
+        let status = response.status().as_u16();
+        if matches!(status, 429 | 500 | 502 | 503 | 504) {
+            let after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            self.retry(Some(status), after)
+        } else {
+            self.last_status = Some(status);
+            Retry::Abort
+        }
+    }
+}
+
+/// JSON size of a value as it goes on the wire.
+pub fn json_len(v: &impl serde::Serialize) -> u64 {
+    serde_json::to_vec(v).map_or(0, |b| b.len() as u64)
+}
+
+macro_rules! call {
+    ($self:ident, $call:expr, |$hub:ident, $d:ident| $build:expr) => {{
+        let call: Call = $call;
+        if call.write {
+            let wait = $self.shared.pacer.wait_at(Instant::now());
+            if !wait.is_zero() {
+                events::pacing(wait);
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let mut $d = Ctl {
+            shared: &mut $self.shared,
+            call,
+            attempt: 0,
+            slept: Duration::ZERO,
+            last_status: None,
+        };
+        let $hub = &$self.hub;
+        let result = $build
+            .add_scope(Scope::Spreadsheet)
+            .delegate(&mut $d)
+            .doit()
+            .await;
+        let (attempts, status) = ($d.attempt, $d.last_status);
+        match result {
+            Ok((_, v)) => Ok(v),
+            Err(e) => Err(classify(
+                &e,
+                call,
+                attempts,
+                status,
+                &$self.account,
+                &$self.api_url,
+            )),
+        }
+    }};
+}
+
+impl Api {
+    pub fn new(
+        hub: Sheets<Connector>,
+        spreadsheet: String,
+        cfg: RetryCfg,
+        writes_per_minute: u32,
+    ) -> Self {
+        Api {
+            hub,
+            shared: Shared {
+                stats: Stats::default(),
+                pacer: Window::new(writes_per_minute, Duration::from_secs(60)),
+                cfg,
+            },
+            spreadsheet,
+            dry_run: false,
+            account: String::new(),
+            api_url: String::new(),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Counts rows and cells written (by the caller, which knows them).
+    pub fn wrote(&mut self, rows: u64, cells: u64) {
+        if !self.dry_run {
+            self.shared.stats.rows_written += rows;
+            self.shared.stats.cells_written += cells;
+        }
+    }
+
+    /// In a dry run, prints the plan line for a write and returns true.
+    fn plan(&mut self, line: &Value) -> bool {
+        if !self.dry_run {
+            return false;
+        }
+        self.shared.stats.planned += 1;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        true
+    }
+
+    /// The spreadsheet's sheets.
+    pub async fn sheets(&mut self) -> Result<Vec<SheetInfo>> {
+        let id = self.spreadsheet.clone();
+        let book = call!(
+            self,
+            Call {
+                method: "spreadsheets.get",
+                what: &id,
+                write: false,
+                bytes: 0,
+                retry_connection: true
+            },
+            |hub, d| hub
+                .spreadsheets()
+                .get(&id)
+                .param("fields", "sheets.properties")
+        )?;
+        Ok(book
+            .sheets
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| s.properties)
+            .map(|p| {
+                let g = p.grid_properties.unwrap_or_default();
+                SheetInfo {
+                    id: p.sheet_id.unwrap_or(0),
+                    title: p.title.unwrap_or_default(),
+                    index: p.index.unwrap_or(0),
+                    rows: u64::try_from(g.row_count.unwrap_or(0)).unwrap_or(0),
+                    cols: u64::try_from(g.column_count.unwrap_or(0)).unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    /// `values.get` with `valueRenderOption`.
+    pub async fn get(&mut self, range: &str, render: &str) -> Result<Vec<Vec<Value>>> {
+        let id = self.spreadsheet.clone();
+        let vr = call!(
+            self,
+            Call {
+                method: "values.get",
+                what: range,
+                write: false,
+                bytes: 0,
+                retry_connection: true
+            },
+            |hub, d| hub
+                .spreadsheets()
+                .values_get(&id, range)
+                .value_render_option(render)
+        )?;
+        Ok(vr.values.unwrap_or_default())
+    }
+
+    /// `values.update` of one block.
+    pub async fn update(&mut self, range: &str, rows: Vec<Vec<Value>>, input: &str) -> Result<()> {
+        let cells: u64 = rows.iter().map(|r| r.len() as u64).sum();
+        let n = rows.len() as u64;
+        let body = ValueRange {
+            values: Some(rows),
+            ..Default::default()
+        };
+        let bytes = json_len(&body);
+        if self.plan(&json!({"request": "values.update", "range": range, "rows": n, "cells": cells, "bytes": bytes})) {
+            return Ok(());
+        }
+        let id = self.spreadsheet.clone();
+        call!(
+            self,
+            Call {
+                method: "values.update",
+                what: range,
+                write: true,
+                bytes,
+                retry_connection: true
+            },
+            |hub, d| hub
+                .spreadsheets()
+                .values_update(body.clone(), &id, range)
+                .value_input_option(input)
+        )?;
+        self.wrote(n, cells);
+        Ok(())
+    }
+
+    /// `values.batchUpdate` of several ranges (one request, atomic).
+    pub async fn batch_update_values(
+        &mut self,
+        data: Vec<ValueRange>,
+        input: &str,
+        rows: u64,
+    ) -> Result<()> {
+        let cells: u64 = data
+            .iter()
+            .flat_map(|d| d.values.iter().flatten())
+            .map(|r| r.len() as u64)
+            .sum();
+        let ranges = data.len();
+        let body = BatchUpdateValuesRequest {
+            data: Some(data),
+            value_input_option: Some(input.to_owned()),
+            ..Default::default()
+        };
+        let bytes = json_len(&body);
+        if self.plan(&json!({"request": "values.batchUpdate", "ranges": ranges, "rows": rows, "cells": cells, "bytes": bytes})) {
+            return Ok(());
+        }
+        let id = self.spreadsheet.clone();
+        let what = format!("{ranges} ranges");
+        call!(
+            self,
+            Call {
+                method: "values.batchUpdate",
+                what: &what,
+                write: true,
+                bytes,
+                retry_connection: true
+            },
+            |hub, d| hub.spreadsheets().values_batch_update(body.clone(), &id)
+        )?;
+        self.wrote(rows, cells);
+        Ok(())
+    }
+
+    /// `values.append` with `INSERT_ROWS` after the table at `range`.
+    pub async fn append(
+        &mut self,
+        range: &str,
+        rows: Vec<Vec<Value>>,
+        input: &str,
+    ) -> Result<Option<String>> {
+        let cells: u64 = rows.iter().map(|r| r.len() as u64).sum();
+        let n = rows.len() as u64;
+        let body = ValueRange {
+            values: Some(rows),
+            ..Default::default()
+        };
+        let bytes = json_len(&body);
+        if self.plan(&json!({"request": "values.append", "range": range, "rows": n, "cells": cells, "bytes": bytes})) {
+            return Ok(None);
+        }
+        let id = self.spreadsheet.clone();
+        let r = call!(
+            self,
+            Call {
+                method: "values.append",
+                what: range,
+                write: true,
+                bytes,
+                retry_connection: false
+            },
+            |hub, d| hub
+                .spreadsheets()
+                .values_append(body.clone(), &id, range)
+                .value_input_option(input)
+                .insert_data_option("INSERT_ROWS")
+        )?;
+        self.wrote(n, cells);
+        Ok(r.updates.and_then(|u| u.updated_range))
+    }
+
+    /// `values.batchClear`.
+    pub async fn clear(&mut self, ranges: Vec<String>) -> Result<()> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let body = BatchClearValuesRequest {
+            ranges: Some(ranges.clone()),
+        };
+        let bytes = json_len(&body);
+        if self.plan(&json!({"request": "values.batchClear", "ranges": ranges, "bytes": bytes})) {
+            return Ok(());
+        }
+        let id = self.spreadsheet.clone();
+        let what = ranges.join(", ");
+        call!(
+            self,
+            Call {
+                method: "values.batchClear",
+                what: &what,
+                write: true,
+                bytes,
+                retry_connection: true
+            },
+            |hub, d| hub.spreadsheets().values_batch_clear(body.clone(), &id)
+        )?;
+        Ok(())
+    }
+
+    /// `spreadsheets.batchUpdate` (atomic); `requests` are JSON `Request`s.
+    pub async fn batch_update(&mut self, requests: Vec<Value>) -> Result<Vec<Reply>> {
+        let kinds: Vec<String> = requests
+            .iter()
+            .filter_map(|r| r.as_object().and_then(|o| o.keys().next().cloned()))
+            .collect();
+        // From text: FieldMask deserialises only from borrowed strings.
+        let typed: Vec<Request> = requests
+            .iter()
+            .map(|r| serde_json::from_str(&r.to_string()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::internal(format!("batchUpdate request: {e}")))?;
+        let body = BatchUpdateSpreadsheetRequest {
+            requests: Some(typed),
+            ..Default::default()
+        };
+        let bytes = json_len(&body);
+        if self
+            .plan(&json!({"request": "spreadsheets.batchUpdate", "kinds": kinds, "bytes": bytes}))
+        {
+            return Ok(Vec::new());
+        }
+        let id = self.spreadsheet.clone();
+        let what = kinds.join(", ");
+        let r = call!(
+            self,
+            Call {
+                method: "spreadsheets.batchUpdate",
+                what: &what,
+                write: true,
+                bytes,
+                retry_connection: true
+            },
+            |hub, d| hub.spreadsheets().batch_update(body.clone(), &id)
+        )?;
+        Ok(r.replies.unwrap_or_default())
+    }
+}
+
+/// Google's `{"error": {...}}` body: code, status, message.
+fn error_parts(v: &Value) -> (Option<u16>, String, String) {
+    let e = &v["error"];
+    let code = e["code"].as_u64().and_then(|c| u16::try_from(c).ok());
+    let status = e["status"].as_str().unwrap_or("").to_owned();
+    let message = e["message"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| v["error_description"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| v.to_string());
+    (code, status, message)
+}
+
+/// Maps a failed call to the exit code and message users see.
+fn classify(
+    e: &google_sheets4::Error,
+    call: Call<'_>,
+    retries: u32,
+    last: Option<u16>,
+    account: &str,
+    api_url: &str,
+) -> Error {
+    use google_sheets4::Error as E;
+    let what = format!("{} {}", call.method, call.what);
+    let after = if retries > 0 {
+        format!(" after {retries} retries")
+    } else {
+        String::new()
+    };
+    let (code, status, message) = match e {
+        E::BadRequest(v) => error_parts(v),
+        E::Failure(r) => (
+            Some(r.status().as_u16()),
+            r.status().canonical_reason().unwrap_or("").to_owned(),
+            String::new(),
+        ),
+        E::HttpError(err) => {
+            let hint = if call.retry_connection {
+                String::new()
+            } else {
+                " (not retried: the request may have been applied; check the sheet before re-running)".to_owned()
+            };
+            return Error::new(
+                Exit::Unavailable,
+                format!("{what}: cannot reach {api_url}{after}: {err}{hint}"),
+            );
+        }
+        E::MissingToken(err) => {
+            let text = err.to_string();
+            let unreachable =
+                text.contains("connect") || text.contains("cannot reach") || text.contains("dns");
+            let exit = if unreachable {
+                Exit::Unavailable
+            } else {
+                Exit::NoPerm
+            };
+            return Error::new(exit, format!("no access token for {account}: {text}"));
+        }
+        other => (last, String::new(), other.to_string()),
+    };
+    let code = code.or(last).unwrap_or(0);
+    let text = format!("{what}: Google Sheets answered {code} {status}{after}: {message}");
+    match code {
+        401 => Error::new(
+            Exit::NoPerm,
+            format!("{text} (are the credentials valid and for this API?)"),
+        ),
+        403 => Error::new(
+            Exit::NoPerm,
+            format!("{text} (share the spreadsheet with {account} as an editor)"),
+        ),
+        429 => Error::new(
+            Exit::TempFail,
+            format!("{text} (write quota; try again later or lower --max-writes-per-minute)"),
+        ),
+        400..=499 => Error::data(text),
+        _ => Error::new(Exit::Unavailable, text),
+    }
+}

@@ -1,0 +1,932 @@
+//! The four ways a sheet changes: atomic replace, in-place replace, append,
+//! upsert. Each reads the spooled input, checks Google's limits, then writes
+//! in requests of at most `--max-request-bytes`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use etl_core::{Error, Exit, Record, Result, Run};
+use etl_sheets_emulator::a1::{self, Grid, MAX_COLUMNS};
+use google_sheets4::api::ValueRange;
+use google_sheets4::{hyper_rustls, hyper_util, Sheets};
+use serde_json::{json, Value as J};
+
+use crate::api::{json_len, Api, RetryCfg, SheetInfo};
+use crate::cells::Convert;
+use crate::cells::{key_of, key_of_cell, CellHash};
+use crate::spool::{self, Spool};
+use crate::{events, Cli, Mode, OnNewColumn, ValueInput};
+
+/// Google's per-spreadsheet cell limit.
+pub const MAX_CELLS: u64 = 10_000_000;
+
+/// `--start-cell`, 0-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub row: u32,
+    pub col: u32,
+}
+
+pub fn parse_start(s: &str) -> Result<Start> {
+    let bad = || {
+        Error::usage(format!(
+            "--start-cell {s:?}: expected one cell like A1 or C5"
+        ))
+    };
+    let r = a1::parse(s).map_err(|_| bad())?;
+    match (r.sheet, r.start_row, r.start_col, r.end_row, r.end_col) {
+        (None, Some(row), Some(col), Some(er), Some(ec)) if er == row + 1 && ec == col + 1 => {
+            Ok(Start { row, col })
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn to_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The whole run: spool, connect, write, count.
+pub async fn push(
+    cli: &Cli,
+    run: &mut Run,
+    spreadsheet: String,
+    credentials: &Path,
+    start: Start,
+    retry: RetryCfg,
+) -> Result<()> {
+    let convert = Convert {
+        user_entered: cli.value_input == ValueInput::UserEntered,
+        allow_formulas: cli.allow_formulas,
+    };
+    let fixed = (!cli.columns.is_empty()).then_some(cli.columns.as_slice());
+    let opts = spool::Options {
+        fixed,
+        convert,
+        key: &cli.key,
+    };
+    let mut sp = spool::spool(std::io::stdin().lock(), &opts, run)?;
+    events::spooled(sp.records, sp.columns.names.len());
+    if sp.numbers_as_text > 0 {
+        events::numbers_as_text(sp.numbers_as_text);
+    }
+
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(30)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| Error::internal(format!("TLS roots: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let executor = hyper_util::rt::TokioExecutor::new();
+    let token_client =
+        hyper_util::client::legacy::Client::builder(executor.clone()).build(connector.clone());
+    let (auth, account) =
+        crate::auth::load(credentials, cli.impersonate.as_deref(), token_client).await?;
+    let client = hyper_util::client::legacy::Client::builder(executor).build(connector);
+    let mut hub = Sheets::new(client, auth);
+    let base = format!("{}/", cli.api_url.trim_end_matches('/'));
+    hub.base_url(base.clone());
+    hub.root_url(base.clone());
+    let mut api = Api::new(hub, spreadsheet, retry, cli.max_writes_per_minute);
+    api.dry_run = cli.dry_run;
+    api.account = account;
+    api.api_url = base;
+
+    let ctx = Ctx {
+        cli,
+        convert,
+        start,
+        max_bytes: cli.max_request_bytes as u64,
+        input: if convert.user_entered {
+            "USER_ENTERED"
+        } else {
+            "RAW"
+        },
+    };
+    let deadline = Duration::from_secs(cli.timeout);
+    let work = async {
+        match cli.mode {
+            Mode::Replace if cli.in_place => ctx.replace_in_place(&mut api, &mut sp).await,
+            Mode::Replace => ctx.replace(&mut api, &mut sp, run.run_id()).await,
+            Mode::Append => ctx.append(&mut api, &mut sp).await,
+            Mode::Upsert => ctx.upsert(&mut api, &mut sp, run).await,
+        }
+    };
+    let result = match tokio::time::timeout(deadline, work).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::new(
+            Exit::Unavailable,
+            format!("no end within --timeout {} s", cli.timeout),
+        )),
+    };
+    let st = api.stats().clone();
+    run.records_out = if cli.dry_run { 0 } else { st.rows_written };
+    run.set_count("rows_written", st.rows_written);
+    run.set_count("cells_written", st.cells_written);
+    run.set_count("api_calls", st.api_calls);
+    run.set_count("write_calls", st.write_calls);
+    run.set_count("retries", st.retries);
+    run.set_count("bytes_sent", st.bytes_sent);
+    if cli.dry_run {
+        run.set_count("planned_requests", st.planned);
+    }
+    if sp.numbers_as_text > 0 {
+        run.set_count("numbers_as_text", sp.numbers_as_text);
+    }
+    result
+}
+
+struct Ctx<'a> {
+    cli: &'a Cli,
+    convert: Convert,
+    start: Start,
+    max_bytes: u64,
+    input: &'static str,
+}
+
+/// Rows collected up to the request size limit.
+struct Chunk {
+    rows: Vec<Vec<J>>,
+    bytes: u64,
+    budget: u64,
+}
+
+impl Chunk {
+    fn new(max: u64) -> Self {
+        Chunk {
+            rows: Vec::new(),
+            bytes: 0,
+            // Room for the envelope (`{"values":[...]}`, range, options).
+            budget: max.saturating_sub(512).max(1),
+        }
+    }
+    /// Adds `row`; returns the rows to send first when it would not fit.
+    fn push(&mut self, row: Vec<J>) -> Option<Vec<Vec<J>>> {
+        let size = json_len(&row) + 1;
+        let full = (!self.rows.is_empty() && self.bytes + size > self.budget).then(|| self.take());
+        self.bytes += size;
+        self.rows.push(row);
+        full
+    }
+    fn take(&mut self) -> Vec<Vec<J>> {
+        self.bytes = 0;
+        std::mem::take(&mut self.rows)
+    }
+}
+
+fn find_sheet<'s>(sheets: &'s [SheetInfo], name: Option<&str>) -> Option<&'s SheetInfo> {
+    match name {
+        Some(n) => sheets
+            .iter()
+            .find(|s| s.title == n)
+            .or_else(|| sheets.iter().find(|s| s.title.eq_ignore_ascii_case(n))),
+        None => sheets.iter().min_by_key(|s| s.index),
+    }
+}
+
+fn cells_of(sheets: &[SheetInfo]) -> u64 {
+    sheets.iter().map(|s| s.rows * s.cols).sum()
+}
+
+fn header_row(cols: &[String]) -> Vec<J> {
+    cols.iter().map(|c| J::String(c.clone())).collect()
+}
+
+impl Ctx<'_> {
+    fn policy(&self) -> OnNewColumn {
+        self.cli.on_new_column.unwrap_or(match self.cli.mode {
+            Mode::Replace => OnNewColumn::Add,
+            _ => OnNewColumn::Fail,
+        })
+    }
+
+    /// The columns from the input alone (replace, and append to an empty
+    /// sheet): all keys, or the first record's under `fail`/`ignore`.
+    fn input_columns(&self, sp: &Spool) -> Result<Vec<String>> {
+        let c = &sp.columns;
+        if !self.cli.columns.is_empty() {
+            return Ok(c.names.clone());
+        }
+        match self.policy() {
+            OnNewColumn::Add => Ok(c.names.clone()),
+            OnNewColumn::Ignore => Ok(c.names[..c.first_record.min(c.names.len())].to_vec()),
+            OnNewColumn::Fail => match c.names.get(c.first_record) {
+                Some(extra) => Err(Error::data(format!(
+                    "line {}: field {extra:?} is not among the columns of the first record ({}); nothing was written (--on-new-column add|ignore)",
+                    c.first_line[c.first_record],
+                    c.names[..c.first_record].join(", ")
+                ))),
+                None => Ok(c.names.clone()),
+            },
+        }
+    }
+
+    /// One row for `rec` in `cols` order (validated in the first pass).
+    fn row(&self, rec: &Record, cols: &[String]) -> Vec<J> {
+        cols.iter()
+            .map(|c| match rec.get(c.as_str()) {
+                Some(v) => self
+                    .convert
+                    .cell(v)
+                    .unwrap_or_else(|_| J::String(String::new())),
+                None => J::String(String::new()),
+            })
+            .collect()
+    }
+
+    fn check_fit(other_cells: u64, rows: u64, cols: u64, what: &str) -> Result<()> {
+        if cols > u64::from(MAX_COLUMNS) {
+            return Err(Error::data(format!(
+                "{what} needs {cols} columns; Google allows {MAX_COLUMNS}. Nothing was written"
+            )));
+        }
+        let need = rows * cols;
+        if other_cells + need > MAX_CELLS {
+            return Err(Error::data(format!(
+                "{what} needs {need} cells ({rows} rows x {cols} columns) besides the {other_cells} cells of the rest of the spreadsheet: {} in all, more than Google's {MAX_CELLS}. Nothing was written",
+                other_cells + need
+            )));
+        }
+        Ok(())
+    }
+
+    fn range(title: &str, r0: u64, c0: u32, rows: u64, cols: u64) -> String {
+        a1::format(
+            title,
+            Grid {
+                r0: to_u32(r0),
+                c0,
+                r1: to_u32(r0 + rows.max(1)),
+                c1: c0 + to_u32(cols.max(1)),
+            },
+        )
+    }
+
+    /// Writes the header (unless `--no-header`) and every record as rows
+    /// from `first_row` down, in values.update requests.
+    async fn write_rows(
+        &self,
+        api: &mut Api,
+        sp: &Spool,
+        title: &str,
+        cols: &[String],
+        first_row: u64,
+    ) -> Result<u64> {
+        let width = cols.len() as u64;
+        let mut next = first_row;
+        let mut chunk = Chunk::new(self.max_bytes);
+        let mut pending: Vec<Vec<Vec<J>>> = Vec::new();
+        if !self.cli.no_header {
+            chunk.push(header_row(cols));
+        }
+        let mut records = sp.records()?;
+        loop {
+            let item = records.next().transpose()?;
+            let full = match &item {
+                Some((_, rec)) => chunk.push(self.row(rec, cols)),
+                None => Some(chunk.take()),
+            };
+            if let Some(rows) = full {
+                pending.push(rows);
+            }
+            for rows in pending.drain(..) {
+                if rows.is_empty() {
+                    continue;
+                }
+                let n = rows.len() as u64;
+                let range = Self::range(title, next, self.start.col, n, width);
+                api.update(&range, rows, self.input).await?;
+                next += n;
+            }
+            if item.is_none() {
+                break;
+            }
+        }
+        Ok(next - first_row)
+    }
+
+    /// replace: new hidden sheet, rows, then one atomic swap.
+    async fn replace(&self, api: &mut Api, sp: &mut Spool, run_id: &str) -> Result<()> {
+        let cols = self.input_columns(sp)?;
+        let sheets = api.sheets().await?;
+        let target = find_sheet(&sheets, self.cli.sheet.as_deref()).cloned();
+        let title = self
+            .cli
+            .sheet
+            .clone()
+            .or_else(|| target.as_ref().map(|t| t.title.clone()))
+            .unwrap_or_else(|| "Sheet1".into());
+        if sp.records == 0 && !self.cli.allow_empty {
+            return Err(Error::data(format!(
+                "no records on stdin: refusing to empty sheet {title:?} (a failed upstream stage looks like this; --allow-empty if it is meant)"
+            )));
+        }
+        let rows = sp.records + u64::from(!self.cli.no_header);
+        let grid_rows = (u64::from(self.start.row) + rows).max(1);
+        let grid_cols = (u64::from(self.start.col) + cols.len() as u64).max(1);
+        Self::check_fit(
+            cells_of(&sheets),
+            grid_rows,
+            grid_cols,
+            &format!("the new sheet {title:?}"),
+        )?;
+        let short: String = run_id
+            .chars()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let tmp_title = format!(
+            "{} (etl-push-sheets {short})",
+            title.chars().take(60).collect::<String>()
+        );
+        let replies = api
+            .batch_update(vec![json!({"addSheet": {"properties": {
+                "title": tmp_title, "hidden": true,
+                "gridProperties": {"rowCount": grid_rows, "columnCount": grid_cols}}}})])
+            .await?;
+        let new_id = replies
+            .first()
+            .and_then(|r| r.add_sheet.as_ref())
+            .and_then(|a| a.properties.as_ref())
+            .and_then(|p| p.sheet_id)
+            .unwrap_or(-1);
+        let written = self
+            .write_rows(api, sp, &tmp_title, &cols, u64::from(self.start.row))
+            .await;
+        let swapped = match written {
+            Ok(_) => {
+                let mut reqs = vec![json!({"updateSheetProperties": {
+                    "properties": {"sheetId": new_id, "hidden": false}, "fields": "hidden"}})];
+                match &target {
+                    Some(old) if old.title.eq_ignore_ascii_case(&title) => {
+                        reqs.push(json!({"deleteSheet": {"sheetId": old.id}}));
+                        reqs.push(json!({"updateSheetProperties": {
+                            "properties": {"sheetId": new_id, "title": title, "index": old.index},
+                            "fields": "title,index"}}));
+                    }
+                    _ => reqs.push(json!({"updateSheetProperties": {
+                        "properties": {"sheetId": new_id, "title": title}, "fields": "title"}})),
+                }
+                api.batch_update(reqs).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = swapped {
+            if !api.dry_run {
+                let ok = api
+                    .batch_update(vec![json!({"deleteSheet": {"sheetId": new_id}})])
+                    .await
+                    .is_ok();
+                events::cleanup(&tmp_title, ok);
+            }
+            return Err(e);
+        }
+        events::swapped(&title, sp.records);
+        Ok(())
+    }
+
+    /// Creates `title` (for a missing sheet) with at least the given grid.
+    async fn create_sheet(
+        &self,
+        api: &mut Api,
+        title: &str,
+        rows: u64,
+        cols: u64,
+    ) -> Result<SheetInfo> {
+        let replies = api
+            .batch_update(vec![json!({"addSheet": {"properties": {
+                "title": title, "gridProperties": {"rowCount": rows.max(1), "columnCount": cols.max(1)}}}})])
+            .await?;
+        let id = replies
+            .first()
+            .and_then(|r| r.add_sheet.as_ref())
+            .and_then(|a| a.properties.as_ref())
+            .and_then(|p| p.sheet_id)
+            .unwrap_or(-1);
+        Ok(SheetInfo {
+            id,
+            title: title.to_owned(),
+            index: 0,
+            rows: rows.max(1),
+            cols: cols.max(1),
+        })
+    }
+
+    /// The target sheet, created when missing (with the grid `rows` x `cols`).
+    async fn target(
+        &self,
+        api: &mut Api,
+        sheets: &[SheetInfo],
+        rows: u64,
+        cols: u64,
+    ) -> Result<(SheetInfo, bool)> {
+        match find_sheet(sheets, self.cli.sheet.as_deref()) {
+            Some(s) => Ok((s.clone(), false)),
+            None => {
+                let title = self.cli.sheet.clone().unwrap_or_else(|| "Sheet1".into());
+                let other = cells_of(sheets);
+                Self::check_fit(
+                    other,
+                    rows.max(1000),
+                    cols.max(26),
+                    &format!("the new sheet {title:?}"),
+                )?;
+                Ok((
+                    self.create_sheet(api, &title, rows.max(1000), cols.max(26))
+                        .await?,
+                    true,
+                ))
+            }
+        }
+    }
+
+    /// Grows `t`'s grid to at least rows x cols (one batchUpdate).
+    async fn grow(&self, api: &mut Api, t: &mut SheetInfo, rows: u64, cols: u64) -> Result<()> {
+        let mut reqs = Vec::new();
+        if rows > t.rows {
+            reqs.push(json!({"appendDimension": {"sheetId": t.id, "dimension": "ROWS", "length": rows - t.rows}}));
+        }
+        if cols > t.cols {
+            reqs.push(json!({"appendDimension": {"sheetId": t.id, "dimension": "COLUMNS", "length": cols - t.cols}}));
+        }
+        if !reqs.is_empty() {
+            api.batch_update(reqs).await?;
+            t.rows = t.rows.max(rows);
+            t.cols = t.cols.max(cols);
+        }
+        Ok(())
+    }
+
+    /// replace --in-place: overwrite, then clear what lies beyond.
+    async fn replace_in_place(&self, api: &mut Api, sp: &mut Spool) -> Result<()> {
+        let cols = self.input_columns(sp)?;
+        let sheets = api.sheets().await?;
+        if sp.records == 0 && !self.cli.allow_empty {
+            return Err(Error::data(
+                "no records on stdin: refusing to empty the sheet (a failed upstream stage looks like this; --allow-empty if it is meant)",
+            ));
+        }
+        let rows = sp.records + u64::from(!self.cli.no_header);
+        let need_rows = u64::from(self.start.row) + rows;
+        let need_cols = u64::from(self.start.col) + cols.len() as u64;
+        let (mut t, _) = self.target(api, &sheets, need_rows, need_cols).await?;
+        let others = cells_of(&sheets).saturating_sub(t.rows * t.cols);
+        Self::check_fit(
+            others,
+            need_rows.max(t.rows),
+            need_cols.max(t.cols),
+            &format!("sheet {:?}", t.title),
+        )?;
+        self.grow(api, &mut t, need_rows, need_cols).await?;
+        let written = self
+            .write_rows(api, sp, &t.title, &cols, u64::from(self.start.row))
+            .await?;
+        let end_row = u64::from(self.start.row) + written;
+        let end_col = need_cols;
+        let mut clear = Vec::new();
+        if t.rows > end_row {
+            clear.push(a1::format(
+                &t.title,
+                Grid {
+                    r0: to_u32(end_row),
+                    c0: self.start.col,
+                    r1: to_u32(t.rows),
+                    c1: to_u32(t.cols),
+                },
+            ));
+        }
+        if t.cols > end_col && written > 0 {
+            clear.push(a1::format(
+                &t.title,
+                Grid {
+                    r0: self.start.row,
+                    c0: to_u32(end_col),
+                    r1: to_u32(end_row),
+                    c1: to_u32(t.cols),
+                },
+            ));
+        }
+        api.clear(clear).await
+    }
+
+    /// The existing header at the start row (trailing empty cells dropped).
+    async fn read_header(&self, api: &mut Api, t: &SheetInfo) -> Result<Vec<String>> {
+        let row = self.start.row + 1;
+        let range = format!("{}!{row}:{row}", a1::quote_sheet(&t.title));
+        let rows = api.get(&range, "FORMATTED_VALUE").await?;
+        let mut h: Vec<String> = rows
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .skip(self.start.col as usize)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect();
+        while h.last().is_some_and(String::is_empty) {
+            h.pop();
+        }
+        Ok(h)
+    }
+
+    /// Matches input columns to an existing header: the columns to write
+    /// (header order, new ones at the right under `add`) and whether the
+    /// header gained columns.
+    fn match_header(&self, header: &[String], sp: &Spool) -> Result<(Vec<String>, bool)> {
+        let input = &sp.columns.names;
+        let new: Vec<&String> = input.iter().filter(|c| !header.contains(c)).collect();
+        if new.is_empty() {
+            return Ok((header.to_vec(), false));
+        }
+        match self.policy() {
+            OnNewColumn::Ignore => Ok((header.to_vec(), false)),
+            OnNewColumn::Add => {
+                let mut cols = header.to_vec();
+                cols.extend(new.into_iter().cloned());
+                Ok((cols, true))
+            }
+            OnNewColumn::Fail => {
+                let missing: Vec<&String> = header.iter().filter(|h| !input.contains(h)).collect();
+                let list = |v: &[&String]| {
+                    v.iter()
+                        .map(|s| format!("{s:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let mut msg = format!(
+                    "the input's columns differ from the sheet's header: not in the header: {}",
+                    list(&new)
+                );
+                if !missing.is_empty() {
+                    let _ = write!(
+                        msg,
+                        "; in the header but not in the input: {}",
+                        list(&missing)
+                    );
+                }
+                msg.push_str(". Nothing was written (--on-new-column add|ignore)");
+                Err(Error::data(msg))
+            }
+        }
+    }
+
+    /// append: rows after the table at the start cell.
+    async fn append(&self, api: &mut Api, sp: &mut Spool) -> Result<()> {
+        let sheets = api.sheets().await?;
+        let rows_in = sp.records;
+        let (t, created) = self
+            .target(
+                api,
+                &sheets,
+                u64::from(self.start.row) + rows_in + 1,
+                u64::from(self.start.col) + sp.columns.names.len() as u64,
+            )
+            .await?;
+        let header = if self.cli.no_header || created {
+            Vec::new()
+        } else {
+            self.read_header(api, &t).await?
+        };
+        let (cols, write_header, extend_header) = if self.cli.no_header {
+            (self.input_columns(sp)?, false, false)
+        } else if header.is_empty() {
+            (self.input_columns(sp)?, true, false)
+        } else {
+            let (cols, extended) = self.match_header(&header, sp)?;
+            (cols, false, extended)
+        };
+        let others = cells_of(&sheets);
+        let add_rows = rows_in + u64::from(write_header);
+        let width = u64::from(self.start.col) + cols.len() as u64;
+        Self::check_fit(
+            others,
+            add_rows,
+            width.max(t.cols),
+            &format!("appending to sheet {:?}", t.title),
+        )?;
+        if extend_header {
+            let range = Self::range(
+                &t.title,
+                u64::from(self.start.row),
+                self.start.col,
+                1,
+                cols.len() as u64,
+            );
+            api.update(&range, vec![header_row(&cols)], "RAW").await?;
+        }
+        let at = a1::format(
+            &t.title,
+            Grid {
+                r0: self.start.row,
+                c0: self.start.col,
+                r1: self.start.row + 1,
+                c1: self.start.col + 1,
+            },
+        );
+        let mut chunk = Chunk::new(self.max_bytes);
+        if write_header {
+            chunk.push(header_row(&cols));
+        }
+        let mut records = sp.records()?;
+        loop {
+            let item = records.next().transpose()?;
+            let full = match &item {
+                Some((_, rec)) => chunk.push(self.row(rec, &cols)),
+                None => Some(chunk.take()),
+            };
+            if let Some(rows) = full.filter(|r| !r.is_empty()) {
+                api.append(&at, rows, self.input).await?;
+            }
+            if item.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// upsert: compare with the sheet, write only what changed.
+    #[allow(clippy::too_many_lines)] // read, index, count, check, write: one story
+    async fn upsert(&self, api: &mut Api, sp: &mut Spool, run: &mut Run) -> Result<()> {
+        let sheets = api.sheets().await?;
+        let (t, created) = self
+            .target(
+                api,
+                &sheets,
+                u64::from(self.start.row) + sp.records + 1,
+                u64::from(self.start.col) + sp.columns.names.len() as u64,
+            )
+            .await?;
+        let whole = a1::format(
+            &t.title,
+            Grid {
+                r0: self.start.row,
+                c0: self.start.col,
+                r1: to_u32(t.rows),
+                c1: to_u32(t.cols),
+            },
+        );
+        let existing = if created {
+            Vec::new()
+        } else {
+            api.get(&whole, "FORMULA").await?
+        };
+        let formatted = if created || !self.convert.user_entered {
+            Vec::new()
+        } else {
+            api.get(&whole, "FORMATTED_VALUE").await?
+        };
+        let header: Vec<String> = existing.first().map_or_else(Vec::new, |r| {
+            let mut h: Vec<String> = r
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect();
+            while h.last().is_some_and(String::is_empty) {
+                h.pop();
+            }
+            h
+        });
+        let (cols, write_header, extend_header) = if header.is_empty() {
+            (self.input_columns(sp)?, true, false)
+        } else {
+            let (cols, ext) = self.match_header(&header, sp)?;
+            (cols, false, ext)
+        };
+        let key_pos: Vec<usize> = self
+            .cli
+            .key
+            .iter()
+            .map(|k| {
+                cols.iter().position(|c| c == k).ok_or_else(|| {
+                    Error::data(format!(
+                        "key column {k:?} is not in the sheet's header ({})",
+                        cols.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        // The key index of the sheet: key -> (row offset, cell hashes).
+        let mut index: HashMap<Vec<String>, (u64, Vec<CellHash>)> = HashMap::new();
+        let mut sheet_dups = 0u64;
+        for (i, row) in existing.iter().enumerate().skip(1) {
+            let key: Vec<String> = key_pos.iter().map(|&p| key_of_cell(row.get(p))).collect();
+            if key.iter().all(String::is_empty) {
+                continue;
+            }
+            let fmt_row = formatted.get(i);
+            let hashes = (0..cols.len())
+                .map(|c| CellHash::of(row.get(c), fmt_row.and_then(|r| r.get(c))))
+                .collect();
+            if index.insert(key, (i as u64, hashes)).is_some() {
+                sheet_dups += 1;
+            }
+        }
+        drop(existing);
+        drop(formatted);
+        if sheet_dups > 0 {
+            run.set_count("sheet_duplicate_keys", sheet_dups);
+        }
+        // Pass 1: count, so the limits are checked before any write.
+        let plan = self
+            .compare(sp, &cols, &index, false, api, &t.title)
+            .await?;
+        let deleted: Vec<u64> = if self.cli.delete_missing {
+            let mut d: Vec<u64> = index
+                .iter()
+                .filter(|(k, _)| !plan.seen.contains(*k))
+                .map(|(_, (r, _))| *r)
+                .collect();
+            d.sort_unstable_by(|a, b| b.cmp(a));
+            d
+        } else {
+            Vec::new()
+        };
+        events::compared(
+            plan.updated_rows,
+            plan.changed_cells,
+            plan.new_rows,
+            deleted.len() as u64,
+            plan.unchanged,
+        );
+        run.set_count("updated_rows", plan.updated_rows);
+        run.set_count("new_rows", plan.new_rows);
+        run.set_count("deleted_rows", deleted.len() as u64);
+        run.set_count("unchanged_rows", plan.unchanged);
+        run.set_count("input_duplicate_keys", sp.duplicate_keys);
+        let width = u64::from(self.start.col) + cols.len() as u64;
+        let data_rows = (index.len() as u64 + 1).max(1);
+        Self::check_fit(
+            cells_of(&sheets).saturating_sub(t.rows * t.cols),
+            (t.rows + plan.new_rows + u64::from(write_header)).max(data_rows),
+            width.max(t.cols),
+            &format!("sheet {:?}", t.title),
+        )?;
+        if write_header || extend_header {
+            let range = Self::range(
+                &t.title,
+                u64::from(self.start.row),
+                self.start.col,
+                1,
+                cols.len() as u64,
+            );
+            api.update(&range, vec![header_row(&cols)], "RAW").await?;
+        }
+        // Pass 2: write.
+        self.compare(sp, &cols, &index, true, api, &t.title).await?;
+        if !deleted.is_empty() {
+            let mut reqs = Vec::new();
+            let mut bytes = 0u64;
+            for r in deleted {
+                let row = u64::from(self.start.row) + r;
+                let req = json!({"deleteDimension": {"range": {"sheetId": t.id, "dimension": "ROWS",
+                    "startIndex": row, "endIndex": row + 1}}});
+                bytes += json_len(&req) + 1;
+                reqs.push(req);
+                if bytes > self.max_bytes.saturating_sub(512) {
+                    api.batch_update(std::mem::take(&mut reqs)).await?;
+                    bytes = 0;
+                }
+            }
+            if !reqs.is_empty() {
+                api.batch_update(reqs).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks the input against the index; with `write`, sends the updates
+    /// (values.batchUpdate) and the new rows (values.append).
+    #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+    async fn compare(
+        &self,
+        sp: &Spool,
+        cols: &[String],
+        index: &HashMap<Vec<String>, (u64, Vec<CellHash>)>,
+        write: bool,
+        api: &mut Api,
+        title: &str,
+    ) -> Result<Compared> {
+        let mut out = Compared::default();
+        let mut updates: Vec<ValueRange> = Vec::new();
+        let mut update_bytes = 0u64;
+        let mut update_rows = 0u64;
+        let mut appends = Chunk::new(self.max_bytes);
+        let at = a1::format(
+            title,
+            Grid {
+                r0: self.start.row,
+                c0: self.start.col,
+                r1: self.start.row + 1,
+                c1: self.start.col + 1,
+            },
+        );
+        let budget = self.max_bytes.saturating_sub(512);
+        let keys: Vec<String> = self.cli.key.clone();
+        let mut records = sp.records()?;
+        let mut batches: Vec<(Vec<ValueRange>, u64)> = Vec::new();
+        let mut new_chunks: Vec<Vec<Vec<J>>> = Vec::new();
+        loop {
+            let item = records.next().transpose()?;
+            let Some((line, rec)) = item else { break };
+            let key: Vec<String> = keys.iter().map(|k| key_of(&rec[k.as_str()])).collect();
+            if !sp.is_last_for_key(&key, line) {
+                // An earlier record of a key that comes again: the last wins.
+                continue;
+            }
+            match index.get(&key) {
+                Some((row, hashes)) => {
+                    out.seen.insert(key);
+                    let mut changed: Vec<(usize, J)> = Vec::new();
+                    for (c, name) in cols.iter().enumerate() {
+                        let Some(v) = rec.get(name.as_str()) else {
+                            continue;
+                        };
+                        let cell = self
+                            .convert
+                            .cell(v)
+                            .unwrap_or_else(|_| J::String(String::new()));
+                        let mine = CellHash::input(v, &cell, self.convert.user_entered);
+                        if !hashes.get(c).is_some_and(|h| h.matches(&mine)) {
+                            changed.push((c, cell));
+                        }
+                    }
+                    if changed.is_empty() {
+                        out.unchanged += 1;
+                        continue;
+                    }
+                    out.updated_rows += 1;
+                    out.changed_cells += changed.len() as u64;
+                    if !write {
+                        continue;
+                    }
+                    // Contiguous runs of changed cells become one range each.
+                    let r = u64::from(self.start.row) + row;
+                    let mut i = 0;
+                    while i < changed.len() {
+                        let mut j = i + 1;
+                        while j < changed.len() && changed[j].0 == changed[j - 1].0 + 1 {
+                            j += 1;
+                        }
+                        let c0 = self.start.col + to_u32(changed[i].0 as u64);
+                        let vals: Vec<J> = changed[i..j].iter().map(|(_, v)| v.clone()).collect();
+                        let vr = ValueRange {
+                            range: Some(Self::range(title, r, c0, 1, vals.len() as u64)),
+                            values: Some(vec![vals]),
+                            ..Default::default()
+                        };
+                        let size = json_len(&vr) + 1;
+                        if !updates.is_empty() && update_bytes + size > budget {
+                            batches.push((std::mem::take(&mut updates), update_rows));
+                            update_bytes = 0;
+                            update_rows = 0;
+                        }
+                        update_bytes += size;
+                        updates.push(vr);
+                        i = j;
+                    }
+                    update_rows += 1;
+                }
+                None => {
+                    out.new_rows += 1;
+                    if write {
+                        if let Some(rows) = appends.push(self.row(&rec, cols)) {
+                            new_chunks.push(rows);
+                        }
+                    }
+                }
+            }
+            for (data, rows) in batches.drain(..) {
+                api.batch_update_values(data, self.input, rows).await?;
+            }
+            for rows in new_chunks.drain(..) {
+                api.append(&at, rows, self.input).await?;
+            }
+        }
+        if write {
+            if !updates.is_empty() {
+                api.batch_update_values(updates, self.input, update_rows)
+                    .await?;
+            }
+            let rows = appends.take();
+            if !rows.is_empty() {
+                api.append(&at, rows, self.input).await?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Compared {
+    updated_rows: u64,
+    changed_cells: u64,
+    new_rows: u64,
+    unchanged: u64,
+    seen: HashSet<Vec<String>>,
+}

@@ -1,0 +1,897 @@
+//! etl-push-sheets against etl-sheets-emulator: every mode and flag.
+
+mod common;
+
+use common::{ndjson, Emu, SA};
+use serde_json::{json, Value};
+
+/// Keys in this order (serde_json's `json!` would sort them).
+fn orders() -> String {
+    concat!(
+        r#"{"order_id":"007","amount":12.5,"paid":true,"note":null}"#,
+        "\n",
+        r#"{"order_id":"008","amount":3,"paid":false,"note":{"gift":true}}"#,
+        "\n",
+        r#"{"order_id":"009","amount":12345678901234567890,"paid":true,"note":"=1+1"}"#,
+        "\n",
+    )
+    .to_owned()
+}
+
+#[test]
+fn replace_writes_exactly_the_input_raw() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let out = emu.push(&["--spreadsheet", "book", "--sheet", "Orders"], &orders());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Stored values: text stays text (leading zeros), numbers are numbers,
+    // a 20-digit number is text (no digit lost), objects are JSON text,
+    // RAW never makes a formula.
+    let d = emu.dump("book", "Orders");
+    assert_eq!(
+        d["values"],
+        json!([
+            ["order_id", "amount", "paid", "note"],
+            ["007", 12.5, true],
+            ["008", 3, false, "{\"gift\":true}"],
+            ["009", "12345678901234567890", true, "=1+1"]
+        ])
+    );
+    let s = out.summary();
+    assert_eq!(
+        (s["rows_written"].as_u64(), s["cells_written"].as_u64()),
+        (Some(4), Some(16))
+    );
+    // addSheet, one values.update, the swap.
+    assert_eq!(s["write_calls"], 3);
+    assert_eq!(
+        emu.sheets("book")
+            .iter()
+            .map(|p| p["title"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!("Sheet1"), json!("Orders")]
+    );
+}
+
+#[test]
+fn replace_again_keeps_name_and_place_and_drops_old_rows() {
+    let emu = Emu::start(|_| {});
+    emu.create_with(json!({"spreadsheetId": "book", "owner": SA,
+        "sheets": [{"properties": {"title": "First"}}, {"properties": {"title": "Orders"}}, {"properties": {"title": "Last"}}]}));
+    assert_eq!(
+        emu.push(&["--spreadsheet", "book", "--sheet", "Orders"], &orders())
+            .code,
+        0
+    );
+    let before = emu.sheets("book");
+    let out = emu.push(
+        &["--spreadsheet", "book", "--sheet", "Orders"],
+        "{\"order_id\":\"010\",\"amount\":1}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Orders"),
+        json!([["order_id", "amount"], ["010", "1"]])
+    );
+    let after = emu.sheets("book");
+    let titles: Vec<&str> = after.iter().map(|p| p["title"].as_str().unwrap()).collect();
+    assert_eq!(
+        titles,
+        ["First", "Orders", "Last"],
+        "same place, no temporary sheet left"
+    );
+    assert_ne!(
+        before[1]["sheetId"], after[1]["sheetId"],
+        "a new sheet replaced the old one"
+    );
+    assert!(after.iter().all(|p| p.get("hidden").is_none()));
+    assert_eq!(
+        after[1]["gridProperties"],
+        json!({"rowCount": 2, "columnCount": 2}),
+        "grid sized to the data"
+    );
+}
+
+#[test]
+fn a_full_url_and_the_first_sheet_by_default() {
+    let emu = Emu::start(|_| {});
+    emu.create("1AbC-d_e");
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "https://docs.google.com/spreadsheets/d/1AbC-d_e/edit#gid=0",
+        ],
+        &orders(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("1AbC-d_e", "Sheet1")[0],
+        json!(["order_id", "amount", "paid", "note"])
+    );
+}
+
+#[test]
+fn empty_input_is_refused_unless_allowed() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    assert_eq!(emu.push(&["--spreadsheet", "book"], &orders()).code, 0);
+    let out = emu.push(&["--spreadsheet", "book"], "");
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("refusing to empty sheet"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(emu.sheet("book", "Sheet1").as_array().unwrap().len(), 4);
+    let out = emu.push(&["--spreadsheet", "book", "--allow-empty"], "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(emu.sheet("book", "Sheet1"), json!([]));
+}
+
+#[test]
+fn columns_no_header_and_start_cell() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--columns",
+            "paid,order_id",
+            "--start-cell",
+            "B2",
+        ],
+        &orders(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Sheet1"),
+        json!([
+            [],
+            ["", "paid", "order_id"],
+            ["", "TRUE", "007"],
+            ["", "FALSE", "008"],
+            ["", "TRUE", "009"]
+        ])
+    );
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--no-header",
+            "--columns",
+            "order_id",
+        ],
+        &orders(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Sheet1"),
+        json!([["007"], ["008"], ["009"]])
+    );
+}
+
+#[test]
+fn on_new_column_in_replace() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let input = ndjson(&[json!({"a": 1}), json!({"a": 2, "b": 3})]);
+    assert_eq!(emu.push(&["--spreadsheet", "book"], &input).code, 0);
+    assert_eq!(
+        emu.sheet("book", "Sheet1"),
+        json!([["a", "b"], ["1"], ["2", "3"]])
+    );
+    let out = emu.push(
+        &["--spreadsheet", "book", "--on-new-column", "fail"],
+        &input,
+    );
+    assert_eq!(out.code, 65);
+    assert!(
+        out.stderr
+            .contains("line 2: field \\\"b\\\" is not among the columns"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        emu.writes().iter().all(|w| w["status"] == 200),
+        "nothing failed server-side"
+    );
+    let out = emu.push(
+        &["--spreadsheet", "book", "--on-new-column", "ignore"],
+        &input,
+    );
+    assert_eq!(out.code, 0);
+    assert_eq!(emu.sheet("book", "Sheet1"), json!([["a"], ["1"], ["2"]]));
+}
+
+#[test]
+fn in_place_keeps_the_sheet_and_clears_beyond() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let wide = ndjson(
+        &(0..5)
+            .map(|i| json!({"a": i, "b": i, "c": i}))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        emu.push(&["--spreadsheet", "book", "--in-place"], &wide)
+            .code,
+        0
+    );
+    let id = emu.sheets("book")[0]["sheetId"].clone();
+    let out = emu.push(
+        &["--spreadsheet", "book", "--in-place"],
+        &ndjson(&[json!({"a": "x", "b": null})]),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(emu.sheet("book", "Sheet1"), json!([["a", "b"], ["x"]]));
+    assert_eq!(emu.sheets("book")[0]["sheetId"], id, "same sheet");
+}
+
+#[test]
+fn append_writes_the_header_once_and_checks_it() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let day1 = ndjson(&[json!({"id": 1, "v": "a"}), json!({"id": 2, "v": "b"})]);
+    let day2 = ndjson(&[json!({"v": "c", "id": 3})]);
+    assert_eq!(
+        emu.push(
+            &[
+                "--spreadsheet",
+                "book",
+                "--sheet",
+                "Log",
+                "--mode",
+                "append"
+            ],
+            &day1
+        )
+        .code,
+        0
+    );
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--sheet",
+            "Log",
+            "--mode",
+            "append",
+        ],
+        &day2,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Log"),
+        json!([["id", "v"], ["1", "a"], ["2", "b"], ["3", "c"]]),
+        "matched by name"
+    );
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--sheet",
+            "Log",
+            "--mode",
+            "append",
+        ],
+        &ndjson(&[json!({"id": 4, "w": 1})]),
+    );
+    assert_eq!(out.code, 65);
+    assert!(
+        out.stderr
+            .contains(r#"not in the header: \"w\"; in the header but not in the input: \"v\""#),
+        "{}",
+        out.stderr
+    );
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--sheet",
+            "Log",
+            "--mode",
+            "append",
+            "--on-new-column",
+            "add",
+        ],
+        &ndjson(&[json!({"id": 4, "w": 1})]),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Log"),
+        json!([
+            ["id", "v", "w"],
+            ["1", "a"],
+            ["2", "b"],
+            ["3", "c"],
+            ["4", "", "1"]
+        ])
+    );
+}
+
+#[test]
+fn upsert_touches_only_changed_cells_and_nothing_when_unchanged() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let v1 = concat!(
+        r#"{"sku":"A","qty":1,"name":"apple"}"#,
+        "\n",
+        r#"{"sku":"B","qty":2,"name":"pear"}"#,
+        "\n",
+        r#"{"sku":"C","qty":3,"name":"plum"}"#,
+        "\n",
+    );
+    let args = ["--spreadsheet", "book", "--mode", "upsert", "--key", "sku"];
+    assert_eq!(emu.push(&args, v1).code, 0);
+    assert_eq!(
+        emu.sheet("book", "Sheet1"),
+        json!([
+            ["sku", "qty", "name"],
+            ["A", "1", "apple"],
+            ["B", "2", "pear"],
+            ["C", "3", "plum"]
+        ])
+    );
+    // Unchanged input: reads only.
+    emu.forget();
+    let out = emu.push(&args, v1);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(emu.writes().len(), 0, "{:?}", emu.writes());
+    assert_eq!(out.summary()["unchanged_rows"], 3);
+    // One changed cell, one new key, a field a record lacks stays.
+    emu.forget();
+    let v2 = concat!(
+        r#"{"sku":"B","qty":20}"#,
+        "\n",
+        r#"{"sku":"D","qty":4,"name":"fig"}"#,
+        "\n"
+    );
+    let out = emu.push(&args, v2);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Sheet1"),
+        json!([
+            ["sku", "qty", "name"],
+            ["A", "1", "apple"],
+            ["B", "20", "pear"],
+            ["C", "3", "plum"],
+            ["D", "4", "fig"]
+        ])
+    );
+    let w = emu.writes();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("values:batchUpdate"));
+    assert_eq!(w[0]["cells"], 1, "only the changed cell");
+    assert!(w[1]["path"].as_str().unwrap().ends_with(":append"));
+    // --delete-missing with the last record of a key winning.
+    let v3 = concat!(
+        r#"{"sku":"A","qty":1,"name":"apple"}"#,
+        "\n",
+        r#"{"sku":"D","qty":5,"name":"fig"}"#,
+        "\n",
+        r#"{"sku":"D","qty":6,"name":"fig"}"#,
+        "\n",
+    );
+    let out = emu.push(&[&args[..], &["--delete-missing"]].concat(), v3);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Sheet1"),
+        json!([
+            ["sku", "qty", "name"],
+            ["A", "1", "apple"],
+            ["D", "6", "fig"]
+        ])
+    );
+    assert_eq!(out.summary()["deleted_rows"], 2);
+}
+
+#[test]
+fn upsert_needs_its_key_column_in_the_header() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    assert_eq!(
+        emu.push(&["--spreadsheet", "book"], &ndjson(&[json!({"a": 1})]))
+            .code,
+        0
+    );
+    let out = emu.push(
+        &["--spreadsheet", "book", "--mode", "upsert", "--key", "id"],
+        &ndjson(&[json!({"id": 1, "a": 1})]),
+    );
+    assert_eq!(out.code, 65);
+    assert!(
+        out.stderr.contains("not in the header") || out.stderr.contains("key column"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_formula_guard() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let input = concat!(
+        r#"{"f":"=1+1","p":"+49 30 1234","n":"12%","q":"'quoted","x":-5}"#,
+        "\n"
+    );
+    let out = emu.push(
+        &["--spreadsheet", "book", "--value-input", "user-entered"],
+        input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Stays text: no formula, no number parsed out of a phone number.
+    assert_eq!(
+        emu.sheet("book", "Sheet1")[1],
+        json!(["=1+1", "+49 30 1234", "12%", "'quoted", "-5"])
+    );
+    assert_eq!(
+        emu.dump("book", "Sheet1")["values"][1],
+        json!(["=1+1", "+49 30 1234", 0.12, "'quoted", -5])
+    );
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--value-input",
+            "user-entered",
+            "--allow-formulas",
+        ],
+        input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Sheet1")[1][0],
+        json!("2"),
+        "a formula when allowed"
+    );
+    let out = emu.push(&["--spreadsheet", "book", "--allow-formulas"], input);
+    assert_eq!(
+        out.code, 64,
+        "RAW never makes formulas: --allow-formulas is a usage error"
+    );
+}
+
+#[test]
+fn the_cell_limit_is_checked_before_writing() {
+    let emu = Emu::start(|_| {});
+    // 384,615 x 26 = 9,999,990 cells already.
+    emu.create_with(json!({"spreadsheetId": "big", "owner": SA,
+        "sheets": [{"properties": {"title": "Data", "gridProperties": {"rowCount": 384_615, "columnCount": 26}}}]}));
+    emu.forget();
+    let out = emu.push(&["--spreadsheet", "big", "--sheet", "New"], &orders());
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("needs 16 cells (4 rows x 4 columns) besides the 9999990 cells"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("more than Google's 10000000"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(emu.writes().len(), 0);
+}
+
+#[test]
+fn an_over_long_value_is_a_reject() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let input = ndjson(&[
+        json!({"id": 1, "t": "ok"}),
+        json!({"id": 2, "t": "x".repeat(50_001)}),
+    ]);
+    let out = emu.push(
+        &["--spreadsheet", "book", "--rejects", "rejects.ndjson"],
+        &input,
+    );
+    assert_eq!(out.code, 65);
+    assert_eq!(emu.writes().len(), 0, "nothing written");
+    let rejects = std::fs::read_to_string(emu.path("rejects.ndjson")).unwrap();
+    let r: Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    assert_eq!(r["line"], 2);
+    assert_eq!(
+        r["error"],
+        "field \"t\": 50001 characters, more than Google's 50000 per cell"
+    );
+    let out = emu.push(&["--spreadsheet", "book", "--max-rejects", "1"], &input);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        emu.sheet("book", "Sheet1"),
+        json!([["id", "t"], ["1", "ok"]])
+    );
+}
+
+#[test]
+fn requests_stay_under_the_payload_cap() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let rows: Vec<Value> = (0..300)
+        .map(|i| json!({"id": i, "text": format!("row number {i} with some text")}))
+        .collect();
+    let out = emu.push(
+        &["--spreadsheet", "book", "--max-request-bytes", "4KiB"],
+        &ndjson(&rows),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let updates: Vec<Value> = emu
+        .writes()
+        .into_iter()
+        .filter(|w| w["method"] == "PUT")
+        .collect();
+    assert!(updates.len() >= 4, "{}", updates.len());
+    assert!(
+        updates.iter().all(|u| u["bytes"].as_u64().unwrap() <= 4096),
+        "{updates:?}"
+    );
+    let sheet = emu.sheet("book", "Sheet1");
+    assert_eq!(sheet.as_array().unwrap().len(), 301);
+    assert_eq!(sheet[300], json!(["299", "row number 299 with some text"]));
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    emu.forget();
+    let out = emu.push(
+        &["--spreadsheet", "book", "--sheet", "Orders", "--dry-run"],
+        &orders(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = out.plan();
+    let kinds: Vec<&str> = plan
+        .iter()
+        .map(|p| p["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "spreadsheets.batchUpdate",
+            "values.update",
+            "spreadsheets.batchUpdate"
+        ]
+    );
+    assert_eq!(
+        (plan[1]["rows"].as_u64(), plan[1]["cells"].as_u64()),
+        (Some(4), Some(16))
+    );
+    assert!(plan[1]["bytes"].as_u64().unwrap() > 50);
+    assert_eq!(emu.writes().len(), 0);
+    assert_eq!(emu.sheets("book").len(), 1);
+}
+
+#[test]
+fn retries_after_429_and_503_end_in_the_same_sheet() {
+    let clean = Emu::start(|_| {});
+    clean.create("book");
+    let rows: Vec<Value> = (0..1000).map(|i| json!({"id": i, "v": i * 2})).collect();
+    let input = ndjson(&rows);
+    let args = ["--spreadsheet", "book", "--max-request-bytes", "1KiB"];
+    assert_eq!(clean.push(&args, &input).code, 0);
+    let expected = clean.sheet("book", "Sheet1");
+    for status in [429, 503] {
+        let emu = Emu::start(|c| {
+            c.fail_rate = 0.3;
+            c.fail_status = status;
+            c.seed = Some(42);
+        });
+        emu.create("book");
+        let out = emu.push(&args, &input);
+        assert_eq!(out.code, 0, "{status}: {}", out.stderr);
+        assert_eq!(emu.sheet("book", "Sheet1"), expected, "{status}");
+        let log: Vec<Value> = emu
+            .requests()
+            .into_iter()
+            .filter(|r| r["kind"] == "write" || r["kind"] == "read")
+            .collect();
+        let faults = log.iter().filter(|r| r["fault"] == true).count();
+        assert!(faults >= 3, "{status}: {faults} faults");
+        assert_eq!(out.summary()["retries"].as_u64().unwrap(), faults as u64);
+        // Every fault was followed by a retry of the same request, after a pause.
+        for (i, r) in log.iter().enumerate().filter(|(_, r)| r["fault"] == true) {
+            let next = &log[i + 1];
+            assert_eq!(
+                (&next["method"], &next["path"]),
+                (&r["method"], &r["path"]),
+                "{status}: retry of the same call"
+            );
+        }
+        assert!(
+            out.stderr.contains(&format!("HTTP {status}; retry 1 in")),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn retries_run_out() {
+    for (status, code) in [(429, 75), (503, 69)] {
+        let emu = Emu::start(|c| {
+            c.fail_rate = 1.0;
+            c.fail_status = status;
+        });
+        emu.create("book");
+        let out = emu.push(&["--spreadsheet", "book", "--max-retries", "2"], &orders());
+        assert_eq!(out.code, code, "{status}: {}", out.stderr);
+        assert!(out.stderr.contains("after 2 retries"), "{}", out.stderr);
+        assert_eq!(
+            emu.requests()
+                .iter()
+                .filter(|r| r["kind"] == "read")
+                .count(),
+            3,
+            "1 + 2 retries"
+        );
+    }
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let emu = Emu::start(|c| {
+        c.fail_rate = 0.5;
+        c.fail_status = 503;
+        c.retry_after = Some(1);
+        c.seed = Some(3);
+    });
+    emu.create("book");
+    let out = emu.push(&["--spreadsheet", "book"], &orders());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let retries: Vec<Value> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["reason"] == "HTTP 503")
+        .collect();
+    assert!(!retries.is_empty());
+    assert!(
+        retries
+            .iter()
+            .all(|r| r["delay_ms"].as_u64().unwrap() >= 1000),
+        "{retries:?}"
+    );
+}
+
+#[test]
+fn permission_and_credential_errors_exit_77() {
+    let emu = Emu::start(|_| {});
+    emu.create_with(json!({"spreadsheetId": "theirs", "owner": "someone@example.com"}));
+    let out = emu.push(&["--spreadsheet", "theirs"], &orders());
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("403 PERMISSION_DENIED"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("share the spreadsheet with {SA}")),
+        "{}",
+        out.stderr
+    );
+    // A key the emulator does not know: no token.
+    let mut key: Value =
+        serde_json::from_str(&std::fs::read_to_string(emu.path("key.json")).unwrap()).unwrap();
+    key["client_email"] = json!("stranger@etlkit-emulator.iam.gserviceaccount.com");
+    std::fs::write(emu.path("stranger.json"), key.to_string()).unwrap();
+    emu.create("mine");
+    let out = emu.push_with(
+        &["--spreadsheet", "mine"],
+        &orders(),
+        &emu.path("stranger.json"),
+    );
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("account not found") || out.stderr.contains("invalid_grant"),
+        "{}",
+        out.stderr
+    );
+    // No credentials at all: exit 78 naming the flag and the variable.
+    let out = emu.push_with(
+        &["--spreadsheet", "mine"],
+        &orders(),
+        &emu.path("missing.json"),
+    );
+    assert_eq!(out.code, 78, "{}", out.stderr);
+}
+
+#[test]
+fn impersonation_and_authorized_user_credentials() {
+    let emu = Emu::start(|_| {});
+    etl_sheets_emulator::keygen::service_account(
+        &emu.path("dwd.json"),
+        &emu.url,
+        "dwd@etlkit-emulator.iam.gserviceaccount.com",
+        true,
+    )
+    .unwrap();
+    emu.create_with(json!({"spreadsheetId": "boss", "owner": "boss@example.com"}));
+    let out = emu.push_with(
+        &["--spreadsheet", "boss", "--impersonate", "boss@example.com"],
+        &orders(),
+        &emu.path("dwd.json"),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(emu
+        .writes()
+        .iter()
+        .all(|w| w["account"] == "boss@example.com"));
+    // The plain key may not impersonate.
+    let out = emu.push(
+        &["--spreadsheet", "boss", "--impersonate", "boss@example.com"],
+        &orders(),
+    );
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    // gcloud-style user credentials, refreshed at the file's token_uri.
+    etl_sheets_emulator::keygen::authorized_user(&emu.path("adc.json"), &emu.url, "me@example.com")
+        .unwrap();
+    emu.create_with(json!({"spreadsheetId": "mine", "owner": "me@example.com"}));
+    let out = emu.push_with(&["--spreadsheet", "mine"], &orders(), &emu.path("adc.json"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(emu.sheet("mine", "Sheet1").as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn usage_errors() {
+    let emu = Emu::start(|_| {});
+    for (args, needle) in [
+        (
+            vec!["--spreadsheet", "b", "--mode", "upsert"],
+            "needs --key",
+        ),
+        (
+            vec!["--spreadsheet", "b", "--key", "id"],
+            "are for --mode upsert",
+        ),
+        (
+            vec!["--spreadsheet", "b", "--mode", "append", "--in-place"],
+            "--in-place is for --mode replace",
+        ),
+        (
+            vec!["--spreadsheet", "https://example.com/x"],
+            "expected a spreadsheet id",
+        ),
+        (
+            vec!["--spreadsheet", "b", "--start-cell", "A1:B2"],
+            "expected one cell",
+        ),
+    ] {
+        let out = emu.push(&args, "");
+        assert_eq!(out.code, 64, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+    }
+    let out = emu.push(&[], "");
+    assert_eq!(out.code, 78);
+    assert!(out.stderr.contains("ETL_SPREADSHEET_ID"), "{}", out.stderr);
+}
+
+/// A reader polling the sheet while it is replaced sees the old content or
+/// the new content, never a mix or a partial sheet.
+#[test]
+fn replace_is_atomic_for_readers() {
+    let emu = Emu::start(|c| {
+        c.latency = std::time::Duration::from_millis(20);
+        c.read_quota = 0;
+        c.write_quota = 0;
+    });
+    emu.create("book");
+    let old: Vec<Value> = (0..3000).map(|i| json!({"id": i, "gen": "old"})).collect();
+    let new: Vec<Value> = (0..2500).map(|i| json!({"id": i, "gen": "new"})).collect();
+    assert_eq!(emu.push(&["--spreadsheet", "book"], &ndjson(&old)).code, 0);
+    let expect_old = emu.sheet("book", "Sheet1");
+    // A reader with its own token, polling through the Sheets API.
+    etl_sheets_emulator::keygen::authorized_user(
+        &emu.path("reader.json"),
+        &emu.url,
+        "reader@example.com",
+    )
+    .unwrap();
+    emu.admin(
+        "POST",
+        "/_emulator/spreadsheets/book/share",
+        Some(json!({"readers": ["reader@example.com"]})),
+    );
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(emu.path("reader.json")).unwrap()).unwrap();
+    let token: Value = emu
+        .http
+        .post(format!("{}/token", emu.url))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", creds["client_id"].as_str().unwrap()),
+            ("client_secret", creds["client_secret"].as_str().unwrap()),
+            ("refresh_token", creds["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .unwrap()
+        .text()
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let url = format!("{}/v4/spreadsheets/book/values/Sheet1", emu.url);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let http = emu.http.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let text = http
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .unwrap()
+                    .text()
+                    .unwrap();
+                let v: Value = serde_json::from_str(&text).unwrap();
+                seen.push(v["values"].clone());
+            }
+            seen
+        })
+    };
+    let out = emu.push(
+        &["--spreadsheet", "book", "--max-request-bytes", "4KiB"],
+        &ndjson(&new),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.join().unwrap();
+    let expect_new = emu.sheet("book", "Sheet1");
+    assert!(
+        out.summary()["write_calls"].as_u64().unwrap() > 5,
+        "several writes"
+    );
+    assert!(
+        seen.len() > 5,
+        "the reader polled during the replace ({} reads)",
+        seen.len()
+    );
+    for s in &seen {
+        assert!(
+            *s == expect_old || *s == expect_new,
+            "a reader saw a partial sheet: {} rows",
+            s.as_array().map_or(0, Vec::len)
+        );
+    }
+    assert!(seen.contains(&expect_old) && seen.contains(&expect_new));
+}
+
+/// Writes are paced to stay inside the per-minute quota: with 2 writes a
+/// minute allowed (and the emulator refusing a third), the third write of a
+/// replace waits for the window instead of drawing a 429.
+#[test]
+fn writes_are_paced_within_the_quota() {
+    let emu = Emu::start(|c| c.write_quota = 2);
+    emu.create("book");
+    let out = emu.push(
+        &["--spreadsheet", "book", "--max-writes-per-minute", "2"],
+        &orders(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let writes = emu.writes();
+    assert_eq!(writes.len(), 3, "{writes:?}");
+    assert!(
+        writes.iter().all(|w| w["status"] == 200),
+        "no 429: {writes:?}"
+    );
+    let ts = |w: &Value| {
+        w["ts"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    let gap = ts(&writes[2]) - ts(&writes[0]);
+    assert!(
+        gap.get_seconds() >= 59,
+        "the third write waited for the window: {gap:?}"
+    );
+    assert!(out.stderr.contains("pacing writes"), "{}", out.stderr);
+}

@@ -1,0 +1,217 @@
+//! Helpers for etl-push-sheets' tests: a real etl-sheets-emulator (the
+//! library's server, on a loopback port, in a thread of the test process),
+//! a key made by its keygen, and the real etl-push-sheets binary.
+#![allow(dead_code, clippy::missing_panics_doc, missing_debug_implementations)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use etl_sheets_emulator::server::{self, Config, Emulator};
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_etl-push-sheets");
+pub const SA: &str = "etl-pipeline@etlkit-emulator.iam.gserviceaccount.com";
+
+pub fn config() -> Config {
+    Config {
+        state: None,
+        read_quota: 60,
+        write_quota: 60,
+        fail_rate: 0.0,
+        fail_status: 503,
+        latency: Duration::ZERO,
+        seed: Some(1),
+        request_log: None,
+        max_body_bytes: 10 * 1024 * 1024,
+        token_lifetime: 3599,
+        retry_after: None,
+    }
+}
+
+pub struct Emu {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::blocking::Client,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn summary(&self) -> Value {
+        self.stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["msg"] == "summary")
+            .unwrap_or_else(|| panic!("no summary in {}", self.stderr))
+    }
+    pub fn plan(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Emu {
+    /// An emulator with `f` applied to the default config; its request log
+    /// is `requests.ndjson` in the scratch directory.
+    pub fn start(f: impl FnOnce(&mut Config)) -> Emu {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config();
+        cfg.request_log = Some(dir.path().join("requests.ndjson"));
+        f(&mut cfg);
+        let app = Arc::new(Emulator::new(cfg).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(server::serve(app, "127.0.0.1:0".parse().unwrap(), |a| {
+                tx.send(a).unwrap();
+            }))
+            .unwrap();
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let emu = Emu {
+            url: format!("http://{addr}"),
+            dir,
+            http,
+        };
+        etl_sheets_emulator::keygen::service_account(&emu.path("key.json"), &emu.url, SA, false)
+            .unwrap();
+        emu
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.url));
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&r.text().unwrap()).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A spreadsheet owned by the test service account.
+    pub fn create(&self, id: &str) {
+        self.create_with(json!({"spreadsheetId": id, "owner": SA}));
+    }
+
+    pub fn create_with(&self, body: Value) {
+        let (s, v) = self.admin("POST", "/_emulator/spreadsheets", Some(body));
+        assert_eq!(s, 200, "{v}");
+    }
+
+    /// The sheet as a user sees it (formatted values, trailing blanks trimmed).
+    pub fn sheet(&self, id: &str, title: &str) -> Value {
+        self.dump(id, title)["formatted"].clone()
+    }
+
+    pub fn dump(&self, id: &str, title: &str) -> Value {
+        let t: String = title.replace(' ', "%20");
+        let (s, v) = self.admin(
+            "GET",
+            &format!("/_emulator/spreadsheets/{id}/sheets/{t}"),
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    pub fn sheets(&self, id: &str) -> Vec<Value> {
+        let (s, v) = self.admin("GET", &format!("/_emulator/spreadsheets/{id}"), None);
+        assert_eq!(s, 200, "{v}");
+        v["sheets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["properties"].clone())
+            .collect()
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("requests.ndjson"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Sheets API requests that write (not token, not admin).
+    pub fn writes(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["kind"] == "write")
+            .collect()
+    }
+
+    /// Clears the request log (to look at one run only).
+    pub fn forget(&self) {
+        std::fs::write(self.path("requests.ndjson"), "").unwrap();
+    }
+
+    /// Runs etl-push-sheets against this emulator with the test key.
+    pub fn push(&self, args: &[&str], stdin: &str) -> Out {
+        self.push_with(args, stdin, &self.path("key.json"))
+    }
+
+    pub fn push_with(&self, args: &[&str], stdin: &str, key: &Path) -> Out {
+        let mut c = Command::new(BIN);
+        c.args(["--api-url", &self.url, "--retry-base-ms", "20"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", key)
+            .env("ETL_LOG_FORMAT", "json")
+            .env_remove("ETL_SPREADSHEET_ID")
+            .env_remove("ETL_SHEET")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut sin = child.stdin.take().unwrap();
+        let input = stdin.to_owned();
+        let writer = std::thread::spawn(move || {
+            let _ = sin.write_all(input.as_bytes());
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// `{"id":1,...}` lines.
+pub fn ndjson(records: &[Value]) -> String {
+    let mut out = String::new();
+    for r in records {
+        out.push_str(&r.to_string());
+        out.push('\n');
+    }
+    out
+}
