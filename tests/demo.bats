@@ -24,4 +24,11 @@ setup() {
   assert_equal "$(grep -o '"amount":[0-9.]*' "$table" | tr '\n' ' ')" '"amount":1234.50 "amount":89.90 "amount":14250.00 "amount":310.00 "amount":42.10 '
   assert_equal "$(jq -r 'select(.order_id == "A-1003") | .updated_at' "$table")" "2026-11-21T07:10:12Z"
   jq -e -s 'all(.customer | test("^[0-9a-f]{64}$"))' "$table" >/dev/null
+  # The sheet holds the same table: header, then one row per order.
+  sheet="$ETL_DEMO_DIR/run2.sheet"
+  assert_equal "$(head -1 "$sheet" | jq -r '.[0]')" "order_id"
+  assert_equal "$(tail -n +2 "$sheet" | jq -r '.[0]' | tr '\n' ' ')" "A-1001 A-1002 A-1003 A-1004 A-1005 "
+  col=$(head -1 "$sheet" | jq 'index("amount")')
+  assert_equal "$(tail -n +2 "$sheet" | jq -r ".[$col]" | tr '\n' ' ')" "1234.5 89.9 14250 310 42.1 "
+  assert_output --partial "sheet: 5 orders in demo-orders/Orders"
 }

@@ -24,7 +24,7 @@ common_setup() {
     return 1
   }
   cd "$BATS_TEST_TMPDIR" || return 1
-  unset ETL_RUN_ID ETL_STATE ETL_LOG ETL_TIMEZONE
+  unset ETL_RUN_ID ETL_STATE ETL_LOG ETL_TIMEZONE GOOGLE_APPLICATION_CREDENTIALS ETL_SHEETS_API_URL ETL_SPREADSHEET_ID
   export ETL_LOG_FORMAT=json
 }
 
@@ -36,4 +36,33 @@ pipeline() {
 # ndjson N M: records {"id":N}..{"id":M} with a payload, one per line.
 ndjson() {
   seq "$1" "$2" | jq -c '{id: ., name: ("item " + tostring)}'
+}
+
+# start_emulator [ARGS...]: etl-sheets-emulator in the background on a free
+# port ($URL, $EMU_PID), with a service-account key in key.json (account
+# $SA) and GOOGLE_APPLICATION_CREDENTIALS/ETL_SHEETS_API_URL pointing at it.
+SA=etl-pipeline@etlkit-emulator.iam.gserviceaccount.com
+start_emulator() {
+  rm -f emu-addr.fifo && mkfifo emu-addr.fifo
+  etl-sheets-emulator --listen 127.0.0.1:0 "$@" >emu-addr.fifo 2>emu.log &
+  EMU_PID=$!
+  read -r -t 20 URL <emu-addr.fifo || return 1
+  etl-sheets-emulator keygen --out key.json --endpoint "$URL" 2>/dev/null || return 1
+  export GOOGLE_APPLICATION_CREDENTIALS="$PWD/key.json" ETL_SHEETS_API_URL="$URL"
+}
+
+stop_emulator() {
+  [ -n "${EMU_PID:-}" ] || return 0
+  kill "$EMU_PID" 2>/dev/null || true
+  wait "$EMU_PID" 2>/dev/null || true
+}
+
+# new_spreadsheet ID: a spreadsheet owned by $SA.
+new_spreadsheet() {
+  curl -sf "$URL/_emulator/spreadsheets" -d "{\"spreadsheetId\":\"$1\",\"owner\":\"$SA\"}" >/dev/null
+}
+
+# sheet_values ID TITLE: the sheet as a user sees it, one JSON array per row.
+sheet_values() {
+  curl -sf "$URL/_emulator/spreadsheets/$1/sheets/$2" | jq -c '.formatted[]'
 }

@@ -6,10 +6,15 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 /// The input was read and checked.
-pub fn spooled(records: u64, columns: usize) {
+pub fn spooled(records: u64, columns: usize, dry_run: bool) {
+    let next = if dry_run {
+        "planning (dry run: nothing is written)"
+    } else {
+        "writing"
+    };
     info!(
         records,
-        columns, "read {records} records with {columns} columns; writing"
+        columns, "read {records} records with {columns} columns; {next}"
     );
 }
 

@@ -68,7 +68,7 @@ pub async fn push(
         key: &cli.key,
     };
     let mut sp = spool::spool(std::io::stdin().lock(), &opts, run)?;
-    events::spooled(sp.records, sp.columns.names.len());
+    events::spooled(sp.records, sp.columns.names.len(), cli.dry_run);
     if sp.numbers_as_text > 0 {
         events::numbers_as_text(sp.numbers_as_text);
     }
@@ -125,7 +125,10 @@ pub async fn push(
         )),
     };
     let st = api.stats().clone();
-    run.records_out = if cli.dry_run { 0 } else { st.rows_written };
+    run.records_out = match &result {
+        Ok(n) if !cli.dry_run => *n,
+        _ => 0,
+    };
     run.set_count("rows_written", st.rows_written);
     run.set_count("cells_written", st.cells_written);
     run.set_count("api_calls", st.api_calls);
@@ -138,7 +141,7 @@ pub async fn push(
     if sp.numbers_as_text > 0 {
         run.set_count("numbers_as_text", sp.numbers_as_text);
     }
-    result
+    result.map(|_| ())
 }
 
 struct Ctx<'a> {
@@ -311,7 +314,7 @@ impl Ctx<'_> {
     }
 
     /// replace: new hidden sheet, rows, then one atomic swap.
-    async fn replace(&self, api: &mut Api, sp: &mut Spool, run_id: &str) -> Result<()> {
+    async fn replace(&self, api: &mut Api, sp: &mut Spool, run_id: &str) -> Result<u64> {
         let cols = self.input_columns(sp)?;
         let sheets = api.sheets().await?;
         let target = find_sheet(&sheets, self.cli.sheet.as_deref()).cloned();
@@ -389,8 +392,10 @@ impl Ctx<'_> {
             }
             return Err(e);
         }
-        events::swapped(&title, sp.records);
-        Ok(())
+        if !api.dry_run {
+            events::swapped(&title, sp.records);
+        }
+        Ok(sp.records)
     }
 
     /// Creates `title` (for a missing sheet) with at least the given grid.
@@ -466,7 +471,7 @@ impl Ctx<'_> {
     }
 
     /// replace --in-place: overwrite, then clear what lies beyond.
-    async fn replace_in_place(&self, api: &mut Api, sp: &mut Spool) -> Result<()> {
+    async fn replace_in_place(&self, api: &mut Api, sp: &mut Spool) -> Result<u64> {
         let cols = self.input_columns(sp)?;
         let sheets = api.sheets().await?;
         if sp.records == 0 && !self.cli.allow_empty {
@@ -514,7 +519,8 @@ impl Ctx<'_> {
                 },
             ));
         }
-        api.clear(clear).await
+        api.clear(clear).await?;
+        Ok(sp.records)
     }
 
     /// The existing header at the start row (trailing empty cells dropped).
@@ -578,7 +584,7 @@ impl Ctx<'_> {
     }
 
     /// append: rows after the table at the start cell.
-    async fn append(&self, api: &mut Api, sp: &mut Spool) -> Result<()> {
+    async fn append(&self, api: &mut Api, sp: &mut Spool) -> Result<u64> {
         let sheets = api.sheets().await?;
         let rows_in = sp.records;
         let (t, created) = self
@@ -648,12 +654,12 @@ impl Ctx<'_> {
                 break;
             }
         }
-        Ok(())
+        Ok(sp.records)
     }
 
     /// upsert: compare with the sheet, write only what changed.
     #[allow(clippy::too_many_lines)] // read, index, count, check, write: one story
-    async fn upsert(&self, api: &mut Api, sp: &mut Spool, run: &mut Run) -> Result<()> {
+    async fn upsert(&self, api: &mut Api, sp: &mut Spool, run: &mut Run) -> Result<u64> {
         let sheets = api.sheets().await?;
         let (t, created) = self
             .target(
@@ -797,7 +803,7 @@ impl Ctx<'_> {
                 api.batch_update(reqs).await?;
             }
         }
-        Ok(())
+        Ok(plan.updated_rows + plan.new_rows)
     }
 
     /// Walks the input against the index; with `write`, sends the updates
