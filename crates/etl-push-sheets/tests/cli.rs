@@ -895,3 +895,99 @@ fn writes_are_paced_within_the_quota() {
     );
     assert!(out.stderr.contains("pacing writes"), "{}", out.stderr);
 }
+
+/// A token Google does not accept (here: issued by another token endpoint)
+/// is a 401 from the API: exit 77 with Google's message.
+#[test]
+fn an_unaccepted_token_exits_77() {
+    let api = Emu::start(|_| {});
+    api.create("book");
+    let other = Emu::start(|_| {});
+    let out = api.push_with(
+        &["--spreadsheet", "book"],
+        &orders(),
+        &other.path("key.json"),
+    );
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    assert!(out.stderr.contains("401 UNAUTHENTICATED"), "{}", out.stderr);
+}
+
+/// Any other 4xx is a data error (65) naming the call and Google's message.
+#[test]
+fn other_client_errors_exit_65() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let long = "x".repeat(101);
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--sheet",
+            &long,
+            "--mode",
+            "append",
+        ],
+        &orders(),
+    );
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "spreadsheets.batchUpdate addSheet: Google Sheets answered 400 INVALID_ARGUMENT"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_column_limit_is_checked_before_writing() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let mut rec = serde_json::Map::new();
+    for i in 0..18_279 {
+        rec.insert(format!("c{i:05}"), json!(i));
+    }
+    emu.forget();
+    let out = emu.push(
+        &["--spreadsheet", "book"],
+        &format!("{}\n", Value::Object(rec)),
+    );
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("needs 18279 columns; Google allows 18278"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(emu.writes().len(), 0);
+}
+
+/// With user-entered values, what Sheets made of the typed text counts as
+/// unchanged: a second upsert of the same input writes nothing.
+#[test]
+fn upsert_user_entered_is_stable() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let input = concat!(
+        r#"{"id":"a","amount":"1,234.50","share":"12%","when":"2024-01-15","n":3}"#,
+        "\n",
+        r#"{"id":"b","amount":"7","share":"50%","when":"2024-02-01","n":4}"#,
+        "\n",
+    );
+    let args = [
+        "--spreadsheet",
+        "book",
+        "--mode",
+        "upsert",
+        "--key",
+        "id",
+        "--value-input",
+        "user-entered",
+    ];
+    assert_eq!(emu.push(&args, input).code, 0);
+    emu.forget();
+    let out = emu.push(&args, input);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(emu.writes().len(), 0, "{:?}", emu.writes());
+    assert_eq!(out.summary()["unchanged_rows"], 2);
+}
