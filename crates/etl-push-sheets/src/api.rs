@@ -168,6 +168,18 @@ impl Delegate for Ctl<'_> {
     }
 }
 
+/// A block of rows as a request body: the body, its rows, cells and bytes.
+fn block(rows: Vec<Vec<Value>>) -> (ValueRange, u64, u64, u64) {
+    let cells: u64 = rows.iter().map(|r| r.len() as u64).sum();
+    let n = rows.len() as u64;
+    let body = ValueRange {
+        values: Some(rows),
+        ..Default::default()
+    };
+    let bytes = json_len(&body);
+    (body, n, cells, bytes)
+}
+
 /// JSON size of a value as it goes on the wire.
 pub fn json_len(v: &impl serde::Serialize) -> u64 {
     serde_json::to_vec(v).map_or(0, |b| b.len() as u64)
@@ -312,13 +324,7 @@ impl Api {
 
     /// `values.update` of one block.
     pub async fn update(&mut self, range: &str, rows: Vec<Vec<Value>>, input: &str) -> Result<()> {
-        let cells: u64 = rows.iter().map(|r| r.len() as u64).sum();
-        let n = rows.len() as u64;
-        let body = ValueRange {
-            values: Some(rows),
-            ..Default::default()
-        };
-        let bytes = json_len(&body);
+        let (body, n, cells, bytes) = block(rows);
         if self.plan(&json!({"request": "values.update", "range": range, "rows": n, "cells": cells, "bytes": bytes})) {
             return Ok(());
         }
@@ -387,13 +393,7 @@ impl Api {
         rows: Vec<Vec<Value>>,
         input: &str,
     ) -> Result<Option<String>> {
-        let cells: u64 = rows.iter().map(|r| r.len() as u64).sum();
-        let n = rows.len() as u64;
-        let body = ValueRange {
-            values: Some(rows),
-            ..Default::default()
-        };
-        let bytes = json_len(&body);
+        let (body, n, cells, bytes) = block(rows);
         if self.plan(&json!({"request": "values.append", "range": range, "rows": n, "cells": cells, "bytes": bytes})) {
             return Ok(None);
         }

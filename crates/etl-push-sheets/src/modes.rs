@@ -196,6 +196,16 @@ fn cells_of(sheets: &[SheetInfo]) -> u64 {
     sheets.iter().map(|s| s.rows * s.cols).sum()
 }
 
+/// The sheet id in the reply to an `addSheet` (-1 in a dry run).
+fn added_sheet_id(replies: &[google_sheets4::api::Response]) -> i32 {
+    replies
+        .first()
+        .and_then(|r| r.add_sheet.as_ref())
+        .and_then(|a| a.properties.as_ref())
+        .and_then(|p| p.sheet_id)
+        .unwrap_or(-1)
+}
+
 fn header_row(cols: &[String]) -> Vec<J> {
     cols.iter().map(|c| J::String(c.clone())).collect()
 }
@@ -355,12 +365,7 @@ impl Ctx<'_> {
                 "title": tmp_title, "hidden": true,
                 "gridProperties": {"rowCount": grid_rows, "columnCount": grid_cols}}}})])
             .await?;
-        let new_id = replies
-            .first()
-            .and_then(|r| r.add_sheet.as_ref())
-            .and_then(|a| a.properties.as_ref())
-            .and_then(|p| p.sheet_id)
-            .unwrap_or(-1);
+        let new_id = added_sheet_id(&replies);
         let written = self
             .write_rows(api, sp, &tmp_title, &cols, u64::from(self.start.row))
             .await;
@@ -410,12 +415,7 @@ impl Ctx<'_> {
             .batch_update(vec![json!({"addSheet": {"properties": {
                 "title": title, "gridProperties": {"rowCount": rows.max(1), "columnCount": cols.max(1)}}}})])
             .await?;
-        let id = replies
-            .first()
-            .and_then(|r| r.add_sheet.as_ref())
-            .and_then(|a| a.properties.as_ref())
-            .and_then(|p| p.sheet_id)
-            .unwrap_or(-1);
+        let id = added_sheet_id(&replies);
         Ok(SheetInfo {
             id,
             title: title.to_owned(),
@@ -523,6 +523,18 @@ impl Ctx<'_> {
         Ok(sp.records)
     }
 
+    /// Writes (or rewrites) the header row at the start cell.
+    async fn write_header(&self, api: &mut Api, title: &str, cols: &[String]) -> Result<()> {
+        let range = Self::range(
+            title,
+            u64::from(self.start.row),
+            self.start.col,
+            1,
+            cols.len() as u64,
+        );
+        api.update(&range, vec![header_row(cols)], "RAW").await
+    }
+
     /// The existing header at the start row (trailing empty cells dropped).
     async fn read_header(&self, api: &mut Api, t: &SheetInfo) -> Result<Vec<String>> {
         let row = self.start.row + 1;
@@ -618,14 +630,7 @@ impl Ctx<'_> {
             &format!("appending to sheet {:?}", t.title),
         )?;
         if extend_header {
-            let range = Self::range(
-                &t.title,
-                u64::from(self.start.row),
-                self.start.col,
-                1,
-                cols.len() as u64,
-            );
-            api.update(&range, vec![header_row(&cols)], "RAW").await?;
+            self.write_header(api, &t.title, &cols).await?;
         }
         let at = a1::format(
             &t.title,
@@ -774,14 +779,7 @@ impl Ctx<'_> {
             &format!("sheet {:?}", t.title),
         )?;
         if write_header || extend_header {
-            let range = Self::range(
-                &t.title,
-                u64::from(self.start.row),
-                self.start.col,
-                1,
-                cols.len() as u64,
-            );
-            api.update(&range, vec![header_row(&cols)], "RAW").await?;
+            self.write_header(api, &t.title, &cols).await?;
         }
         // Pass 2: write.
         self.compare(sp, &cols, &index, true, api, &t.title).await?;

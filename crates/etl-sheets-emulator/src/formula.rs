@@ -496,16 +496,7 @@ mod tests {
         s.set(4, 0, Some(Cell::Formula("=A5".into())));
         let mut t = Sheet::new(7, "Other Sheet".into());
         t.set(0, 1, Some(Cell::num(5.0)));
-        Spreadsheet {
-            id: "x".into(),
-            title: "t".into(),
-            locale: "en_US".into(),
-            time_zone: "Etc/GMT".into(),
-            owner: "o".into(),
-            writers: vec![],
-            readers: vec![],
-            sheets: vec![s, t],
-        }
+        Spreadsheet::new("x".into(), "t".into(), "o", vec![s, t])
     }
 
     fn ev(f: &str) -> Computed {

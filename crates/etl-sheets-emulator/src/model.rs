@@ -555,6 +555,20 @@ pub enum Access {
 }
 
 impl Spreadsheet {
+    /// A spreadsheet with Google's defaults (locale en_US, time zone Etc/GMT).
+    pub fn new(id: String, title: String, owner: &str, sheets: Vec<Sheet>) -> Self {
+        Spreadsheet {
+            id,
+            title,
+            locale: default_locale(),
+            time_zone: default_time_zone(),
+            owner: owner.to_owned(),
+            writers: Vec::new(),
+            readers: Vec::new(),
+            sheets,
+        }
+    }
+
     pub fn access(&self, account: &str) -> Access {
         let is = |list: &[String]| {
             list.iter()

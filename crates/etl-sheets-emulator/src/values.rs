@@ -487,16 +487,12 @@ mod tests {
     use crate::model::Sheet;
 
     fn book() -> Spreadsheet {
-        Spreadsheet {
-            id: "book".into(),
-            title: "t".into(),
-            locale: "en_US".into(),
-            time_zone: "Etc/GMT".into(),
-            owner: "o".into(),
-            writers: vec![],
-            readers: vec![],
-            sheets: vec![Sheet::new(0, "Sheet1".into())],
-        }
+        Spreadsheet::new(
+            "book".into(),
+            "t".into(),
+            "o",
+            vec![Sheet::new(0, "Sheet1".into())],
+        )
     }
 
     const RAW: WriteOpts = WriteOpts {
