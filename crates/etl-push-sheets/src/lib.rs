@@ -183,7 +183,7 @@ pub struct Cli {
         env = "ETL_SHEETS_API_URL"
     )]
     pub api_url: String,
-    /// Write requests started in any 60 seconds (Google: 60 per user).
+    /// Write requests started in any 60 seconds (Google: 60 per user); 0 = no pacing.
     #[arg(
         long,
         value_name = "N",
