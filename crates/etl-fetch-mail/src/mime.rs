@@ -1,9 +1,10 @@
 //! Attachments of one message, decoded through `mailparse`.
 //!
-//! A part is an attachment when its Content-Disposition is `attachment`, or
-//! when it has a file name (disposition `filename` or Content-Type `name`)
-//! and is not `inline`; inline parts with a file name count only with
-//! `--include-inline`. Forwarded messages (`message/rfc822`) are opened and
+//! A leaf part is an attachment when its Content-Disposition is
+//! `attachment`, or, without a disposition, when it is not body text (a file
+//! name, disposition `filename` or Content-Type `name`, or a type other than
+//! text/plain and text/html); `inline` parts with a file name count only
+//! with `--include-inline`. Forwarded messages (`message/rfc822`) are opened and
 //! their attachments found too. Names are decoded from RFC 2231 (mailparse)
 //! and from RFC 2047 encoded words, which many mailers put in parameters.
 
@@ -84,6 +85,16 @@ pub fn attachments(
     raw: &[u8],
     include_inline: bool,
 ) -> Result<(Envelope, Vec<Attachment>), Malformed> {
+    // Blank (or all-space) lines before the first header, as some mailers
+    // and exports leave them, are not part of the message.
+    let mut raw = raw;
+    while let Some(end) = raw.iter().position(|&b| b == b'\n') {
+        if raw[..end].iter().all(u8::is_ascii_whitespace) && end + 1 < raw.len() {
+            raw = &raw[end + 1..];
+        } else {
+            break;
+        }
+    }
     let m = mailparse::parse_mail(raw).map_err(|e| Malformed(e.to_string()))?;
     let env = envelope(&m);
     let mut out = Vec::new();
@@ -104,18 +115,26 @@ fn walk(
         }
         return Ok(());
     }
-    let disposition = p.get_content_disposition().disposition;
+    // mailparse reports `inline` for a part without the header at all.
+    let disposition = if p.headers.get_first_header("Content-Disposition").is_some() {
+        Some(p.get_content_disposition().disposition)
+    } else {
+        None
+    };
     let name = part_filename(p);
+    // A body text is text/plain or text/html without a name; any other leaf
+    // (a named part, or e.g. an image/gif or a zip without a name) is a file.
+    let body_text = name.is_none() && matches!(mime.as_str(), "text/plain" | "text/html");
     let is_attachment = match disposition {
-        DispositionType::Attachment => true,
-        DispositionType::Inline => include_inline && name.is_some(),
-        _ => name.is_some(),
+        Some(DispositionType::Attachment) => true,
+        Some(DispositionType::Inline) => include_inline && name.is_some(),
+        _ => !body_text,
     };
     if mime == "message/rfc822" && depth < MAX_NESTING {
-        let body = p.get_body_raw().map_err(|e| Malformed(e.to_string()))?;
-        // A forwarded message: its own attachments count, and so does the
-        // message itself when it is an attachment with a name.
-        if is_attachment && name.is_some() {
+        let body = decoded(p)?;
+        // A forwarded message: the message itself is a file unless it is
+        // shown inline, and its own attachments count too.
+        if is_attachment {
             out.push(Attachment {
                 filename: name,
                 content_type: mime,
@@ -128,7 +147,7 @@ fn walk(
         return Ok(());
     }
     if is_attachment {
-        let data = p.get_body_raw().map_err(|e| Malformed(e.to_string()))?;
+        let data = decoded(p)?;
         out.push(Attachment {
             filename: name,
             content_type: mime,
@@ -136,6 +155,56 @@ fn walk(
         });
     }
     Ok(())
+}
+
+/// A part's decoded body. Base64 that mailparse refuses (bad length,
+/// stray characters: common in real mail) is decoded leniently, as mail
+/// clients do: characters outside the alphabet are skipped, a final partial
+/// group is decoded as far as it goes.
+fn decoded(p: &ParsedMail<'_>) -> Result<Vec<u8>, Malformed> {
+    match p.get_body_raw() {
+        Ok(b) => Ok(b),
+        Err(e) => match p.get_body_encoded() {
+            mailparse::body::Body::Base64(enc) => Ok(lenient_base64(enc.get_raw())),
+            _ => Err(Malformed(e.to_string())),
+        },
+    }
+}
+
+// Truncation to the low byte is the point of each cast.
+#[allow(clippy::cast_possible_truncation)]
+pub fn lenient_base64(text: &[u8]) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' | b'-' => Some(62),
+            b'/' | b'_' => Some(63),
+            _ => None,
+        }
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut n) = (0u32, 0u32);
+    for &c in text {
+        if c == b'=' {
+            break;
+        }
+        let Some(v) = val(c) else { continue };
+        acc = (acc << 6) | v;
+        n += 1;
+        if n == 4 {
+            out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+            acc = 0;
+            n = 0;
+        }
+    }
+    match n {
+        2 => out.push((acc >> 4) as u8),
+        3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+        _ => {}
+    }
+    out
 }
 
 /// A file name safe to create inside the output directory: no path
@@ -225,6 +294,14 @@ mod tests {
             s.len() <= 200 && s.rsplit_once('.').map(|x| x.1) == Some("xlsx"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn lenient_base64_decodes() {
+        // Python: base64.b64encode(b"hello world") == b"aGVsbG8gd29ybGQ="
+        assert_eq!(lenient_base64(b"aGVsbG8gd29ybGQ="), b"hello world");
+        assert_eq!(lenient_base64(b"aGVs\r\nbG8g d29y!bGQ"), b"hello world");
+        assert_eq!(lenient_base64(b"aGVsbG8gd29ybGQ=x"), b"hello world");
     }
 
     #[test]
