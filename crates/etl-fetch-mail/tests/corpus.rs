@@ -59,7 +59,7 @@ fn php_mime_mail_parser_attachments() {
         if !mail.exists() {
             continue; // m0006 is listed upstream but absent from the snapshot
         }
-        let (code, lines, err, _dir) = fetch(&["--include-inline"], &[mail.clone()]);
+        let (code, lines, err, _dir) = fetch(&["--include-inline"], std::slice::from_ref(&mail));
         assert_eq!(code, 0, "{}: {err}", mail.display());
         let mut want: Vec<(String, u64, String)> = case["attachments"]
             .as_array()
