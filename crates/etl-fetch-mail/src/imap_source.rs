@@ -268,10 +268,10 @@ fn criteria(cli: &Cli) -> Result<String> {
     };
     let mut c = Vec::new();
     if let Some(d) = cli.since {
-        c.push(format!("SINCE {}", date(d)));
+        c.push(format!("SENTSINCE {}", date(d)));
     }
     if let Some(d) = cli.before {
-        c.push(format!("BEFORE {}", date(d)));
+        c.push(format!("SENTBEFORE {}", date(d)));
     }
     if let Some(s) = &cli.from {
         c.push(format!("FROM {}", quote(s)?));

@@ -211,10 +211,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", num_args = 1.., help_heading = "Local mail")]
     pub eml: Vec<PathBuf>,
 
-    /// Messages dated on or after DATE (YYYY-MM-DD).
+    /// Messages whose Date header is on or after DATE (YYYY-MM-DD; IMAP SENTSINCE).
     #[arg(long, value_name = "DATE", help_heading = "Selection")]
     pub since: Option<jiff::civil::Date>,
-    /// Messages dated before DATE (YYYY-MM-DD).
+    /// Messages whose Date header is before DATE (YYYY-MM-DD; IMAP SENTBEFORE).
     #[arg(long, value_name = "DATE", help_heading = "Selection")]
     pub before: Option<jiff::civil::Date>,
     /// Messages whose From contains TEXT.

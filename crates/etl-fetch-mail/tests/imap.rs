@@ -1,0 +1,508 @@
+//! etl-fetch-mail against a real Dovecot on 127.0.0.1.
+
+mod common;
+
+use std::path::Path;
+
+use common::{build, commit, sha256sum, Dovecot};
+use serde_json::Value;
+
+fn corpora_file(rel: &str) -> Option<std::path::PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpora")
+        .join(rel);
+    p.exists().then_some(p)
+}
+
+fn csv(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn attachments_arrive_byte_exact_with_their_manifest() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "orders.csv", "id,amount\n1,12.50\n2,3.00\n");
+    dv.deliver(&build(&[
+        "--subject",
+        "Daily orders",
+        "--id",
+        "<d1@client.example>",
+        "--attach",
+        &a,
+    ]));
+    let mut files = vec![Path::new(&a).to_path_buf()];
+    if let Some(x) = corpora_file("xlsx/calamine/date.xlsx").or_else(|| {
+        std::fs::read_dir(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/xlsx/calamine"),
+        )
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "xlsx"))
+    }) {
+        let spec = format!(
+            "{}|report.xlsx|application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            x.display()
+        );
+        let name = format!("résumé {}.csv", "ü");
+        let b = csv(src.path(), "b.csv", "x\n1\n");
+        dv.deliver(&build(&[
+            "--subject",
+            "Weekly",
+            "--attach",
+            &spec,
+            "--attach",
+            &format!("{b}|{name}"),
+        ]));
+        files.push(x);
+        files.push(Path::new(&b).to_path_buf());
+    }
+    let out = tempfile::tempdir().unwrap();
+    let f = dv.fetch(out.path(), &[]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    assert_eq!(f.lines.len(), files.len(), "{:?}", f.lines);
+    for (line, file) in f.lines.iter().zip(&files) {
+        let path = Path::new(line["path"].as_str().unwrap());
+        assert!(path.starts_with(out.path()));
+        assert_eq!(line["sha256"].as_str().unwrap(), sha256sum(file), "{line}");
+        assert_eq!(line["sha256"].as_str().unwrap(), sha256sum(path));
+        assert_eq!(
+            line["size"].as_u64().unwrap(),
+            std::fs::metadata(file).unwrap().len()
+        );
+        assert_eq!(line["mailbox"], "INBOX");
+        assert!(line["uidvalidity"].as_u64().unwrap() > 0);
+    }
+    let first = &f.lines[0];
+    assert_eq!(first["filename"], "orders.csv");
+    assert_eq!(first["content_type"], "text/csv");
+    assert_eq!(first["message_id"], "d1@client.example");
+    assert_eq!(first["subject"], "Daily orders");
+    assert_eq!(first["date"], "2026-11-21T10:00:00Z");
+    assert_eq!(first["uid"], 1);
+    if files.len() == 3 {
+        assert_eq!(
+            f.lines[2]["filename"], "résumé ü.csv",
+            "RFC 2231 name decoded"
+        );
+    }
+    let s = f.summary();
+    assert_eq!(
+        (
+            s["messages_seen"].as_u64(),
+            s["attachments_stored"].as_u64()
+        ),
+        (
+            Some(files.len() as u64 - 1).map(|_| if files.len() == 3 { 2 } else { 1 }),
+            Some(files.len() as u64)
+        )
+    );
+    // The mailbox was only read (BODY.PEEK): nothing became \Seen.
+    assert!(
+        dv.flags().iter().all(|f| !f.contains('S')),
+        "{:?}",
+        dv.flags()
+    );
+}
+
+#[test]
+fn incremental_runs_fetch_each_message_once() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        let a = csv(src.path(), &format!("r{i}.csv"), &format!("n\n{i}\n"));
+        dv.deliver(&build(&["--subject", &format!("r{i}"), "--attach", &a]));
+    }
+    let out = tempfile::tempdir().unwrap();
+    let state = out.path().join("state.json");
+    let st = state.to_str().unwrap();
+    let f = dv.fetch(out.path(), &["--state", st]);
+    assert_eq!((f.code, f.uids()), (0, vec![1, 2, 3]), "{}", f.stderr);
+    // The pipeline failed before commit: the next run fetches the same.
+    let f = dv.fetch(out.path(), &["--state", st]);
+    assert_eq!(f.uids(), vec![1, 2, 3]);
+    assert_eq!(f.summary()["attachments_present"], 3, "stored once");
+    commit(&state);
+    let f = dv.fetch(out.path(), &["--state", st]);
+    assert_eq!((f.code, f.lines.len()), (0, 0), "{}", f.stderr);
+    let a = csv(src.path(), "r3.csv", "n\n3\n");
+    dv.deliver(&build(&["--subject", "r3", "--attach", &a]));
+    let f = dv.fetch(out.path(), &["--state", st]);
+    assert_eq!(f.uids(), vec![4]);
+    commit(&state);
+    // UIDVALIDITY changes (the server rebuilt its index): everything again,
+    // nothing stored twice.
+    dv.rebuild();
+    let f = dv.fetch(out.path(), &["--state", st]);
+    assert_eq!((f.code, f.lines.len()), (0, 4), "{}", f.stderr);
+    assert!(f.stderr.contains("UIDVALIDITY changed"), "{}", f.stderr);
+    assert_eq!(f.summary()["attachments_stored"], 0);
+    // Not committed: the state still holds the old UIDVALIDITY.
+    let f = dv.fetch(
+        out.path(),
+        &["--state", st, "--on-uidvalidity-change", "fail"],
+    );
+    assert_eq!(f.code, 65, "{}", f.stderr);
+    commit(&state);
+    let f = dv.fetch(
+        out.path(),
+        &["--state", st, "--on-uidvalidity-change", "fail"],
+    );
+    assert_eq!((f.code, f.lines.len()), (0, 0), "{}", f.stderr);
+}
+
+#[test]
+fn uidvalidity_change_can_fail_the_run() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    dv.deliver(&build(&["--attach", &a]));
+    let out = tempfile::tempdir().unwrap();
+    let state = out.path().join("state.json");
+    let st = state.to_str().unwrap();
+    assert_eq!(dv.fetch(out.path(), &["--state", st]).code, 0);
+    commit(&state);
+    dv.rebuild();
+    let f = dv.fetch(
+        out.path(),
+        &["--state", st, "--on-uidvalidity-change", "fail"],
+    );
+    assert_eq!(f.code, 65, "{}", f.stderr);
+    assert!(f.stderr.contains("UIDVALIDITY changed"), "{}", f.stderr);
+    assert!(f.lines.is_empty());
+}
+
+#[test]
+fn a_restart_mid_fetch_resumes_after_the_last_delivered_uid() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let n = 150;
+    let a = csv(
+        src.path(),
+        "r.csv",
+        &format!("n\n{}\n", "x".repeat(300_000)),
+    );
+    let raw = build(&["--attach", &a]);
+    for _ in 0..n {
+        dv.deliver(&raw);
+    }
+    let out = tempfile::tempdir().unwrap();
+    let port = dv.imaps.to_string();
+    let ca = dv.ca();
+    let mut child = std::process::Command::new(common::BIN)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--user",
+            common::USER,
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ])
+        .args([
+            "--out-dir",
+            out.path().to_str().unwrap(),
+            "--batch",
+            "1",
+            "--retry-base-ms",
+            "200",
+        ])
+        .env("ETL_IMAP_PASSWORD", common::PASSWORD)
+        .env("ETL_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        for l in std::io::BufReader::new(stdout).lines() {
+            let l = l.unwrap();
+            let _ = tx.send(());
+            lines.push(l);
+        }
+        lines
+    });
+    // Let a few messages through, then crash and restart the server.
+    for _ in 0..3 {
+        rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+    }
+    dv.restart();
+    let status = child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let uids: Vec<u64> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["uid"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        uids,
+        (1..=n).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+    assert!(
+        stderr.contains("reconnecting"),
+        "the connection did drop: {stderr}"
+    );
+}
+
+#[test]
+fn wrong_password_unreachable_port_wrong_ca() {
+    let dv = Dovecot::start();
+    let out = tempfile::tempdir().unwrap();
+    let port = dv.imaps.to_string();
+    let ca = dv.ca();
+    let base = [
+        "--host",
+        "127.0.0.1",
+        "--user",
+        common::USER,
+        "--out-dir",
+        out.path().to_str().unwrap(),
+        "--retry-base-ms",
+        "20",
+    ];
+    let f = common::run(
+        &[
+            &base[..],
+            &["--port", &port, "--ca-file", ca.to_str().unwrap()],
+        ]
+        .concat(),
+        &[("ETL_IMAP_PASSWORD", "wrong")],
+    );
+    assert_eq!(f.code, 77, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("IMAP login refused for alice"),
+        "{}",
+        f.stderr
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let f = common::run(
+        &[&base[..], &["--port", &closed, "--max-retries", "2"]].concat(),
+        &[("ETL_IMAP_PASSWORD", common::PASSWORD)],
+    );
+    assert_eq!(f.code, 69, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("gave up after 2 reconnects"),
+        "{}",
+        f.stderr
+    );
+    let other = dv.dir.path().join("other-ca.pem");
+    let f = common::run(
+        &[
+            &base[..],
+            &["--port", &port, "--ca-file", other.to_str().unwrap()],
+        ]
+        .concat(),
+        &[("ETL_IMAP_PASSWORD", common::PASSWORD)],
+    );
+    assert_eq!(f.code, 78, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("certificate is not trusted"),
+        "{}",
+        f.stderr
+    );
+    // STARTTLS on the plain port, and plain text only to loopback.
+    let plain = dv.imap.to_string();
+    let f = common::run(
+        &[
+            &base[..],
+            &[
+                "--port",
+                &plain,
+                "--tls",
+                "starttls",
+                "--ca-file",
+                ca.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+        &[("ETL_IMAP_PASSWORD", common::PASSWORD)],
+    );
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    let f = common::run(
+        &[
+            "--host",
+            "imap.example.com",
+            "--user",
+            "u",
+            "--tls",
+            "none",
+            "--out-dir",
+            out.path().to_str().unwrap(),
+        ],
+        &[("ETL_IMAP_PASSWORD", "x")],
+    );
+    assert_eq!(f.code, 64, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("only for a loopback address"),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn hostile_filenames_stay_inside_the_output_directory() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    let names = [
+        "../../evil.csv",
+        "/etc/passwd",
+        "..",
+        "a\\..\\b.csv",
+        &"x".repeat(400),
+    ];
+    let mut args = vec!["--subject".to_owned(), "hostile".to_owned()];
+    for n in names {
+        args.push("--attach".into());
+        args.push(format!("{a}|{n}|text/csv"));
+    }
+    dv.deliver(&build(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let out = tempfile::tempdir().unwrap();
+    let f = dv.fetch(out.path(), &[]);
+    assert_eq!((f.code, f.lines.len()), (0, names.len()), "{}", f.stderr);
+    let root = out.path().canonicalize().unwrap();
+    for (l, n) in f.lines.iter().zip(names) {
+        let p = Path::new(l["path"].as_str().unwrap())
+            .canonicalize()
+            .unwrap();
+        assert!(p.starts_with(&root), "{}", p.display());
+        assert!(p.file_name().unwrap().len() <= 200);
+        assert_eq!(l["filename"], n, "the manifest keeps the original name");
+    }
+}
+
+#[test]
+fn mark_seen_and_move_only_after_storage() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    dv.deliver(&build(&["--attach", &a]));
+    dv.deliver(&build(&["--subject", "no attachment"]));
+    // Storage fails (--out-dir is a file): nothing is marked.
+    let file = src.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let f = dv.fetch(&file, &["--mark-seen"]);
+    assert_ne!(f.code, 0);
+    assert!(
+        dv.flags().iter().all(|f| !f.contains('S')),
+        "{:?}",
+        dv.flags()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let f = dv.fetch(out.path(), &["--mark-seen"]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    assert_eq!(
+        dv.flags().iter().filter(|f| f.contains('S')).count(),
+        1,
+        "only the message whose attachment was stored"
+    );
+    let f = dv.fetch(out.path(), &["--unseen"]);
+    assert_eq!(f.lines.len(), 0, "--unseen skips it now");
+}
+
+#[test]
+fn selection_on_the_server_and_on_attachments() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    let t = csv(src.path(), "notes.txt", "hello\n");
+    dv.deliver(&build(&[
+        "--from",
+        "reports@client.example",
+        "--subject",
+        "Orders",
+        "--attach",
+        &a,
+        "--attach",
+        &t,
+    ]));
+    dv.deliver(&build(&[
+        "--from",
+        "spam@elsewhere.example",
+        "--subject",
+        "Offer",
+        "--attach",
+        &a,
+    ]));
+    dv.deliver(&build(&[
+        "--from",
+        "reports@client.example",
+        "--subject",
+        "Old",
+        "--date",
+        "Mon, 02 Jan 2023 10:00:00 +0000",
+        "--attach",
+        &a,
+    ]));
+    let out = tempfile::tempdir().unwrap();
+    let f = dv.fetch(
+        out.path(),
+        &[
+            "--from",
+            "reports@client.example",
+            "--attachment",
+            "*.CSV",
+            "--since",
+            "2024-01-01",
+        ],
+    );
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    let got: Vec<(u64, &str)> = f
+        .lines
+        .iter()
+        .map(|l| (l["uid"].as_u64().unwrap(), l["filename"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, vec![(1, "a.csv")]);
+    let f = dv.fetch(out.path(), &["--content-type", "text/plain"]);
+    assert_eq!(
+        f.lines
+            .iter()
+            .map(|l| l["filename"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["notes.txt"]
+    );
+    let f = dv.fetch(out.path(), &["--subject", "Offer", "--max-size", "1"]);
+    assert_eq!(f.lines.len(), 0);
+}
+
+/// Fetching 1,000 messages with a 100 KB attachment each (time and peak RSS
+/// are measured by scripts/bench fetch; this checks the batches work).
+#[test]
+fn many_messages_in_batches() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "big.csv", &"0123456789".repeat(10_000));
+    let raw = build(&["--attach", &a]);
+    for _ in 0..120 {
+        dv.deliver(&raw);
+    }
+    let out = tempfile::tempdir().unwrap();
+    let f = dv.fetch(out.path(), &["--batch", "25"]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    assert_eq!(f.lines.len(), 120);
+    assert_eq!(
+        f.summary()["attachments_stored"],
+        1,
+        "the same file is stored once"
+    );
+    assert_eq!(f.summary()["attachments_present"], 119);
+}
