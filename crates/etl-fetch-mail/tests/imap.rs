@@ -506,3 +506,33 @@ fn many_messages_in_batches() {
     );
     assert_eq!(f.summary()["attachments_present"], 119);
 }
+
+#[test]
+fn move_to_another_mailbox_after_storage() {
+    let mut dv = Dovecot::start();
+    // A Maildir++ folder "Archive".
+    let archive = dv.maildir().join(".Archive");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(archive.join(sub)).unwrap();
+    }
+    std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&archive)
+        .status()
+        .unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    dv.deliver(&build(&["--attach", &a]));
+    dv.deliver(&build(&["--subject", "no attachment"]));
+    let out = tempfile::tempdir().unwrap();
+    let f = dv.fetch(out.path(), &["--move-to", "Archive"]);
+    assert_eq!((f.code, f.lines.len()), (0, 1), "{}", f.stderr);
+    let f = dv.fetch(out.path(), &["--mailbox", "Archive"]);
+    assert_eq!(f.lines.len(), 1, "moved: {}", f.stderr);
+    let f = dv.fetch(out.path(), &[]);
+    assert_eq!(
+        f.summary()["messages_seen"],
+        1,
+        "only the message without attachment stayed"
+    );
+}
