@@ -536,3 +536,42 @@ fn move_to_another_mailbox_after_storage() {
         "only the message without attachment stayed"
     );
 }
+
+#[test]
+fn password_from_a_file_or_a_command() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    dv.deliver(&build(&["--attach", &a]));
+    let pw = src.path().join("pw");
+    std::fs::write(&pw, format!("{}\nignored second line\n", common::PASSWORD)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let port = dv.imaps.to_string();
+    let ca = dv.ca();
+    let base = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        common::USER,
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--out-dir",
+        out.path().to_str().unwrap(),
+    ];
+    let f = common::run(
+        &[&base[..], &["--password-file", pw.to_str().unwrap()]].concat(),
+        &[],
+    );
+    assert_eq!((f.code, f.lines.len()), (0, 1), "{}", f.stderr);
+    let cmd = format!("printf '%s\\n' {}", common::PASSWORD);
+    let f = common::run(&[&base[..], &["--password-command", &cmd]].concat(), &[]);
+    assert_eq!((f.code, f.lines.len()), (0, 1), "{}", f.stderr);
+    let f = common::run(
+        &[&base[..], &["--password-command", "exit 3"]].concat(),
+        &[],
+    );
+    assert_eq!(f.code, 78, "{}", f.stderr);
+    assert!(f.stderr.contains("password command failed"), "{}", f.stderr);
+}
