@@ -316,12 +316,15 @@ pub fn fetch(
         .clone()
         .ok_or_else(|| Error::missing_setting("--user", "ETL_IMAP_USER"))?;
     let password = match cli.auth {
-        Auth::Xoauth2 => secret(
-            None,
-            cli.oauth_token_command.as_deref(),
-            "ETL_IMAP_OAUTH_TOKEN",
-            "OAuth token",
-        )?,
+        Auth::Xoauth2 => match &cli.oauth_credentials {
+            Some(creds) => crate::oauth::token(creds, &user, &cli.oauth_scope)?,
+            None => secret(
+                None,
+                cli.oauth_token_command.as_deref(),
+                "ETL_IMAP_OAUTH_TOKEN",
+                "OAuth token",
+            )?,
+        },
         _ => secret(
             cli.password_file.as_deref(),
             cli.password_command.as_deref(),

@@ -11,6 +11,7 @@ mod events;
 mod imap_source;
 mod local;
 pub mod mime;
+mod oauth;
 pub mod store;
 
 use std::io::Write;
@@ -84,7 +85,7 @@ pub enum Auth {
     Login,
     /// AUTHENTICATE PLAIN with the password.
     Plain,
-    /// AUTHENTICATE XOAUTH2 with a token from --oauth-token-command (Gmail, Microsoft 365).
+    /// AUTHENTICATE XOAUTH2 with a token from --oauth-credentials or --oauth-token-command (Gmail, Microsoft 365).
     Xoauth2,
 }
 
@@ -174,6 +175,22 @@ pub struct Cli {
         help_heading = "IMAP"
     )]
     pub oauth_token_command: Option<String>,
+    /// XOAUTH2: get the token with yup-oauth2 from Google credentials: a service-account key with domain-wide delegation (acting as --user) or authorized-user JSON (an installed app's refresh token).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ETL_IMAP_OAUTH_CREDENTIALS",
+        help_heading = "IMAP"
+    )]
+    pub oauth_credentials: Option<PathBuf>,
+    /// XOAUTH2: the scope asked for with --oauth-credentials.
+    #[arg(
+        long,
+        value_name = "SCOPE",
+        default_value = "https://mail.google.com/",
+        help_heading = "IMAP"
+    )]
+    pub oauth_scope: String,
     /// Connect and read timeout, seconds.
     #[arg(
         long,

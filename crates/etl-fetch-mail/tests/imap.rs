@@ -575,3 +575,124 @@ fn password_from_a_file_or_a_command() {
     assert_eq!(f.code, 78, "{}", f.stderr);
     assert!(f.stderr.contains("password command failed"), "{}", f.stderr);
 }
+
+/// XOAUTH2 as with Gmail: a service-account key with domain-wide
+/// delegation, its token from the emulator's token endpoint (yup-oauth2),
+/// validated by Dovecot's oauth2 passdb at the emulator's tokeninfo.
+#[test]
+#[allow(clippy::too_many_lines)] // emulator, Dovecot, three logins
+fn xoauth2_with_a_delegated_service_account() {
+    use etl_sheets_emulator::server::{self, Config, Emulator};
+    let cfg = Config {
+        state: None,
+        read_quota: 0,
+        write_quota: 0,
+        fail_rate: 0.0,
+        fail_status: 503,
+        latency: std::time::Duration::ZERO,
+        seed: None,
+        request_log: None,
+        max_body_bytes: 1 << 20,
+        token_lifetime: 3599,
+        retry_after: None,
+    };
+    let app = std::sync::Arc::new(Emulator::new(cfg).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(server::serve(app, "127.0.0.1:0".parse().unwrap(), |a| {
+            tx.send(a).unwrap();
+        }))
+        .unwrap();
+    });
+    let url = format!(
+        "http://{}",
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
+    );
+    let mut dv = Dovecot::start_with(Some(&format!("{url}/tokeninfo")));
+    let src = tempfile::tempdir().unwrap();
+    let key = src.path().join("dwd.json");
+    etl_sheets_emulator::keygen::service_account(
+        &key,
+        &url,
+        "mail-fetcher@etlkit-emulator.iam.gserviceaccount.com",
+        true,
+    )
+    .unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    let raw = build(&["--attach", &a]);
+    let inbox = dv
+        .dir
+        .path()
+        .join("mail")
+        .join(common::OAUTH_USER)
+        .join("new")
+        .join("1700000001.M1P1.test");
+    std::fs::write(&inbox, raw).unwrap();
+    std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(dv.dir.path().join("mail"))
+        .status()
+        .unwrap();
+    let _ = &mut dv;
+    let out = tempfile::tempdir().unwrap();
+    let port = dv.imaps.to_string();
+    let ca = dv.ca();
+    let args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        common::OAUTH_USER,
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--auth",
+        "xoauth2",
+        "--oauth-credentials",
+        key.to_str().unwrap(),
+        "--out-dir",
+        out.path().to_str().unwrap(),
+    ];
+    let f = common::run(&args, &[]);
+    assert_eq!(
+        (f.code, f.lines.len()),
+        (0, 1),
+        "{}\n{}",
+        f.stderr,
+        dv.log()
+    );
+    // A key without delegation gets no token for the user: exit 77.
+    let plain = src.path().join("plain.json");
+    etl_sheets_emulator::keygen::service_account(
+        &plain,
+        &url,
+        "other@etlkit-emulator.iam.gserviceaccount.com",
+        false,
+    )
+    .unwrap();
+    let mut bad = args.to_vec();
+    let p = plain.to_str().unwrap().to_owned();
+    bad[11] = &p;
+    let f = common::run(&bad, &[]);
+    assert_eq!(f.code, 77, "{}", f.stderr);
+    // A token command works the same way; a wrong token is refused by Dovecot.
+    let f = common::run(
+        &[
+            &args[..10],
+            &[
+                "--oauth-token-command",
+                "echo not-a-token",
+                "--out-dir",
+                out.path().to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(f.code, 77, "{}", f.stderr);
+}

@@ -34,6 +34,9 @@ pub const READ_SCOPES: [&str; 2] = [
     "https://www.googleapis.com/auth/spreadsheets.readonly",
     "https://www.googleapis.com/auth/drive.readonly",
 ];
+/// Gmail's IMAP scope: accepted so that XOAUTH2 clients can be tested with
+/// the emulator's tokens (see `/tokeninfo`); it gives no Sheets access.
+pub const MAIL_SCOPE: &str = "https://mail.google.com/";
 
 /// A registered service-account key (its public half).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +67,16 @@ pub struct Token {
     /// Unix seconds.
     pub expires: i64,
     pub write: bool,
+    /// False for a token of the Gmail scope only.
+    #[serde(default = "yes")]
+    pub sheets: bool,
+    /// The scopes granted, space-separated.
+    #[serde(default)]
+    pub scope: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A token-endpoint error: status, `error`, `error_description`.
@@ -103,15 +116,22 @@ pub struct Auth {
 pub enum Bearer {
     Missing,
     Invalid,
-    Valid { account: String, write: bool },
+    Valid {
+        account: String,
+        write: bool,
+        sheets: bool,
+    },
 }
 
-fn scopes_grant(scope: &str) -> Option<bool> {
+/// What a scope list grants: (Sheets at all, Sheets writes).
+fn scopes_grant(scope: &str) -> Option<(bool, bool)> {
     let list: Vec<&str> = scope.split_whitespace().collect();
     if list.iter().any(|s| WRITE_SCOPES.contains(s)) {
-        Some(true)
+        Some((true, true))
     } else if list.iter().any(|s| READ_SCOPES.contains(s)) {
-        Some(false)
+        Some((true, false))
+    } else if list.contains(&MAIL_SCOPE) {
+        Some((false, false))
     } else {
         None
     }
@@ -127,7 +147,7 @@ impl Auth {
         new_token: &mut dyn FnMut() -> String,
     ) -> Result<Value, GrantError> {
         let grant = form.get("grant_type").map_or("", String::as_str);
-        let (account, write) = match grant {
+        let (account, (sheets, write), scope) = match grant {
             "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
                 let assertion = form.get("assertion").ok_or_else(|| GrantError {
                     status: 400,
@@ -136,7 +156,14 @@ impl Auth {
                 })?;
                 self.verify_jwt(assertion, now)?
             }
-            "refresh_token" => self.refresh(form)?,
+            "refresh_token" => {
+                let account = self.refresh(form)?;
+                let scope = form
+                    .get("scope")
+                    .cloned()
+                    .unwrap_or_else(|| format!("{} {MAIL_SCOPE}", WRITE_SCOPES[0]));
+                (account, (true, true), scope)
+            }
             "" => {
                 return Err(GrantError {
                     status: 400,
@@ -161,12 +188,14 @@ impl Auth {
                 account,
                 expires: now + lifetime,
                 write,
+                sheets,
+                scope,
             },
         );
         Ok(json!({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}))
     }
 
-    fn refresh(&self, form: &HashMap<String, String>) -> Result<(String, bool), GrantError> {
+    fn refresh(&self, form: &HashMap<String, String>) -> Result<String, GrantError> {
         let get = |k: &str| form.get(k).map_or("", String::as_str);
         let Some(user) = self.users.iter().find(|u| u.client_id == get("client_id")) else {
             return Err(GrantError {
@@ -185,10 +214,14 @@ impl Auth {
         if user.refresh_token != get("refresh_token") {
             return Err(GrantError::grant("Bad Request"));
         }
-        Ok((user.account.clone(), true))
+        Ok(user.account.clone())
     }
 
-    fn verify_jwt(&self, jwt: &str, now: i64) -> Result<(String, bool), GrantError> {
+    fn verify_jwt(
+        &self,
+        jwt: &str,
+        now: i64,
+    ) -> Result<(String, (bool, bool), String), GrantError> {
         let bad = || GrantError::grant("Invalid JWT Signature.");
         let mut parts = jwt.split('.');
         let (Some(h), Some(c), Some(s), None) =
@@ -254,12 +287,12 @@ impl Auth {
             ));
         }
         let scope = claims.get("scope").and_then(Value::as_str).unwrap_or("");
-        let Some(write) = scopes_grant(scope) else {
+        let Some(grant) = scopes_grant(scope) else {
             return Err(GrantError {
                 status: 400,
                 error: "invalid_scope",
                 description: format!(
-                    "No Sheets scope in '{scope}': request https://www.googleapis.com/auth/spreadsheets (or drive, drive.file, or a readonly variant)"
+                    "No Sheets scope in '{scope}': request https://www.googleapis.com/auth/spreadsheets (or drive, drive.file, a readonly variant, or https://mail.google.com/ for IMAP)"
                 ),
             });
         };
@@ -276,7 +309,26 @@ impl Auth {
             }
             _ => iss.to_owned(),
         };
-        Ok((account, write))
+        Ok((account, grant, scope.to_owned()))
+    }
+
+    /// Google's `tokeninfo`: what an access token is (for IMAP servers that
+    /// validate XOAUTH2 tokens, such as Dovecot's oauth2 passdb).
+    pub fn tokeninfo(&self, token: &str, now: i64) -> Result<Value, GrantError> {
+        match self.tokens.get(token) {
+            Some(t) if t.expires > now => Ok(json!({
+                "email": t.account,
+                "email_verified": "true",
+                "scope": t.scope,
+                "exp": t.expires.to_string(),
+                "expires_in": (t.expires - now).to_string(),
+            })),
+            _ => Err(GrantError {
+                status: 400,
+                error: "invalid_token",
+                description: "Invalid Value".into(),
+            }),
+        }
     }
 
     /// Resolves an `Authorization: Bearer` value.
@@ -288,6 +340,7 @@ impl Auth {
             Some(tok) if tok.expires > now => Bearer::Valid {
                 account: tok.account.clone(),
                 write: tok.write,
+                sheets: tok.sheets,
             },
             _ => Bearer::Invalid,
         }
@@ -365,8 +418,18 @@ mod tests {
             auth.bearer(Some("t1"), now + 10),
             Bearer::Valid {
                 account: "sa@p.iam.gserviceaccount.com".into(),
-                write: true
+                write: true,
+                sheets: true
             }
+        );
+        let info = auth.tokeninfo("t1", now + 10).unwrap();
+        assert_eq!(
+            (info["email"].as_str(), info["expires_in"].as_str()),
+            (Some("sa@p.iam.gserviceaccount.com"), Some("3589"))
+        );
+        assert_eq!(
+            auth.tokeninfo("nope", now).unwrap_err().error,
+            "invalid_token"
         );
         assert_eq!(auth.bearer(Some("t1"), now + 3599), Bearer::Invalid);
         assert_eq!(auth.bearer(None, now), Bearer::Missing);
@@ -402,6 +465,17 @@ mod tests {
             .token(&form(&jwt(&other, &claims(now))), now, 3599, &mut next)
             .unwrap_err();
         assert_eq!(e.description, "Invalid JWT Signature.");
+        // Gmail's scope (for IMAP XOAUTH2): a token, but no Sheets access.
+        let mut c = claims(now);
+        c["scope"] = json!(MAIL_SCOPE);
+        let t = auth
+            .token(&form(&jwt(&key, &c)), now, 3599, &mut next)
+            .unwrap();
+        let t = t["access_token"].as_str().unwrap().to_owned();
+        assert!(matches!(
+            auth.bearer(Some(&t), now),
+            Bearer::Valid { sheets: false, .. }
+        ));
         // Read-only scope gives a read-only token.
         let mut c = claims(now);
         c["scope"] = json!("https://www.googleapis.com/auth/spreadsheets.readonly");

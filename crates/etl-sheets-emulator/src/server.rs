@@ -359,6 +359,24 @@ impl Emulator {
         {
             return self.token(inner, body);
         }
+        if matches!(path, "/tokeninfo" | "/oauth2/v3/tokeninfo") {
+            let form = Query::parse(Some(&String::from_utf8_lossy(body)));
+            let token = query
+                .get("access_token")
+                .or_else(|| form.get("access_token"))
+                .unwrap_or("");
+            return match inner.store.auth.tokeninfo(token, unix_now()) {
+                Ok(v) => Outcome::ok(v, "token"),
+                Err(e) => Outcome {
+                    status: e.status,
+                    body: e.body(),
+                    account: None,
+                    kind: "token",
+                    fault: false,
+                    mutated: false,
+                },
+            };
+        }
         if let Some(rest) = path.strip_prefix("/_emulator/") {
             return match Self::admin(inner, method, rest, body) {
                 Ok((v, mutated)) => Outcome {
@@ -433,27 +451,9 @@ impl Emulator {
                 ..Outcome::err(&e, kind)
             };
         }
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .or_else(|| q.get("access_token"))
-            .or_else(|| q.get("oauth_token"));
-        let (account, write_scope) = match inner.store.auth.bearer(bearer, unix_now()) {
-            Bearer::Missing => {
-                let e = ApiError::new(
-                    401,
-                    "UNAUTHENTICATED",
-                    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
-                );
-                return Outcome::err(&e, kind);
-            }
-            Bearer::Invalid => return Outcome::err(&ApiError::unauthenticated(), kind),
-            Bearer::Valid { account, write } => (account, write),
+        let (account, write_scope) = match authorize(inner, headers, q, kind) {
+            Ok(x) => x,
+            Err(o) => return o,
         };
         let with_account = |mut o: Outcome, account: &str| {
             o.account = Some(account.to_owned());
@@ -781,6 +781,48 @@ impl Emulator {
         if let Err(e) = file.write_all(text.as_bytes()) {
             events::request_log_failed(&e.to_string());
         }
+    }
+}
+
+/// The account and write permission of a request's bearer token, or the
+/// 401/403 answer.
+fn authorize(
+    inner: &Inner,
+    headers: &HeaderMap,
+    q: &Query,
+    kind: &'static str,
+) -> Result<(String, bool), Outcome> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .or_else(|| q.get("access_token"))
+        .or_else(|| q.get("oauth_token"));
+    match inner.store.auth.bearer(bearer, unix_now()) {
+        Bearer::Missing => {
+            let e = ApiError::new(
+                401,
+                "UNAUTHENTICATED",
+                "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+            );
+            Err(Outcome::err(&e, kind))
+        }
+        Bearer::Invalid => Err(Outcome::err(&ApiError::unauthenticated(), kind)),
+        Bearer::Valid {
+            sheets: false,
+            account,
+            ..
+        } => {
+            let e = ApiError::insufficient_scopes();
+            let mut o = Outcome::err(&e, kind);
+            o.account = Some(account);
+            Err(o)
+        }
+        Bearer::Valid { account, write, .. } => Ok((account, write)),
     }
 }
 

@@ -15,6 +15,8 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-fetch-mail");
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "s3cret";
+/// The mailbox of the XOAUTH2 test (a Workspace user a service account acts for).
+pub const OAUTH_USER: &str = "boss@example.test";
 
 pub struct Dovecot {
     pub dir: tempfile::TempDir,
@@ -79,6 +81,12 @@ fn sh(cmd: &str, dir: &Path) {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Self::start_with(None)
+    }
+
+    /// With XOAUTH2 accepted: Dovecot's oauth2 passdb validates tokens at
+    /// `tokeninfo` (Google's tokeninfo endpoint, or the emulator's).
+    pub fn start_with(tokeninfo: Option<&str>) -> Dovecot {
         assert!(
             Path::new("/usr/sbin/dovecot").exists(),
             "Dovecot is not installed: scripts/test installs it (apt-get install dovecot-imapd)"
@@ -108,21 +116,37 @@ impl Dovecot {
         std::fs::write(d.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
         let (imaps, imap) = (free_port(), free_port());
         let p = d.display();
+        let (oauth_mechs, oauth_passdb) = match tokeninfo {
+            Some(url) => {
+                std::fs::write(
+                    d.join("oauth2.conf.ext"),
+                    format!("tokeninfo_url = {url}?access_token=\nusername_attribute = email\ndebug = yes\n"),
+                )
+                .unwrap();
+                (
+                    " xoauth2 oauthbearer".to_owned(),
+                    format!("passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {p}/oauth2.conf.ext\n}}\n"),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
         let conf = format!(
             "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {p}/run\nstate_dir = {p}/state\n\
              log_path = {p}/dovecot.log\ndefault_login_user = dovenull\ndefault_internal_user = dovecot\n\
              ssl = yes\nssl_cert = <{p}/cert.pem\nssl_key = <{p}/key.pem\ndisable_plaintext_auth = no\n\
-             auth_mechanisms = plain login\nfirst_valid_uid = 1\nmail_location = maildir:{p}/mail/%u\n\
-             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {p}/passwd\n}}\n\
+             auth_debug = yes\nauth_verbose = yes\nauth_mechanisms = plain login{oauth_mechs}\nfirst_valid_uid = 1\nmail_location = maildir:{p}/mail/%u\n\
+             passdb {{\n  driver = passwd-file\n  mechanisms = plain login\n  args = scheme=PLAIN {p}/passwd\n}}\n{oauth_passdb}\
              userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home={p}/home/%u\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = {imaps}\n    ssl = yes\n  }}\n}}\n"
         );
         std::fs::write(d.join("dovecot.conf"), conf).unwrap();
-        let maildir = d.join("mail").join(USER);
-        for sub in ["new", "cur", "tmp"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        for user in [USER, OAUTH_USER] {
+            let maildir = d.join("mail").join(user);
+            for sub in ["new", "cur", "tmp"] {
+                std::fs::create_dir_all(maildir.join(sub)).unwrap();
+            }
+            std::fs::create_dir_all(d.join("home").join(user)).unwrap();
         }
-        std::fs::create_dir_all(d.join("home").join(USER)).unwrap();
         sh("chown -R 65534:65534 mail home", d);
         let mut dv = Dovecot {
             dir,

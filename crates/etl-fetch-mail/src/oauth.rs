@@ -1,0 +1,80 @@
+//! XOAUTH2 access tokens through yup-oauth2, from Google credentials:
+//! a service-account key with domain-wide delegation (the token acts as the
+//! mailbox user), or authorized-user JSON (an installed app's refresh token,
+//! as `gcloud auth application-default login` or an OAuth consent flow
+//! leaves it). The token endpoint is the key's `token_uri`.
+
+use std::path::Path;
+
+use etl_core::{Error, Exit, Result};
+use yup_oauth2 as oauth;
+
+fn config(path: &Path, what: &str) -> Error {
+    Error::config(format!("{}: {what}", path.display()))
+}
+
+fn refused(e: &oauth::Error) -> Error {
+    let text = e.to_string();
+    let exit = if text.contains("connect") || text.contains("dns") || text.contains("timed out") {
+        Exit::Unavailable
+    } else {
+        Exit::NoPerm
+    };
+    Error::new(exit, format!("no XOAUTH2 token: {text}"))
+}
+
+/// An access token for `user` with `scope`.
+pub fn token(path: &Path, user: &str, scope: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::new(
+            Exit::Config,
+            format!("{}: cannot read the OAuth credentials: {e}", path.display()),
+        )
+    })?;
+    let kind: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| config(path, &format!("not a credentials JSON file: {e}")))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("tokio runtime: {e}")))?;
+    rt.block_on(async {
+        let token = match kind["type"].as_str() {
+            Some("service_account") => {
+                let key: oauth::ServiceAccountKey = serde_json::from_str(&text)
+                    .map_err(|e| config(path, &format!("not a service-account key: {e}")))?;
+                let auth = oauth::ServiceAccountAuthenticator::builder(key)
+                    .subject(user)
+                    .build()
+                    .await
+                    .map_err(|e| config(path, &format!("unusable service-account key: {e}")))?;
+                auth.token(&[scope]).await.map_err(|e| refused(&e))?
+            }
+            Some("authorized_user") => {
+                let secret: oauth::authorized_user::AuthorizedUserSecret =
+                    serde_json::from_str(&text).map_err(|e| {
+                        config(path, &format!("not authorized-user credentials: {e}"))
+                    })?;
+                let auth = oauth::AuthorizedUserAuthenticator::builder(secret)
+                    .build()
+                    .await
+                    .map_err(|e| {
+                        config(path, &format!("unusable authorized-user credentials: {e}"))
+                    })?;
+                auth.token(&[scope]).await.map_err(|e| refused(&e))?
+            }
+            other => {
+                return Err(config(
+                    path,
+                    &format!(
+                    "credentials of type {:?}: expected \"service_account\" or \"authorized_user\"",
+                    other.unwrap_or("(none)")
+                ),
+                ))
+            }
+        };
+        token
+            .token()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::new(Exit::NoPerm, "the token endpoint returned no access token"))
+    })
+}
