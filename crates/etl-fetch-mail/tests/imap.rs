@@ -259,6 +259,7 @@ fn a_restart_mid_fetch_resumes_after_the_last_delivered_uid() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one server, every way of failing to log in
 fn wrong_password_unreachable_port_wrong_ca() {
     let dv = Dovecot::start();
     let out = tempfile::tempdir().unwrap();
