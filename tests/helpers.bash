@@ -66,3 +66,9 @@ new_spreadsheet() {
 sheet_values() {
   curl -sf "$URL/_emulator/spreadsheets/$1/sheets/$2" | jq -c '.formatted[]'
 }
+
+# duckdb_count: rows of table orders in $ETL_DB, read back by etl-merge's
+# own --query (a read-only SELECT), not by the pipeline.
+duckdb_count() {
+  etl-merge --db "$ETL_DB" --table orders --key order_id --query 'SELECT count(*) AS n FROM orders' < /dev/null 2>/dev/null | jq -r .n
+}

@@ -15,7 +15,11 @@ fn config(path: &Path, what: &str) -> Error {
 
 fn refused(e: &oauth::Error) -> Error {
     let text = e.to_string();
-    let exit = if text.contains("connect") || text.contains("dns") || text.contains("timed out") {
+    let lower = text.to_lowercase();
+    let exit = if ["connect", "dns", "timed out", "timeout"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
         Exit::Unavailable
     } else {
         Exit::NoPerm

@@ -533,8 +533,10 @@ fn classify(
         }
         E::MissingToken(err) => {
             let text = err.to_string();
-            let unreachable =
-                text.contains("connect") || text.contains("cannot reach") || text.contains("dns");
+            let lower = text.to_lowercase();
+            let unreachable = ["connect", "cannot reach", "dns", "timed out", "timeout"]
+                .iter()
+                .any(|w| lower.contains(w));
             let exit = if unreachable {
                 Exit::Unavailable
             } else {

@@ -195,13 +195,23 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "2MB", value_parser = parse_size)]
     pub max_request_bytes: usize,
     /// Retries of one request (429, 5xx, connection errors).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 8,
+        env = "ETL_SHEETS_MAX_RETRIES"
+    )]
     pub max_retries: u32,
     /// Longest total backoff of one request, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub max_retry_seconds: u64,
     /// First backoff delay in milliseconds (doubles per retry up to 64 s; lower it in tests).
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 1000,
+        env = "ETL_SHEETS_RETRY_BASE_MS"
+    )]
     pub retry_base_ms: u64,
     /// Timeout of one HTTP request, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]

@@ -1,0 +1,63 @@
+#!/usr/bin/env bats
+# The daily job (examples/daily-client-sync) under scripts/etl-run, against
+# the Sheets emulator, when things go wrong.
+
+load helpers
+
+setup() {
+  common_setup
+  cp -r "$ETL_ROOT/examples/mail" mail
+  for f in mail/new/*; do n=$(basename "$f"); touch -d "@${n%%.*}" "$f"; done
+  export ETL_MAILDIR="$PWD/mail" ETL_STATE="$PWD/state.json" ETL_OUT_DIR="$PWD/files" \
+    ETL_DB="$PWD/w.duckdb" ETL_REJECTS="$PWD/rejects.ndjson" ETL_SPREADSHEET_ID=book \
+    ETL_MASK_SALT=test-salt ETL_ENV_FILE=/dev/null ETL_SHEETS_MAX_RETRIES=2 ETL_SHEETS_RETRY_BASE_MS=10
+  JOB="$ETL_ROOT/examples/daily-client-sync/pipeline.sh"
+}
+
+teardown() {
+  stop_emulator
+}
+
+# sheet_orders: the order ids in the sheet, space-separated.
+sheet_orders() {
+  curl -sf "$URL/_emulator/spreadsheets/book/sheets/Orders" | jq -r '.formatted[1:][][0]' | tr '\n' ' '
+}
+
+@test "Google failing until retries run out: nothing committed, the next run completes without duplicates" {
+  start_emulator --state emu.json --fail-rate 1 --fail-status 503
+  new_spreadsheet book
+  ETL_RUN_ID=run-1 run -69 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  assert_output --partial "Google Sheets answered 503 UNAVAILABLE after 2 retries"
+  # The mailbox watermark was not committed (the run's pending was discarded).
+  run -0 jq -c '[(.committed | length), (.pending | length)]' state.json
+  assert_output '[0,0]'
+  # Google recovers: the same e-mails again, upserted, published once.
+  stop_emulator
+  start_emulator --state emu.json
+  ETL_RUN_ID=run-2 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  run -0 sheet_orders
+  assert_output "A-1001 A-1002 A-1003 A-1004 A-1005 A-1006 A-1007 "
+  run -0 duckdb_count
+  assert_output 7
+  run -0 jq -r '.status' runs.ndjson
+  assert_output 'failed
+ok'
+}
+
+@test "a temporary Google outage is retried by etl-run and the run completes" {
+  start_emulator --state emu.json --fail-rate 1 --fail-status 503
+  new_spreadsheet book
+  # Heal the emulator while etl-run waits to retry.
+  ( sleep 1; kill "$EMU_PID"
+    until etl-sheets-emulator --listen "${URL#http://}" --state emu.json >/dev/null 2>healed.log & pid=$!
+      sleep 0.3; kill -0 "$pid" 2>/dev/null; do :; done
+    echo "$pid" > healed.pid ) &
+  ETL_RUN_ID=run-1 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 2 --retry-delay 2 --runs-log runs.ndjson -- "$JOB"
+  EMU_PID=$(cat healed.pid)
+  run -0 jq -c '[.status, .attempts]' runs.ndjson
+  assert_output '["ok",2]'
+  run -0 sheet_orders
+  assert_output "A-1001 A-1002 A-1003 A-1004 A-1005 A-1006 A-1007 "
+  run -0 jq -r '.committed | length' state.json
+  assert_output 1
+}
