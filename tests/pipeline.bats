@@ -61,3 +61,26 @@ ok'
   run -0 jq -r '.committed | length' state.json
   assert_output 1
 }
+
+@test "two clients in sequence (examples/multi-client): each its own state and sheet" {
+  start_emulator
+  new_spreadsheet book-a
+  new_spreadsheet book-b
+  mkdir clients
+  for c in a b; do
+    cp -rp mail "mail-$c"
+    printf 'ETL_MAILDIR=%s\nETL_STATE=%s\nETL_OUT_DIR=%s\nETL_DB=%s\nETL_REJECTS=%s\nETL_SPREADSHEET_ID=book-%s\n' \
+      "$PWD/mail-$c" "$PWD/state-$c.json" "$PWD/files-$c" "$PWD/w-$c.duckdb" "$PWD/rejects-$c.ndjson" "$c" > "clients/$c.env"
+  done
+  unset ETL_MAILDIR ETL_STATE ETL_OUT_DIR ETL_DB ETL_REJECTS ETL_SPREADSHEET_ID
+  ETL_RUNS_LOG=runs.ndjson run -0 "$ETL_ROOT/examples/multi-client/run-all.sh" "$PWD/clients"
+  for c in a b; do
+    run -0 bash -c "curl -sf '$URL/_emulator/spreadsheets/book-$c/sheets/Orders' | jq -r '.formatted[1:][][0]' | tr '\n' ' '"
+    assert_output "A-1001 A-1002 A-1003 A-1004 A-1005 A-1006 A-1007 "
+    run -0 jq -r '.committed | keys[0]' "state-$c.json"
+    assert_output "maildir/$PWD/mail-$c"
+  done
+  run -0 jq -r '[.run_id | endswith("-a") or endswith("-b")] | all' runs.ndjson
+  run -0 jq -s -r 'map(.status) | join(" ")' runs.ndjson
+  assert_output "ok ok"
+}

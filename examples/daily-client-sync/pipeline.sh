@@ -6,7 +6,14 @@
 #   scripts/etl-run --state "$ETL_STATE" --runs-log runs.ndjson -- examples/daily-client-sync/pipeline.sh
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [ -f "${ETL_ENV_FILE:-.env}" ]; then set -a; . "${ETL_ENV_FILE:-.env}"; set +a; fi
+# KEY=VALUE lines of .env (or $ETL_ENV_FILE); the environment wins, as with
+# every etlkit command.
+if [ -f "${ETL_ENV_FILE:-.env}" ]; then
+  while IFS='=' read -r key value; do
+    case $key in ''|\#*) continue ;; esac
+    [ -n "${!key+set}" ] || export "$key=$value"
+  done < "${ETL_ENV_FILE:-.env}"
+fi
 : "${ETL_STATE:?set ETL_STATE (the state file)}" "${ETL_OUT_DIR:?set ETL_OUT_DIR (where attachments go)}"
 : "${ETL_DB:?set ETL_DB (the DuckDB file)}" "${ETL_SPREADSHEET_ID:?set ETL_SPREADSHEET_ID}"
 
