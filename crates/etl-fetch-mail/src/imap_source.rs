@@ -335,10 +335,7 @@ pub fn fetch(
     let search = criteria(cli)?;
     for mailbox in &cli.mailbox {
         let key = format!("imap/{user}@{host}/{mailbox}");
-        let prior = match state {
-            Some(s) => committed(s, &key)?,
-            None => None,
-        };
+        let prior = committed(state, &key)?;
         let mut done = Progress {
             uidvalidity: None,
             last_uid: 0,

@@ -534,8 +534,12 @@ pub(crate) fn set_pending(
     })
 }
 
-/// The committed watermark of `key`, as JSON.
-pub(crate) fn committed(state: &etl_core::state::StateFile, key: &str) -> Result<Option<J>> {
+/// The committed watermark of `key`, as JSON (none without --state).
+pub(crate) fn committed(
+    state: Option<&etl_core::state::StateFile>,
+    key: &str,
+) -> Result<Option<J>> {
+    let Some(state) = state else { return Ok(None) };
     let st = state.load()?;
     Ok(st
         .committed

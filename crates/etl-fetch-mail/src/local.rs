@@ -113,10 +113,7 @@ fn maildir(
 ) -> Result<()> {
     let canon = dir.canonicalize().map_err(|e| Error::input(dir, &e))?;
     let key = format!("maildir/{}", canon.display());
-    let prior = match state {
-        Some(s) => committed(s, &key)?,
-        None => None,
-    };
+    let prior = committed(state, &key)?;
     let after: Option<(i128, String)> = prior.as_ref().and_then(|p| {
         Some((
             p["mtime_ns"].as_i64()?.into(),
@@ -245,10 +242,7 @@ fn mbox(
     let canon = file.canonicalize().map_err(|e| Error::input(file, &e))?;
     let key = format!("mbox/{}", canon.display());
     let data = read(&canon)?;
-    let prior = match state {
-        Some(s) => committed(s, &key)?,
-        None => None,
-    };
+    let prior = committed(state, &key)?;
     let mut start = prior
         .as_ref()
         .and_then(|p| p["offset"].as_u64())

@@ -614,37 +614,8 @@ fn password_from_a_file_or_a_command() {
 #[test]
 #[allow(clippy::too_many_lines)] // emulator, Dovecot, three logins
 fn xoauth2_with_a_delegated_service_account() {
-    use etl_sheets_emulator::server::{self, Config, Emulator};
-    let cfg = Config {
-        state: None,
-        read_quota: 0,
-        write_quota: 0,
-        fail_rate: 0.0,
-        fail_status: 503,
-        latency: std::time::Duration::ZERO,
-        seed: None,
-        request_log: None,
-        max_body_bytes: 1 << 20,
-        token_lifetime: 3599,
-        retry_after: None,
-    };
-    let app = std::sync::Arc::new(Emulator::new(cfg).unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(server::serve(app, "127.0.0.1:0".parse().unwrap(), |a| {
-            tx.send(a).unwrap();
-        }))
-        .unwrap();
-    });
-    let url = format!(
-        "http://{}",
-        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
-    );
+    let url =
+        etl_sheets_emulator::server::spawn(etl_sheets_emulator::server::Config::default()).unwrap();
     let mut dv = Dovecot::start_with(Some(&format!("{url}/tokeninfo")));
     let src = tempfile::tempdir().unwrap();
     let key = src.path().join("dwd.json");

@@ -47,6 +47,59 @@ pub struct Config {
     pub retry_after: Option<u64>,
 }
 
+impl Default for Config {
+    /// Google's limits and quotas, in memory, no faults, no request log.
+    fn default() -> Self {
+        Config {
+            state: None,
+            read_quota: 60,
+            write_quota: 60,
+            fail_rate: 0.0,
+            fail_status: 503,
+            latency: Duration::ZERO,
+            seed: None,
+            request_log: None,
+            max_body_bytes: 10 * 1024 * 1024,
+            token_lifetime: 3599,
+            retry_after: None,
+        }
+    }
+}
+
+/// Starts an emulator on a free loopback port in a background thread (for
+/// Rust tests of clients): its base URL (`http://127.0.0.1:PORT`). It
+/// serves until the process ends.
+pub fn spawn(cfg: Config) -> std::io::Result<String> {
+    let app = Arc::new(Emulator::new(cfg).map_err(std::io::Error::other)?);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("etl-sheets-emulator".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => {
+                    let served =
+                        rt.block_on(serve(app, SocketAddr::from(([127, 0, 0, 1], 0)), |a| {
+                            let _ = tx.send(Ok(a));
+                        }));
+                    if let Err(e) = served {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })?;
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|e| std::io::Error::other(format!("the emulator did not start: {e}")))??;
+    Ok(format!("http://{addr}"))
+}
+
 /// What the state file holds.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Store {

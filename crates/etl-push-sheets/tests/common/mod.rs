@@ -6,10 +6,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use etl_sheets_emulator::server::{self, Config, Emulator};
+use etl_sheets_emulator::server::{self, Config};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-push-sheets");
@@ -17,17 +16,8 @@ pub const SA: &str = "etl-pipeline@etlkit-emulator.iam.gserviceaccount.com";
 
 pub fn config() -> Config {
     Config {
-        state: None,
-        read_quota: 60,
-        write_quota: 60,
-        fail_rate: 0.0,
-        fail_status: 503,
-        latency: Duration::ZERO,
         seed: Some(1),
-        request_log: None,
-        max_body_bytes: 10 * 1024 * 1024,
-        token_lifetime: 3599,
-        retry_after: None,
+        ..Config::default()
     }
 }
 
@@ -67,29 +57,12 @@ impl Emu {
         let mut cfg = config();
         cfg.request_log = Some(dir.path().join("requests.ndjson"));
         f(&mut cfg);
-        let app = Arc::new(Emulator::new(cfg).unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(server::serve(app, "127.0.0.1:0".parse().unwrap(), |a| {
-                tx.send(a).unwrap();
-            }))
-            .unwrap();
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let url = server::spawn(cfg).unwrap();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let emu = Emu {
-            url: format!("http://{addr}"),
-            dir,
-            http,
-        };
+        let emu = Emu { url, dir, http };
         etl_sheets_emulator::keygen::service_account(&emu.path("key.json"), &emu.url, SA, false)
             .unwrap();
         emu
