@@ -84,3 +84,37 @@ ok'
   run -0 jq -s -r 'map(.status) | join(" ")' runs.ndjson
   assert_output "ok ok"
 }
+
+@test "etl-merge killed mid-run (SIGKILL): nothing half-written, the next run completes without duplicates" {
+  start_emulator
+  new_spreadsheet book
+  # A report big enough for etl-merge to be caught in the act.
+  python3 - <<'PY'
+import os, zipfile
+rows = ["Order ID;Customer;Amount;Currency;Updated At"] + [f"B-{i:06d};Client {i % 97};{i % 1000}.{i % 100:02d};EUR;2026-11-21 10:{i % 60:02d}:00" for i in range(200000)]
+open("big.csv", "w").write("\r\n".join(rows) + "\r\n")
+PY
+  python3 "$ETL_ROOT/crates/etl-fetch-mail/tests/build_mail.py" --subject "Big export" \
+    --attach "big.csv|big.csv|text/csv" > mail/new/1763800000.M9P1.client
+  touch -d @1763800000 mail/new/1763800000.M9P1.client
+  # Kill etl-merge as soon as it has staged the rows (it logs "staged").
+  ( for _ in $(seq 1 600); do
+      if grep -q '"cmd":"etl-merge".*staged' job.log 2>/dev/null; then pkill -9 -x etl-merge; break; fi
+      sleep 0.05
+    done ) &
+  killer=$!
+  ETL_RUN_ID=run-1 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB" 2> job.log || true
+  wait "$killer" || true
+  run -0 jq -r .status runs.ndjson
+  assert_output failed
+  run -0 jq -c '[(.committed | length), (.pending | length)]' state.json
+  assert_output '[0,0]'
+  # The killed transaction left nothing: no table, or the table as it was (none).
+  run duckdb_count
+  refute_output --regexp '^[1-9]'
+  ETL_RUN_ID=run-2 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  run -0 duckdb_count
+  assert_output 200007
+  run -0 bash -c "curl -sf '$URL/_emulator/spreadsheets/book/sheets/Orders' | jq '.formatted | length'"
+  assert_output 200008
+}
