@@ -190,19 +190,8 @@ fn a_restart_mid_fetch_resumes_after_the_last_delivered_uid() {
         dv.deliver(&raw);
     }
     let out = tempfile::tempdir().unwrap();
-    let port = dv.imaps.to_string();
-    let ca = dv.ca();
     let mut child = std::process::Command::new(common::BIN)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            common::USER,
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ])
+        .args(dv.login_args(common::USER))
         .args([
             "--out-dir",
             out.path().to_str().unwrap(),
@@ -578,20 +567,9 @@ fn password_from_a_file_or_a_command() {
     let pw = src.path().join("pw");
     std::fs::write(&pw, format!("{}\nignored second line\n", common::PASSWORD)).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let port = dv.imaps.to_string();
-    let ca = dv.ca();
-    let base = [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        common::USER,
-        "--ca-file",
-        ca.to_str().unwrap(),
-        "--out-dir",
-        out.path().to_str().unwrap(),
-    ];
+    let login = dv.login_args(common::USER);
+    let mut base: Vec<&str> = login.iter().map(String::as_str).collect();
+    base.extend(["--out-dir", out.path().to_str().unwrap()]);
     let f = common::run(
         &[&base[..], &["--password-file", pw.to_str().unwrap()]].concat(),
         &[],
@@ -643,24 +621,16 @@ fn xoauth2_with_a_delegated_service_account() {
         .unwrap();
     let _ = &mut dv;
     let out = tempfile::tempdir().unwrap();
-    let port = dv.imaps.to_string();
-    let ca = dv.ca();
-    let args = [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        common::OAUTH_USER,
-        "--ca-file",
-        ca.to_str().unwrap(),
+    let login = dv.login_args(common::OAUTH_USER);
+    let mut args: Vec<&str> = login.iter().map(String::as_str).collect();
+    args.extend([
         "--auth",
         "xoauth2",
         "--oauth-credentials",
         key.to_str().unwrap(),
         "--out-dir",
         out.path().to_str().unwrap(),
-    ];
+    ]);
     let f = common::run(&args, &[]);
     assert_eq!(
         (f.code, f.lines.len()),
@@ -678,7 +648,7 @@ fn xoauth2_with_a_delegated_service_account() {
         false,
     )
     .unwrap();
-    let mut bad = args.to_vec();
+    let mut bad = args.clone();
     let p = plain.to_str().unwrap().to_owned();
     bad[11] = &p;
     let f = common::run(&bad, &[]);

@@ -267,19 +267,27 @@ impl Dovecot {
     }
 
     /// etl-fetch-mail against this server (implicit TLS, the test CA).
-    pub fn fetch(&self, out: &Path, extra: &[&str]) -> Fetched {
+    /// `--host --port --user --ca-file` for this server (implicit TLS).
+    pub fn login_args(&self, user: &str) -> Vec<String> {
+        let ca = self.ca().display().to_string();
         let port = self.imaps.to_string();
-        let ca = self.ca();
-        let mut args = vec![
+        [
             "--host",
             "127.0.0.1",
             "--port",
             &port,
             "--user",
-            USER,
+            user,
             "--ca-file",
-            ca.to_str().unwrap(),
-        ];
+            &ca,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    pub fn fetch(&self, out: &Path, extra: &[&str]) -> Fetched {
+        let login = self.login_args(USER);
+        let mut args: Vec<&str> = login.iter().map(String::as_str).collect();
         args.extend_from_slice(&["--out-dir", out.to_str().unwrap(), "--retry-base-ms", "50"]);
         args.extend_from_slice(extra);
         run(&args, &[("ETL_IMAP_PASSWORD", PASSWORD)])
