@@ -129,16 +129,39 @@ pub struct Cast {
     pub ty: Type,
     /// strftime formats tried in order (dates only).
     pub formats: Vec<String>,
+    /// This field's decimal separator (`decimal(12,2):comma`, `int:point`),
+    /// overriding `--decimal-comma` for it; numeric types only.
+    pub decimal_comma: Option<bool>,
 }
 
 impl Cast {
-    /// Parses `decimal(12,2)` or `date:%d/%m/%Y|%Y-%m-%d`.
+    /// Parses `decimal(12,2)`, `decimal(12,2):comma` or
+    /// `date:%d/%m/%Y|%Y-%m-%d`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (ty, formats) = match s.split_once(':') {
             Some((t, f)) => (t, Some(f)),
             None => (s, None),
         };
         let ty = Type::parse(ty)?;
+        if matches!(ty, Type::Int | Type::Decimal(_) | Type::Float) {
+            let decimal_comma = match formats.map(str::trim) {
+                None => None,
+                Some("comma") => Some(true),
+                Some("point") => Some(false),
+                Some(other) => {
+                    return Err(format!(
+                        "{}:{other}: a number's option is its decimal separator, \
+                         :comma (1.234,50) or :point (1,234.50)",
+                        ty.name()
+                    ))
+                }
+            };
+            return Ok(Self {
+                ty,
+                formats: Vec::new(),
+                decimal_comma,
+            });
+        }
         let formats: Vec<String> = formats
             .map(|f| f.split('|').map(str::to_owned).collect())
             .unwrap_or_default();
@@ -158,7 +181,11 @@ impl Cast {
             jiff::fmt::strtime::format(f.as_str(), &probe)
                 .map_err(|e| format!("bad date format {f:?}: {e}"))?;
         }
-        Ok(Self { ty, formats })
+        Ok(Self {
+            ty,
+            formats,
+            decimal_comma: None,
+        })
     }
 
     /// Casts one value. `Null` stays `Null`; an empty string becomes `Null`
@@ -170,6 +197,7 @@ impl Cast {
         if self.ty != Type::String && v.as_str().is_some_and(|s| s.trim().is_empty()) {
             return Ok(Value::Null);
         }
+        let dc = self.decimal_comma.unwrap_or(o.decimal_comma);
         let r = match &self.ty {
             Type::String => match v {
                 Value::String(_) => Ok(v.clone()),
@@ -177,9 +205,9 @@ impl Cast {
                 Value::Bool(b) => Ok(Value::String(b.to_string())),
                 _ => Err(()),
             },
-            Type::Int => to_int(v, o).map(Value::Number),
-            Type::Decimal(ps) => to_decimal(v, *ps, o).map(Value::Number),
-            Type::Float => to_float(v, o).map(Value::Number),
+            Type::Int => to_int(v, dc).map(Value::Number),
+            Type::Decimal(ps) => to_decimal(v, *ps, dc).map(Value::Number),
+            Type::Float => to_float(v, dc).map(Value::Number),
             Type::Bool => to_bool(v, o).map(Value::Bool),
             Type::Date => to_date(v, &self.formats).map(|d| Value::String(d.to_string())),
             Type::DateTime => to_datetime(v, &self.formats, o).map(|t| Value::String(format_ts(t))),
@@ -407,18 +435,18 @@ fn strip_code(s: &str) -> Option<&str> {
     None
 }
 
-fn digits_of(v: &Value, o: &CastOptions) -> Result<Digits, ()> {
+fn digits_of(v: &Value, decimal_comma: bool) -> Result<Digits, ()> {
     match v {
         Value::Number(n) => number_digits(n.as_str()).ok_or(()),
-        Value::String(s) => parse_money(s, o.decimal_comma)
+        Value::String(s) => parse_money(s, decimal_comma)
             .or_else(|| number_digits(s.trim()))
             .ok_or(()),
         _ => Err(()),
     }
 }
 
-fn to_int(v: &Value, o: &CastOptions) -> Result<Number, ()> {
-    let d = digits_of(v, o)?;
+fn to_int(v: &Value, decimal_comma: bool) -> Result<Number, ()> {
+    let d = digits_of(v, decimal_comma)?;
     if d.frac.bytes().any(|b| b != b'0') {
         return Err(());
     }
@@ -430,8 +458,8 @@ fn to_int(v: &Value, o: &CastOptions) -> Result<Number, ()> {
     .ok_or(())
 }
 
-fn to_decimal(v: &Value, ps: Option<(u32, u32)>, o: &CastOptions) -> Result<Number, ()> {
-    let mut d = digits_of(v, o)?;
+fn to_decimal(v: &Value, ps: Option<(u32, u32)>, decimal_comma: bool) -> Result<Number, ()> {
+    let mut d = digits_of(v, decimal_comma)?;
     if let Some((p, s)) = ps {
         let s = s as usize;
         let kept = d.frac.trim_end_matches('0').len();
@@ -450,8 +478,8 @@ fn to_decimal(v: &Value, ps: Option<(u32, u32)>, o: &CastOptions) -> Result<Numb
     d.to_number().ok_or(())
 }
 
-fn to_float(v: &Value, o: &CastOptions) -> Result<Number, ()> {
-    let d = digits_of(v, o)?;
+fn to_float(v: &Value, decimal_comma: bool) -> Result<Number, ()> {
+    let d = digits_of(v, decimal_comma)?;
     let n = d.to_number().ok_or(())?;
     match n.as_str().parse::<f64>() {
         Ok(f) if f.is_finite() => Ok(n),
@@ -601,6 +629,31 @@ mod tests {
             .unwrap()
             .apply(&value, o)
             .map(|v| v.to_json())
+    }
+
+    #[test]
+    fn a_field_can_name_its_own_decimal_separator() {
+        // Two files in one stream: `montant` is French, `amount` is not.
+        assert_eq!(
+            cast("decimal(12,2):comma", "\"1 234,50\"").unwrap(),
+            "1234.50"
+        );
+        assert_eq!(cast("decimal(12,2):comma", "\"310,00\"").unwrap(), "310.00");
+        assert_eq!(cast("int:comma", "\"1.234\"").unwrap(), "1234");
+        assert!(cast("decimal(12,2):comma", "\"1,234.50\"").is_err());
+        // `:point` wins over the run-wide --decimal-comma.
+        let o = CastOptions {
+            decimal_comma: true,
+            ..CastOptions::default()
+        };
+        assert_eq!(
+            cast_with("decimal:point", "\"1,234.5\"", &o).unwrap(),
+            "1234.5"
+        );
+        assert_eq!(cast_with("decimal", "\"1.234,5\"", &o).unwrap(), "1234.5");
+        let e = Cast::parse("decimal:%d").unwrap_err();
+        assert!(e.contains(":comma") && e.contains(":point"), "{e}");
+        assert!(Cast::parse("bool:comma").is_err());
     }
 
     #[test]

@@ -93,7 +93,8 @@ Steps, each with an example (every step flag is repeatable):
 Cast types: string, int (accepts 1,234 and 12.00; refuses 12.5), decimal and decimal(P,S) \
 (exact: accepts 1,234.50, 1.234,50 with --decimal-comma, currency symbols and codes, \
 (12.50) negatives, spaces; more decimals than S is a reject, never a rounding; output \
-padded to S), float, bool (true/false/yes/no/y/n/1/0, see --true-values), date \
+padded to S; `decimal(12,2):comma` or `:point` sets one field's decimal separator, \
+for a stream mixing 1.234,50 and 1,234.50 files), float, bool (true/false/yes/no/y/n/1/0, see --true-values), date \
 (YYYY-MM-DD out) and datetime (YYYY-MM-DDTHH:MM:SSZ out, in UTC). Date formats \
 (strftime, after a colon, separated by |) are tried in order; ISO 8601 text is read when \
 no format is given, and Excel serial day numbers (45000, 45000.5) when nothing else \
