@@ -49,4 +49,6 @@ setup() {
   # Both runs committed; the runs log says so.
   assert_equal "$(jq -r '.status' "$ETL_DEMO_DIR/runs.ndjson" | tr '\n' ' ')" "ok ok "
   assert_equal "$(jq -r '.committed | keys[0]' "$ETL_DEMO_DIR/state.json")" "maildir/$ETL_DEMO_DIR/mail"
+  # The watermark is the newest message, the workbook of 2026-11-22.
+  assert_equal "$(jq -r '.committed[].value.name' "$ETL_DEMO_DIR/state.json")" "1763796600.M5P1.client"
 }

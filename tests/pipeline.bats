@@ -120,3 +120,54 @@ PY
   run -0 bash -c "curl -sf '$URL/_emulator/spreadsheets/book/sheets/Orders' | jq '.formatted | length'"
   assert_output 200011
 }
+
+@test "secrets stay out of the logs, the runs log and the rejects, even at debug level" {
+  start_emulator --state emu.json --fail-rate 1 --fail-status 503
+  new_spreadsheet book
+  export ETL_LOG=debug ETL_MASK_SALT=salt-5f1e9c0d ETL_IMAP_PASSWORD=imap-pw-7c3a11
+  # A failed run (Google down), then a good one: both logs kept.
+  ETL_RUN_ID=run-1 run -69 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  echo "$output" > logs.txt
+  stop_emulator
+  start_emulator --state emu.json
+  ETL_RUN_ID=run-2 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  echo "$output" >> logs.txt
+  grep -q '"level":"debug"' logs.txt   # the most verbose logs were on
+  # The secrets: the mask salt, a password in the environment, the
+  # service account's private key and the access tokens Google issued.
+  secrets=(salt-5f1e9c0d imap-pw-7c3a11 "$(jq -r .private_key key.json | sed -n 2p)")
+  kill "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true; EMU_PID=
+  mapfile -t tokens < <(jq -r '.. | objects | .tokens? // empty | keys[]' emu.json)
+  [ "${#tokens[@]}" -gt 0 ]
+  for s in "${secrets[@]}" "${tokens[@]}"; do
+    [ "${#s}" -ge 8 ]
+    run grep -rlF -e "$s" logs.txt runs.ndjson rejects.ndjson state.json files
+    assert_failure 1
+  done
+}
+
+@test "an incremental second run: only the e-mail that arrived since is fetched, parsed and merged" {
+  start_emulator
+  new_spreadsheet book
+  # The workbook of 2026-11-22 has not arrived yet.
+  mv mail/new/1763796600.M5P1.client later.eml
+  ETL_RUN_ID=run-1 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  run -0 sheet_orders
+  assert_output "A-1001 A-1002 A-1003 A-1004 A-1005 A-1006 A-1007 A-1009 A-1010 "
+  run -0 jq -r '.committed[].value.name' state.json
+  assert_output 1763750100.M4P1.client
+  # It arrives; the next run reads it alone.
+  mv later.eml mail/new/1763796600.M5P1.client
+  touch -d @1763796600 mail/new/1763796600.M5P1.client
+  ETL_LOG_FORMAT=json ETL_RUN_ID=run-2 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  summary() { grep "\"cmd\":\"$1\"" <<< "$output" | jq -c "select(.msg == \"summary\") | $2"; }
+  assert_equal "$(summary etl-fetch-mail '[.messages_seen, .attachments_stored]')" '[1,1]'
+  assert_equal "$(summary etl-parse .records_out)" 2
+  assert_equal "$(summary etl-merge '[.inserted, .updated]')" '[1,1]'
+  run -0 sheet_orders
+  assert_output "$ORDERS"
+  run -0 duckdb_count
+  assert_output 10
+  run -0 jq -r '.committed[].value.name' state.json
+  assert_output 1763796600.M5P1.client
+}
