@@ -26,6 +26,6 @@ pub use cli::{main, CommonArgs, HasCommon};
 pub use error::{Error, Result};
 pub use exit::Exit;
 pub use reader::{RecordReader, Reject};
-pub use record::{Number, Record, Value};
+pub use record::{map_with_capacity, KeyHasher, Number, Record, Value};
 pub use run::Run;
 pub use writer::RecordWriter;

@@ -99,7 +99,7 @@ impl Sink<'_> {
                 if self.header.as_ref().is_some_and(|h| items.len() <= h.len()) =>
             {
                 let header = self.header.as_deref().unwrap_or_default();
-                let mut rec = etl_core::Record::with_capacity(header.len());
+                let mut rec = etl_core::map_with_capacity(header.len());
                 let mut items = items.into_iter();
                 for name in header {
                     rec.insert(name.clone(), items.next().unwrap_or(Value::Null));
@@ -149,7 +149,7 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
     }
     /// A single object document (no --json-path): one record.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut rec = etl_core::Record::new();
+        let mut rec = etl_core::Record::default();
         while let Some(key) = map.next_key::<String>()? {
             let raw: Box<RawValue> = map.next_value()?;
             rec.insert(key, Value::from_raw(&raw).map_err(de::Error::custom)?);

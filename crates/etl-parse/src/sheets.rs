@@ -127,7 +127,7 @@ pub fn parse(
     if opts.select.list {
         for (i, m) in meta.iter().enumerate() {
             let (rows, cols) = wb.worksheet_range(&m.name).map_or((0, 0), |r| r.get_size());
-            let mut rec = Record::new();
+            let mut rec = Record::default();
             rec.insert("name".into(), Value::from(m.name.as_str()));
             rec.insert("index".into(), Value::from(i as u64));
             rec.insert(

@@ -13,7 +13,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use etl_core::reader::{Item, RejectInput};
-use etl_core::record::{parse_record, Map};
+use etl_core::record::parse_record;
 use etl_core::{Error, Record, RecordReader, RecordWriter, Reject, Result, Run, Value};
 
 use crate::events;
@@ -215,7 +215,7 @@ impl<'t> Pipeline<'t> {
         run.set_count("filtered_out", self.filtered_out);
         let mut steps = Vec::with_capacity(self.steps.len());
         for (i, (p, c)) in self.steps.iter().zip(&self.counts).enumerate() {
-            let mut m = Map::with_capacity(7);
+            let mut m = etl_core::map_with_capacity(7);
             m.insert("step".into(), Value::from((i + 1) as u64));
             m.insert("name".into(), Value::from(p.name));
             m.insert("arg".into(), Value::from(p.arg.as_str()));

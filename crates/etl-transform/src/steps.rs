@@ -435,7 +435,7 @@ impl Step {
     pub fn apply(&mut self, rec: &mut Record, ctx: &Ctx<'_>) -> Outcome {
         match self {
             Step::Select(names) => {
-                let mut out = Map::with_capacity(names.len());
+                let mut out = etl_core::map_with_capacity(names.len());
                 for n in names.iter() {
                     if let Some((k, v)) = rec.swap_remove_entry(n.as_str()) {
                         out.insert(k, v);
@@ -497,7 +497,7 @@ impl Step {
             Step::Flatten(sep) => {
                 if rec.values().any(|v| matches!(v, Value::Object(_))) {
                     let old = std::mem::take(rec);
-                    let mut out = Map::with_capacity(old.len() + 4);
+                    let mut out = etl_core::map_with_capacity(old.len() + 4);
                     for (k, v) in old {
                         flatten_into(&mut out, k, v, sep, 0);
                     }
@@ -507,7 +507,7 @@ impl Step {
             Step::Unflatten(sep) => {
                 if rec.keys().any(|k| k.contains(sep.as_str())) {
                     let old = std::mem::take(rec);
-                    let mut out = Map::with_capacity(old.len());
+                    let mut out = etl_core::map_with_capacity(old.len());
                     for (k, v) in old {
                         if let Err(m) = unflatten_into(&mut out, &k, v, sep) {
                             return Outcome::Reject(m);
@@ -840,7 +840,7 @@ fn unflatten_into(out: &mut Map, key: &str, v: Value, sep: &str) -> Result<(), S
     }
     let mut cur = out
         .entry(first.to_owned())
-        .or_insert_with(|| Value::Object(Map::new()));
+        .or_insert_with(|| Value::Object(Map::default()));
     for (i, p) in rest.iter().enumerate() {
         let Value::Object(m) = cur else {
             return Err(format!(
@@ -854,7 +854,7 @@ fn unflatten_into(out: &mut Map, key: &str, v: Value, sep: &str) -> Result<(), S
         }
         cur = m
             .entry((*p).to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
+            .or_insert_with(|| Value::Object(Map::default()));
     }
     Ok(())
 }
