@@ -197,7 +197,9 @@ pub struct Cli {
     /// Print the rows of one read-only SELECT run after the merge (instead of --emit).
     #[arg(long, value_name = "SQL", conflicts_with = "emit")]
     pub query: Option<String>,
-    /// DuckDB's memory limit (e.g. 256MB, 1GiB); beyond it work spills to FILE.tmp.
+    /// DuckDB's memory limit (default 256MB, not DuckDB's 80% of RAM, so a merge on a small
+    /// VPS stays bounded; e.g. 2GiB for large merges on a large machine); beyond it, work
+    /// spills to FILE.tmp.
     #[arg(long, value_name = "SIZE", env = "ETL_MEMORY_LIMIT")]
     pub memory_limit: Option<String>,
     /// DuckDB's worker threads (default: one per core).

@@ -675,3 +675,32 @@ fn keys_equal_after_the_cast_are_duplicates_even_when_written_differently() {
         out.stderr
     );
 }
+
+#[test]
+fn duckdb_memory_is_bounded_by_default_and_by_the_flag() {
+    // DuckDB reports sizes in MiB: 256 MB is 256e6 / 2^20 = 244.1 MiB, 1 GB
+    // is 953.6 MiB. Its own default would be 80% of this machine's memory.
+    let s = Scratch::new();
+    let q = "SELECT current_setting('memory_limit') AS m";
+    let out = s.merge(
+        &["--table", "t", "--key", "id", "--query", q],
+        "{\"id\":1}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"m\":\"244.1 MiB\"}\n");
+    let out = s.merge(
+        &[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--memory-limit",
+            "1GB",
+            "--query",
+            q,
+        ],
+        "{\"id\":2}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"m\":\"953.6 MiB\"}\n");
+}
