@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use etl_core::state::{Entry, StateFile};
-use etl_core::{CommonArgs, Error, HasCommon, Result, Run, Value};
+use etl_core::{CommonArgs, Error, Result, Run, Value};
 
 mod events;
 mod filter;
@@ -65,11 +65,7 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
-impl HasCommon for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
+etl_core::command_glue!(Cli);
 
 /// The state file and its lock.
 #[derive(Debug, Clone, Args)]
@@ -208,11 +204,6 @@ pub struct DiscardArgs {
     /// Drop the pending values of every run.
     #[arg(long)]
     all: bool,
-}
-
-/// The clap command, for man pages and completions.
-pub fn command() -> clap::Command {
-    etl_core::cli::command::<Cli>()
 }
 
 /// Runs one invocation.

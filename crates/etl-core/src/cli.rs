@@ -98,6 +98,26 @@ pub trait HasCommon {
     fn common(&self) -> &CommonArgs;
 }
 
+/// The glue every command's `Cli` needs, written once: `HasCommon` for a
+/// struct whose shared flags sit in a `common` field (`#[command(flatten)]`),
+/// and `pub fn command()`, the full clap command for man pages and
+/// completions. The crate using it must depend on clap.
+#[macro_export]
+macro_rules! command_glue {
+    ($cli:ty) => {
+        impl $crate::HasCommon for $cli {
+            fn common(&self) -> &$crate::CommonArgs {
+                &self.common
+            }
+        }
+
+        /// The full clap command, for the man page and completions.
+        pub fn command() -> ::clap::Command {
+            $crate::cli::command::<$cli>()
+        }
+    };
+}
+
 /// The paragraph after every command's long help: environment and exit status.
 pub fn after_long_help() -> String {
     format!(

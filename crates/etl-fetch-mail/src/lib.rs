@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use etl_core::{CommonArgs, Error, Exit, HasCommon, Result, Run};
+use etl_core::{CommonArgs, Error, Exit, Result, Run};
 use globset::{Glob, GlobMatcher};
 use serde_json::{json, Value as J};
 
@@ -280,16 +280,7 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
-impl HasCommon for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
-
-/// The full command, for the man page and completions.
-pub fn command() -> clap::Command {
-    etl_core::cli::command::<Cli>()
-}
+etl_core::command_glue!(Cli);
 
 /// Attachment filters.
 #[derive(Debug)]

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use etl_core::{CommonArgs, HasCommon};
+use etl_core::CommonArgs;
 
 pub mod sql;
 
@@ -222,13 +222,4 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
-impl HasCommon for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
-
-/// The clap command, for man pages and completions.
-pub fn command() -> clap::Command {
-    etl_core::cli::command::<Cli>()
-}
+etl_core::command_glue!(Cli);

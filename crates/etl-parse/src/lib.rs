@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser as ClapParser};
 use etl_core::reader::Item;
-use etl_core::{CommonArgs, Error, HasCommon, RecordReader, Reject, Result, Run, Value};
+use etl_core::{CommonArgs, Error, RecordReader, Reject, Result, Run, Value};
 use globset::GlobMatcher;
 
 pub mod archive;
@@ -228,16 +228,7 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
-impl HasCommon for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
-
-/// The clap command, for man pages and completions.
-pub fn command() -> clap::Command {
-    etl_core::cli::command::<Cli>()
-}
+etl_core::command_glue!(Cli);
 
 /// One character option (`--delimiter`, `--quote`, `--comment`).
 fn one_byte(flag: &str, s: &str) -> Result<u8> {

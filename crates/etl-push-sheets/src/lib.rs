@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use etl_core::config::parse_size;
-use etl_core::{CommonArgs, Error, HasCommon, Result, Run};
+use etl_core::{CommonArgs, Error, Result, Run};
 
 const ABOUT: &str =
     "Publish NDJSON records to Google Sheets: atomic replace, append or upsert, within quota";
@@ -224,16 +224,7 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
-impl HasCommon for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
-
-/// The full command, for the man page and completions.
-pub fn command() -> clap::Command {
-    etl_core::cli::command::<Cli>()
-}
+etl_core::command_glue!(Cli);
 
 /// The spreadsheet id of an id or a Sheets URL.
 pub fn spreadsheet_id(s: &str) -> Result<String> {

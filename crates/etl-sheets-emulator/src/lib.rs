@@ -31,7 +31,7 @@ use std::time::Duration;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use etl_core::config::parse_size;
-use etl_core::{CommonArgs, Error, Exit, HasCommon, Result, Run};
+use etl_core::{CommonArgs, Error, Exit, Result, Run};
 
 const ABOUT: &str = "A local Google Sheets API v4 and OAuth2 token endpoint for offline tests";
 
@@ -102,11 +102,7 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
-impl HasCommon for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
+etl_core::command_glue!(Cli);
 
 /// Options of the server.
 #[derive(Debug, Clone, Args)]
@@ -193,11 +189,6 @@ pub struct KeygenArgs {
     /// Write authorized-user credentials (client_id, client_secret, refresh_token) instead of a service-account key.
     #[arg(long)]
     pub authorized_user: bool,
-}
-
-/// The full command, for the man page and completions.
-pub fn command() -> clap::Command {
-    etl_core::cli::command::<Cli>()
 }
 
 /// Runs one invocation.

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
-use etl_core::{CommonArgs, Error, HasCommon, Result, Run};
+use etl_core::{CommonArgs, Error, Result, Run};
 use jiff::tz::TimeZone;
 
 pub mod cast;
@@ -283,16 +283,7 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
-impl HasCommon for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
-
-/// The clap command, for man pages and completions.
-pub fn command() -> clap::Command {
-    etl_core::cli::command::<Cli>()
-}
+etl_core::command_glue!(Cli);
 
 impl Cli {
     /// The step flags' values, grouped by flag (declaration order).
