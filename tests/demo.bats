@@ -15,8 +15,9 @@ setup() {
   assert_success
   assert_output --partial "run 1 stored 4 attachment files; run 2 stored 0 more."
   assert_output --partial "sheet: 10 orders in demo-orders/Orders (run 2 left it as run 1 made it: yes)"
-  # The French export was not UTF-8: etl-parse said which charset it read.
-  assert_output --partial "commandes-2026-11-21.csv is not valid UTF-8; decoding it as windows-1252"
+  # The French export is not UTF-8: etl-parse read it in the charset its
+  # e-mail declared (the manifest's `charset`), and said so.
+  assert_output --partial "commandes-2026-11-21.csv is not valid UTF-8; decoding it as windows-1252 (the charset its e-mail declared)"
   sheet="$ETL_DEMO_DIR/run2.sheet"
   assert_equal "$(head -1 "$sheet" | jq -r '.[0]')" "order_id"
   # Every order once (A-1001 and A-1002 arrive in two e-mails, A-1004 in the

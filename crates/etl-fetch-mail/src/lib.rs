@@ -34,7 +34,8 @@ Sources: an IMAP mailbox (--host, --user, --mailbox; TLS verified), or local mai
 
 Files are stored content-addressed and atomically: OUT/<sha256[0:2]>/<sha256>/<safe name>, \
 so the same file fetched twice is stored once and a re-run is harmless. A manifest line \
-has path, filename (the decoded original name), content_type, size, sha256, mailbox, \
+has path, filename (the decoded original name), content_type, charset (the part's declared \
+charset, or null; etl-parse --manifest decodes non-UTF-8 text with it), size, sha256, mailbox, \
 uidvalidity, uid, message_id, from, subject and date (RFC 3339).
 
 Incremental: with --state, the last UID delivered per (account, mailbox) and the \
@@ -417,6 +418,7 @@ impl Sink<'_> {
                 "path": stored.path.to_string_lossy(),
                 "filename": a.filename.clone().unwrap_or(name),
                 "content_type": a.content_type,
+                "charset": a.charset,
                 "size": a.data.len(),
                 "sha256": stored.sha256,
                 "mailbox": origin.mailbox,

@@ -20,7 +20,19 @@ pub struct Attachment {
     pub filename: Option<String>,
     /// `type/subtype`, lower case.
     pub content_type: String,
+    /// The part's declared `charset` parameter, lower case, if any.
+    pub charset: Option<String>,
     pub data: Vec<u8>,
+}
+
+/// A part's own `charset` parameter (mailparse reports `us-ascii` when
+/// there is none; only a declared one is useful downstream).
+fn declared_charset(p: &ParsedMail<'_>) -> Option<String> {
+    p.ctype
+        .params
+        .get("charset")
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
 }
 
 /// The headers a manifest line carries.
@@ -138,6 +150,7 @@ fn walk(
             out.push(Attachment {
                 filename: name,
                 content_type: mime,
+                charset: None,
                 data: body.clone(),
             });
         }
@@ -151,6 +164,7 @@ fn walk(
         out.push(Attachment {
             filename: name,
             content_type: mime,
+            charset: declared_charset(p),
             data,
         });
     }

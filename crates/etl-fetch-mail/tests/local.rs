@@ -165,3 +165,42 @@ fn usage_and_configuration_errors() {
     assert_eq!(f.code, 78, "no password: {}", f.stderr);
     assert!(f.stderr.contains("ETL_IMAP_PASSWORD"), "{}", f.stderr);
 }
+
+#[test]
+fn the_manifest_carries_a_parts_declared_charset() {
+    // The demo mailbox's messages, written by Python's email package: the
+    // French export declares `charset="windows-1252"`, the CSV and the
+    // workbook declare none.
+    let mail = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mail/new");
+    let out = tempfile::tempdir().unwrap();
+    let f = fetch(
+        out.path(),
+        &[
+            "--eml",
+            mail.join("1763750100.M4P1.client").to_str().unwrap(),
+            "--eml",
+            mail.join("1763658300.M1P1.client").to_str().unwrap(),
+            "--eml",
+            mail.join("1763796600.M5P1.client").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    let got: Vec<(String, serde_json::Value)> = f
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l["filename"].as_str().unwrap().to_owned(),
+                l["charset"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("commandes-2026-11-21.csv".to_owned(), "windows-1252".into()),
+            ("orders-2026-11-20.csv".to_owned(), serde_json::Value::Null),
+            ("orders-2026-11-22.xlsx".to_owned(), serde_json::Value::Null),
+        ]
+    );
+}

@@ -28,6 +28,23 @@ pub fn charset_detected(name: &str, charset: &str) {
     );
 }
 
+/// Non-UTF-8 input is decoded with the charset its e-mail part declared.
+pub fn charset_declared(name: &str, charset: &str) {
+    info!(
+        file = name,
+        charset,
+        "{name} is not valid UTF-8; decoding it as {charset} (the charset its e-mail declared)"
+    );
+}
+
+/// A manifest line declares a charset encoding_rs does not know.
+pub fn charset_unknown(name: &str, charset: &str) {
+    warn!(
+        file = name,
+        charset, "{name}: its e-mail declared the unknown charset {charset:?}; ignoring it"
+    );
+}
+
 /// An HTTP request is retried.
 pub fn http_retry(url: &str, attempt: u32, why: &str, delay: Duration) {
     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);

@@ -89,7 +89,8 @@ pub struct Cli {
     #[arg(value_name = "FILE|URL")]
     pub inputs: Vec<String>,
 
-    /// Read manifest lines (as etl-fetch-mail writes them) on stdin and parse each `path`.
+    /// Read manifest lines (as etl-fetch-mail writes them) on stdin and parse each `path`;
+    /// a file that is not UTF-8 is decoded with the line's `charset` (the e-mail's), if any.
     #[arg(long, help_heading = "Inputs", conflicts_with = "inputs")]
     pub manifest: bool,
     /// With --manifest: copy these manifest fields into every record as _FIELD (e.g. date,from).
@@ -267,6 +268,8 @@ pub struct Parser<'a> {
     csv: delimited::Opts,
     sheets: sheets::Opts,
     encoding: Option<&'static encoding_rs::Encoding>,
+    /// The charset the current manifest file's e-mail part declared.
+    declared: Option<&'static encoding_rs::Encoding>,
     http: Http,
 }
 
@@ -311,7 +314,14 @@ impl Parser<'_> {
             )));
         }
         let complete = opened.head.len() < 65_536;
-        let decoded = text::decode(opened.head, opened.rest, complete, self.encoding, &label);
+        let decoded = text::decode(
+            opened.head,
+            opened.rest,
+            complete,
+            self.encoding,
+            self.declared,
+            &label,
+        );
         let mut decoded = decoded;
         let head =
             input::read_head(&mut decoded, 4096).map_err(|e| self.limits.read_error(&label, &e))?;
@@ -479,6 +489,7 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
         csv,
         sheets,
         encoding,
+        declared: None,
         http,
     };
     let result = if cli.manifest {
@@ -564,7 +575,8 @@ fn manifest(parser: &mut Parser<'_>, run: &mut Run) -> Result<()> {
                         .iter()
                         .map(|f| (f.clone(), rec.get(f).cloned().unwrap_or(Value::Null)))
                         .collect();
-                    todo.push((PathBuf::from(p), carry));
+                    let declared = declared_charset(&rec, p);
+                    todo.push((PathBuf::from(p), carry, declared));
                 }
                 None => run.reject(&Reject::record(
                     line,
@@ -575,10 +587,28 @@ fn manifest(parser: &mut Parser<'_>, run: &mut Run) -> Result<()> {
         }
     }
     drop(lines);
-    for (path, carry) in todo {
+    for (path, carry, declared) in todo {
         let src = Source::File(path);
         let origin = Origin::new(&src.name(), parser.cli.provenance, &carry);
+        parser.declared = declared;
         parse_source(parser, &src, &origin, run)?;
     }
+    parser.declared = None;
     Ok(())
+}
+
+/// The legacy charset a manifest line declares (`charset`, from the e-mail
+/// part), used for that file's text when it is not valid UTF-8. A declared
+/// UTF-8 adds nothing (valid UTF-8 is read as such, and invalid UTF-8 is
+/// better detected); an unknown label is ignored with a warning.
+fn declared_charset(rec: &etl_core::Record, path: &str) -> Option<&'static encoding_rs::Encoding> {
+    let label = rec.get("charset").and_then(Value::as_str)?;
+    match text::encoding_for(label) {
+        Ok(enc) if enc == encoding_rs::UTF_8 => None,
+        Ok(enc) => Some(enc),
+        Err(_) => {
+            events::charset_unknown(path, label);
+            None
+        }
+    }
 }

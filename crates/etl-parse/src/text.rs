@@ -37,11 +37,17 @@ fn is_utf8(head: &[u8], complete: bool) -> bool {
 }
 
 /// Decodes `head` + `rest` to UTF-8. `complete`: `head` is the whole input.
+/// `forced` (`--encoding`) decides; else a BOM, else valid UTF-8 stays as
+/// it is, else `declared` (the charset the file's e-mail part declared)
+/// is used, else a detected charset. A declared charset never overrides
+/// valid UTF-8: mislabelled parts are common, and UTF-8 read as
+/// windows-1252 would be mangled without a word.
 pub fn decode<'a>(
     head: Vec<u8>,
     rest: Box<dyn Read + 'a>,
     complete: bool,
     forced: Option<&'static Encoding>,
+    declared: Option<&'static Encoding>,
     name: &str,
 ) -> Box<dyn Read + 'a> {
     let whole = io::Cursor::new(head).chain(rest);
@@ -59,6 +65,9 @@ pub fn decode<'a>(
         return Box::new(whole);
     } else if is_utf8(head, complete) {
         return Box::new(whole);
+    } else if let Some(enc) = declared {
+        events::charset_declared(name, enc.name());
+        Some(enc)
     } else {
         let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Allow);
         det.feed(head, complete);
@@ -81,9 +90,16 @@ mod tests {
 
     fn dec(bytes: &[u8], forced: Option<&'static Encoding>) -> String {
         let mut out = String::new();
-        decode(bytes.to_vec(), Box::new(io::empty()), true, forced, "t")
-            .read_to_string(&mut out)
-            .unwrap();
+        decode(
+            bytes.to_vec(),
+            Box::new(io::empty()),
+            true,
+            forced,
+            None,
+            "t",
+        )
+        .read_to_string(&mut out)
+        .unwrap();
         out
     }
 
@@ -114,6 +130,24 @@ mod tests {
             dec(latin, None),
             "name,city\nJosé,São Paulo\nFrançois,Besançon\n"
         );
+    }
+
+    #[test]
+    fn a_declared_charset_decodes_legacy_text_but_never_utf8() {
+        let dec2 = |bytes: &[u8], declared: &str| {
+            let mut out = String::new();
+            let enc = encoding_for(declared).ok();
+            decode(bytes.to_vec(), Box::new(io::empty()), true, None, enc, "t")
+                .read_to_string(&mut out)
+                .unwrap();
+            out
+        };
+        // 0xE9 is é in windows-1252 and ISO-8859-1, but щ in ISO-8859-5:
+        // the declaration decides, not a guess.
+        assert_eq!(dec2(b"caf\xE9", "iso-8859-5"), "caf\u{449}");
+        assert_eq!(dec2(b"caf\xE9", "windows-1252"), "caf\u{e9}");
+        // Valid UTF-8 stays UTF-8 whatever the label says.
+        assert_eq!(dec2("café".as_bytes(), "windows-1252"), "café");
     }
 
     #[test]

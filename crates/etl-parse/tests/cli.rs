@@ -541,3 +541,44 @@ fn closed_stdout_ends_quietly() {
         "{err}"
     );
 }
+
+#[test]
+fn a_manifest_charset_decodes_text_that_is_not_utf8() {
+    let d = Dir::new();
+    // 0xE9 is é in windows-1252 (what detection would guess) but щ in
+    // ISO-8859-5: the e-mail's declaration decides.
+    d.write("ru.csv", b"v\ncaf\xe9\n");
+    d.write("utf8.csv", "v\ncafé\n".as_bytes());
+    let manifest = b"{\"path\":\"ru.csv\",\"charset\":\"iso-8859-5\"}\n\
+        {\"path\":\"utf8.csv\",\"charset\":\"windows-1252\"}\n\
+        {\"path\":\"ru.csv\",\"charset\":null}\n\
+        {\"path\":\"ru.csv\",\"charset\":\"x-klingon\"}\n";
+    let out = d.run_stdin(&["--manifest"], manifest);
+    assert_eq!(
+        ok(&out),
+        [
+            r#"{"v":"cafщ"}"#,
+            r#"{"v":"café"}"#,
+            r#"{"v":"café"}"#,
+            r#"{"v":"café"}"#
+        ],
+        "declared, valid UTF-8 kept despite the label, detected, detected"
+    );
+    assert!(
+        out.stderr
+            .contains("decoding it as ISO-8859-5 (the charset its e-mail declared)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("unknown charset \\\"x-klingon\\\""),
+        "{}",
+        out.stderr
+    );
+    // --encoding still wins over the declaration.
+    let out = d.run_stdin(
+        &["--manifest", "--encoding", "windows-1252"],
+        b"{\"path\":\"ru.csv\",\"charset\":\"iso-8859-5\"}\n",
+    );
+    assert_eq!(ok(&out), [r#"{"v":"café"}"#]);
+}
