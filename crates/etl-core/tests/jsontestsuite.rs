@@ -11,16 +11,7 @@ use etl_core::record::parse_record;
 use etl_core::{RecordReader, Value};
 
 fn corpus() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/jsontestsuite");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} is absent (the shared corpora sit beside the project)",
-            p.display()
-        );
-        None
-    }
+    etl_testkit::corpora("jsontestsuite")
 }
 
 fn files(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {

@@ -9,16 +9,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_etl-fetch-mail");
 
 fn corpora() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/eml");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} is absent (the shared corpora sit beside the project)",
-            p.display()
-        );
-        None
-    }
+    etl_testkit::corpora("eml")
 }
 
 fn fetch(args: &[&str], eml: &[PathBuf]) -> (i32, Vec<Value>, String, tempfile::TempDir) {

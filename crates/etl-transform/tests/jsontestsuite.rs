@@ -10,16 +10,7 @@ use common::Scratch;
 use etl_core::Value;
 
 fn corpus() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/jsontestsuite");
-    if p.is_dir() {
-        Some(p.join("test_parsing"))
-    } else {
-        eprintln!(
-            "SKIP: {} is absent (the shared corpora sit beside the project)",
-            p.display()
-        );
-        None
-    }
+    etl_testkit::corpora("jsontestsuite/test_parsing")
 }
 
 /// The documents with `prefix`, each made one line (line breaks are JSON

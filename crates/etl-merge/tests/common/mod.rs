@@ -31,11 +31,7 @@ impl Out {
         self.stderr.lines().any(|l| l.contains(needle))
     }
     pub fn summary(&self) -> serde_json::Value {
-        self.stderr
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|v| v["msg"] == "summary")
-            .unwrap_or_else(|| panic!("no summary in {}", self.stderr))
+        etl_testkit::summary(&self.stderr)
     }
 }
 

@@ -12,16 +12,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_etl-parse");
 
 /// The shared corpora, or None (the test then skips with a message).
 pub fn corpora() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} is absent (the shared corpora sit beside the project)",
-            p.display()
-        );
-        None
-    }
+    etl_testkit::corpora("")
 }
 
 pub struct Out {

@@ -35,11 +35,7 @@ pub struct Out {
 
 impl Out {
     pub fn summary(&self) -> Value {
-        self.stderr
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["msg"] == "summary")
-            .unwrap_or_else(|| panic!("no summary in {}", self.stderr))
+        etl_testkit::summary(&self.stderr)
     }
     pub fn plan(&self) -> Vec<Value> {
         self.stdout
