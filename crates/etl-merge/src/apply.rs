@@ -9,6 +9,7 @@ use etl_core::{Error, Reject, Result, Run};
 use crate::db::{self, Column, Settings, Table};
 use crate::emit::{self, OutCol};
 use crate::events;
+use crate::fast::Fast;
 use crate::sql::{self, ident, literal};
 use crate::stage::{self, StageCol, Staged, STAGE};
 use crate::{Cli, Emit, Mode, OnDuplicateKey, OnNewColumn};
@@ -63,11 +64,13 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     std::fs::create_dir_all(&tmp).map_err(|e| Error::output(&tmp, &e))?;
 
     db::exec(&conn, "starting the transaction", "BEGIN TRANSACTION")?;
+    let hints = type_hints(&conn, &table, &types)?;
     let staged = stage::stage(
         &conn,
         &tmp,
         std::io::stdin().lock(),
         &cli.key,
+        &hints,
         cli.batch_size,
         run,
     )?;
@@ -139,6 +142,27 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     }
     db::exec(&conn, "committing", "COMMIT")?;
     emit_after(&conn, &cli, &table, run, &targets, false)
+}
+
+/// The column types known before staging: the table's columns, then
+/// `--types` for the others (as [`resolve_columns`] will decide them).
+fn type_hints(
+    conn: &Connection,
+    table: &Table,
+    types: &[(String, String)],
+) -> Result<Vec<(String, String)>> {
+    let mut hints: Vec<(String, String)> = table
+        .columns(conn)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.name, c.ty))
+        .collect();
+    for (n, ty) in types {
+        if !hints.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)) {
+            hints.push((n.clone(), ty.clone()));
+        }
+    }
+    Ok(hints)
 }
 
 /// Flag checks that need no database.
@@ -447,6 +471,33 @@ fn new_columns(
     Ok(())
 }
 
+/// The staging text of target `t`'s values (see [`crate::fast`]): `c{i}`,
+/// or, if its typed column turned out to have another type than the
+/// target (a safety net: both come from the same type names), the typed
+/// values as text too.
+fn text_sql(t: &Target, staged: &Staged) -> String {
+    let c = StageCol::stage_name(t.idx);
+    match staged.cols[t.idx].fast {
+        Some(f) if Fast::of(&t.ty) != Some(f) => format!(
+            "coalesce({c}, CAST({} AS VARCHAR))",
+            StageCol::typed_name(t.idx)
+        ),
+        _ => c,
+    }
+}
+
+/// The SQL of target `t`'s values in its type: the typed staging column
+/// where the value was staged typed, else the text converted.
+fn value_sql(t: &Target, staged: &Staged) -> String {
+    let converted = convert_sql(t, &text_sql(t, staged));
+    match staged.cols[t.idx].fast {
+        Some(f) if Fast::of(&t.ty) == Some(f) => {
+            format!("coalesce({}, {converted})", StageCol::typed_name(t.idx))
+        }
+        _ => converted,
+    }
+}
+
 /// The SQL that turns a staging text value into the column's type.
 fn convert_sql(t: &Target, v: &str) -> String {
     let ty = t.ty.trim();
@@ -474,10 +525,10 @@ fn check_types(
     let mut conds: Vec<(&Target, String)> = Vec::new();
     for t in targets {
         let ty = t.ty.trim();
-        if ty.eq_ignore_ascii_case("VARCHAR") || ty.eq_ignore_ascii_case("JSON") {
+        if sql::takes_any(ty) {
             continue;
         }
-        let v = StageCol::stage_name(t.idx);
+        let v = text_sql(t, staged);
         let mut bad = format!("TRY_CAST({v} AS {ty}) IS NULL");
         if let Some(scale) = sql::decimal_scale(ty) {
             // DuckDB rounds 1.005 into DECIMAL(18,2); losing a digit is a reject.
@@ -496,7 +547,7 @@ fn check_types(
     let mut value = String::from("CASE");
     for (i, (t, c)) in conds.iter().enumerate() {
         let _ = write!(which, " WHEN {c} THEN {i}");
-        let _ = write!(value, " WHEN {c} THEN {}", StageCol::stage_name(t.idx));
+        let _ = write!(value, " WHEN {c} THEN {}", text_sql(t, staged));
     }
     which.push_str(" END");
     value.push_str(" END");
@@ -505,7 +556,7 @@ fn check_types(
     let sql = format!(
         "SELECT _etl_line, _etl_off, {which}, {value} FROM {STAGE} WHERE {any} ORDER BY _etl_line"
     );
-    let bad_rows: Vec<(i64, i64, i64, String)> = {
+    let bad_rows: Vec<(i64, Option<i64>, i64, String)> = {
         let mut stmt = conn
             .prepare(&sql)
             .map_err(|e| db::usage_err("checking column types", &e))?;
@@ -525,7 +576,11 @@ fn check_types(
                 "column {input_name:?}: {value:?} is not a valid {}",
                 t.ty.trim()
             ),
-            input: staged.input_at(u64::try_from(*off).unwrap_or(0)),
+            input: match off {
+                Some(off) => staged.input_at(u64::try_from(*off).unwrap_or(0)),
+                // Never: only records with a value no check can fail are not spooled.
+                None => etl_core::reader::RejectInput::Raw(String::new()),
+            },
             source: None,
         })?;
     }
@@ -548,12 +603,7 @@ fn build_source(
 ) -> Result<String> {
     let mut select = String::from("_etl_line, _etl_absent");
     for t in targets {
-        let _ = write!(
-            select,
-            ", {} AS v{}",
-            convert_sql(t, &StageCol::stage_name(t.idx)),
-            t.idx
-        );
+        let _ = write!(select, ", {} AS v{}", value_sql(t, staged), t.idx);
     }
     let typed = format!("(SELECT {select} FROM {STAGE})");
     let keys: Vec<String> = targets
@@ -740,14 +790,18 @@ fn merge_ops(
         )
         .map_err(|e| db::err("counting changes", &e))?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let mut new_written = false;
     if updated > 0 {
         if has_unique_constraint(conn, table)? || !update_too_big(conn, targets, n(updated))? {
             update_in_place(conn, table, targets, &keys)?;
         } else {
-            replace_updated_rows(conn, table, targets, &keys, &extra)?;
+            // With no other table columns (whose defaults new rows must
+            // get), one INSERT writes the new rows too: one scan, not two.
+            new_written = extra.is_empty() && inserted > 0;
+            replace_updated_rows(conn, table, targets, &keys, &extra, new_written)?;
         }
     }
-    if inserted > 0 {
+    if inserted > 0 && !new_written {
         db::exec(conn, "inserting rows", &insert("WHERE _etl_op = 'insert'"))?;
     }
     Ok(Counts {
@@ -805,13 +859,15 @@ fn duckdb_size(text: &str) -> Option<u64> {
 /// under `--memory-limit 256MB` dies, while deletes are a bitmap and
 /// inserted row groups spill to disk. The row's values are the merged ones
 /// from `_etl_ops` (input columns, absent ones and the table's other columns
-/// taken from the old row).
+/// taken from the old row). With `and_new`, the inserted rows are written
+/// by the same statement.
 fn replace_updated_rows(
     conn: &Connection,
     table: &Table,
     targets: &[Target],
     keys: &[&Target],
     extra: &[&Column],
+    and_new: bool,
 ) -> Result<()> {
     let t_sql = table.sql();
     let key_match: Vec<String> = keys
@@ -833,11 +889,16 @@ fn replace_updated_rows(
         cols.push(ident(&c.name));
         vals.push(format!("x{j}"));
     }
+    let (what, ops) = if and_new {
+        ("writing updated and new rows", "'update', 'insert'")
+    } else {
+        ("writing updated rows", "'update'")
+    };
     db::exec(
         conn,
-        "writing updated rows",
+        what,
         &format!(
-            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops WHERE _etl_op = 'update'",
+            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops WHERE _etl_op IN ({ops})",
             cols.join(", "),
             vals.join(", ")
         ),

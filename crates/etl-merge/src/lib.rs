@@ -3,7 +3,8 @@
 //!
 //! The whole run is one DuckDB transaction: records stream through DuckDB's
 //! Appender (Arrow batches) into a temporary staging table whose columns are
-//! all text; type checks, de-duplication and the merge itself are set-based
+//! text, plus a typed column for each column whose type is known in advance
+//! (values in that type's strict form land there converted: see `fast`); type checks, de-duplication and the merge itself are set-based
 //! SQL over that table; the audit row in `_etl_runs` is written in the same
 //! transaction. A failure, SIGTERM or SIGKILL at any instant before COMMIT
 //! leaves the target exactly as it was (DuckDB's WAL discards the
@@ -28,6 +29,8 @@ mod emit;
 #[cfg(feature = "engine")]
 mod events;
 #[cfg(feature = "engine")]
+mod fast;
+#[cfg(feature = "engine")]
 mod infer;
 #[cfg(feature = "engine")]
 mod stage;
@@ -40,8 +43,10 @@ const ABOUT: &str = "Idempotent, transactional upserts of NDJSON records into a 
 const LONG_ABOUT: &str = "\
 Upsert the records on stdin into a DuckDB table, in one transaction.
 
-Records stream into a temporary staging table through DuckDB's Appender, in batches; \
-type checks, de-duplication and the merge are set-based SQL; the target changes only at \
+Records stream into a temporary staging table through DuckDB's Appender, in batches \
+(when the column's type is already known, a value in that type's strict form, such as a JSON \
+integer for BIGINT, a decimal within the scale or a JSON boolean, is staged converted; any \
+other value goes through DuckDB's own cast and type check); type checks, de-duplication and the merge are set-based SQL; the target changes only at \
 COMMIT. A failure, SIGTERM or SIGKILL at any instant leaves the table exactly as it was. \
 Large merges spill to a temporary directory beside the database (FILE.tmp) instead of \
 running out of memory (see --memory-limit): an update too large for DuckDB to hold in \

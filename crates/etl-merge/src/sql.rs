@@ -127,6 +127,13 @@ pub enum OutKind {
     Text,
 }
 
+/// A column type every staged text value converts to (VARCHAR, JSON): its
+/// values are never type-checked and never rejects.
+pub fn takes_any(ty: &str) -> bool {
+    let t = ty.trim();
+    t.eq_ignore_ascii_case("VARCHAR") || t.eq_ignore_ascii_case("JSON")
+}
+
 /// The JSON shape of a DuckDB type name.
 pub fn out_kind(ty: &str) -> OutKind {
     let t = ty.trim().to_ascii_uppercase();

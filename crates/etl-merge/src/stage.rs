@@ -4,10 +4,15 @@
 //! _etl_absent, c0, c1, ...)` with one VARCHAR column per distinct input
 //! key (positional names, so no user name can clash with ours). Records are
 //! appended through DuckDB's Appender as Arrow batches. The exact input line
-//! of every staged record is kept in an unlinked spool file (`_etl_off` is
-//! its offset) so that a record rejected later, by a set-based type check,
-//! goes to the rejects file exactly as it arrived. The SHA-256 of the whole
+//! of every staged record that a later, set-based type check could reject
+//! is kept in an unlinked spool file (`_etl_off` is its offset, null for
+//! records no check can reject), so that the reject goes to the rejects
+//! file exactly as it arrived. The SHA-256 of the whole
 //! input is computed on the way, for replay detection.
+//!
+//! A column whose type is known before staging may also have a typed
+//! column `n{i}` (see [`crate::fast`]): a value in its type's strict form
+//! lands there, already converted, and `c{i}` is null for that row.
 //!
 //! A record that lacks a column others have is recorded in `_etl_absent`
 //! (`,3,7,`), so a merge leaves that column alone for that row instead of
@@ -20,7 +25,9 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 
-use duckdb::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
+use duckdb::arrow::array::{
+    ArrayRef, BooleanBuilder, Decimal128Builder, Int32Builder, Int64Builder, StringBuilder,
+};
 use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Appender, Connection};
@@ -30,6 +37,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::db;
+use crate::fast::{Fast, Typed};
 use crate::infer::Seen;
 
 /// The staging table's name (a temporary table: connection-local, never
@@ -47,12 +55,24 @@ pub struct StageCol {
     pub first_line: u64,
     /// Some record after `first_line` lacked it (see `_etl_absent`).
     pub sometimes_absent: bool,
+    /// Its type was known before staging: it has a typed column `n{i}`.
+    pub fast: Option<Fast>,
+    /// Its type was known before staging to take any value (VARCHAR, JSON):
+    /// no value of it can be a reject.
+    pub takes_any: bool,
+    /// Its type was known before staging (`seen` is not kept).
+    pub hinted: bool,
 }
 
 impl StageCol {
     /// The staging column: `c{i}`.
     pub fn stage_name(i: usize) -> String {
         format!("c{i}")
+    }
+
+    /// The typed staging column: `n{i}`.
+    pub fn typed_name(i: usize) -> String {
+        format!("n{i}")
     }
 
     /// A SQL condition over a staging row: this column was absent from the
@@ -80,7 +100,7 @@ pub struct Staged {
     pub rows_in: u64,
     /// SHA-256 of every input byte, hex.
     pub sha256: String,
-    /// The exact input lines, by `_etl_off`.
+    /// The exact input lines of records that could be rejected, by `_etl_off`.
     pub spool: File,
     /// Every staged record's key was an integer tuple greater than the one
     /// before: no key can repeat, so the duplicate-key check can be skipped.
@@ -134,23 +154,90 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// The Arrow builder of one typed staging column.
+enum TypedBuilder {
+    I64(Int64Builder),
+    I32(Int32Builder),
+    Dec(Decimal128Builder, DataType),
+    Bool(BooleanBuilder),
+}
+
+impl TypedBuilder {
+    fn new(fast: Fast, cap: usize) -> Self {
+        match fast {
+            Fast::BigInt => Self::I64(Int64Builder::with_capacity(cap)),
+            Fast::Integer => Self::I32(Int32Builder::with_capacity(cap)),
+            Fast::Boolean => Self::Bool(BooleanBuilder::with_capacity(cap)),
+            Fast::Decimal { precision, scale } => {
+                let ty = DataType::Decimal128(precision, scale.cast_signed());
+                Self::Dec(
+                    Decimal128Builder::with_capacity(cap).with_data_type(ty.clone()),
+                    ty,
+                )
+            }
+        }
+    }
+
+    fn data_type(&self) -> DataType {
+        match self {
+            Self::I64(_) => DataType::Int64,
+            Self::I32(_) => DataType::Int32,
+            Self::Bool(_) => DataType::Boolean,
+            Self::Dec(_, ty) => ty.clone(),
+        }
+    }
+
+    /// Appends `v` (of this builder's type) or a null.
+    fn append(&mut self, v: Option<Typed>) {
+        match (self, v) {
+            (Self::I64(b), Some(Typed::I64(x))) => b.append_value(x),
+            (Self::I32(b), Some(Typed::I32(x))) => b.append_value(x),
+            (Self::Dec(b, _), Some(Typed::Dec(x))) => b.append_value(x),
+            (Self::Bool(b), Some(Typed::Bool(x))) => b.append_value(x),
+            (Self::I64(b), _) => b.append_null(),
+            (Self::I32(b), _) => b.append_null(),
+            (Self::Dec(b, _), _) => b.append_null(),
+            (Self::Bool(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::I64(b) => Arc::new(b.finish()),
+            Self::I32(b) => Arc::new(b.finish()),
+            Self::Dec(b, _) => Arc::new(b.finish()),
+            Self::Bool(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
 /// The Arrow builders of one batch.
 struct Batch {
     line: Int64Builder,
     off: Int64Builder,
     absent: StringBuilder,
     cols: Vec<StringBuilder>,
+    typed: Vec<Option<TypedBuilder>>,
     len: usize,
 }
 
 impl Batch {
-    fn new(width: usize, cap: usize) -> Self {
+    fn new(cols: &[StageCol], cap: usize) -> Self {
         Self {
             line: Int64Builder::with_capacity(cap),
             off: Int64Builder::with_capacity(cap),
             absent: StringBuilder::with_capacity(cap, cap),
-            cols: (0..width)
-                .map(|_| StringBuilder::with_capacity(cap, cap * 8))
+            cols: cols
+                .iter()
+                .map(|c| {
+                    // A typed column's text is rare: no room reserved.
+                    let bytes = if c.fast.is_some() { 0 } else { cap * 8 };
+                    StringBuilder::with_capacity(cap, bytes)
+                })
+                .collect(),
+            typed: cols
+                .iter()
+                .map(|c| c.fast.map(|f| TypedBuilder::new(f, cap)))
                 .collect(),
             len: 0,
         }
@@ -167,9 +254,14 @@ impl Batch {
             Arc::new(self.off.finish()),
             Arc::new(self.absent.finish()),
         ];
-        for (i, b) in self.cols.iter_mut().enumerate() {
+        // The staging table's column order: c0, n0 (when typed), c1, ...
+        for (i, (b, t)) in self.cols.iter_mut().zip(&mut self.typed).enumerate() {
             fields.push(Field::new(StageCol::stage_name(i), DataType::Utf8, true));
             arrays.push(Arc::new(b.finish()));
+            if let Some(t) = t {
+                fields.push(Field::new(StageCol::typed_name(i), t.data_type(), true));
+                arrays.push(t.finish());
+            }
         }
         self.len = 0;
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
@@ -178,7 +270,9 @@ impl Batch {
 }
 
 /// Streams `input` into the staging table. `keys` must be present and not
-/// null in every record (others are rejects).
+/// null in every record (others are rejects). `hints` are the column types
+/// known before staging (by name, case-insensitively): those with a fast
+/// form get a typed column.
 // One streaming loop whose state (builders, column map, spool offset) lives
 // in locals; split up, it would only pass them all around.
 #[allow(clippy::too_many_lines)]
@@ -187,6 +281,7 @@ pub fn stage(
     spool_dir: &std::path::Path,
     input: impl Read,
     keys: &[String],
+    hints: &[(String, String)],
     batch_size: usize,
     run: &mut Run,
 ) -> Result<Staged> {
@@ -216,7 +311,7 @@ pub fn stage(
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut last_order: Vec<usize> = Vec::new();
     let mut order: Vec<usize> = Vec::new();
-    let mut batch = Batch::new(0, batch_size);
+    let mut batch = Batch::new(&[], batch_size);
     let mut appender: Option<Appender<'_>> = None;
     let mut present: Vec<u64> = Vec::new();
     let mut rows = 0u64;
@@ -271,11 +366,18 @@ pub fn stage(
                         i
                     } else {
                         let i = cols.len();
+                        let hint = hints
+                            .iter()
+                            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                            .map(|(_, ty)| ty.as_str());
                         cols.push(StageCol {
                             name: name.to_string(),
                             seen: Seen::default(),
                             first_line: line,
                             sometimes_absent: false,
+                            fast: hint.and_then(Fast::of),
+                            takes_any: hint.is_some_and(crate::sql::takes_any),
+                            hinted: hint.is_some(),
                         });
                         by_name.insert(name.to_string(), i);
                         new_cols = true;
@@ -291,17 +393,25 @@ pub fn stage(
                 app.flush().map_err(|e| db::err("staging records", &e))?;
             }
             let mut alter = String::new();
-            for i in batch.cols.len()..cols.len() {
+            for (i, col) in cols.iter().enumerate().skip(batch.cols.len()) {
                 let _ = write!(
                     alter,
                     "ALTER TABLE {STAGE} ADD COLUMN {} VARCHAR;",
                     StageCol::stage_name(i)
                 );
+                if let Some(f) = col.fast {
+                    let _ = write!(
+                        alter,
+                        "ALTER TABLE {STAGE} ADD COLUMN {} {};",
+                        StageCol::typed_name(i),
+                        f.sql_type()
+                    );
+                }
             }
             if !alter.is_empty() {
                 db::exec(conn, "widening the staging table", &alter)?;
             }
-            batch = Batch::new(cols.len(), batch_size);
+            batch = Batch::new(&cols, batch_size);
             appender = Some(
                 conn.appender(STAGE)
                     .map_err(|e| db::err("opening the appender", &e))?,
@@ -311,18 +421,31 @@ pub fn stage(
         // Values, by column (a key repeated in one record: the last wins).
         let mut values: Vec<Option<Cell<'_>>> = Vec::with_capacity(cols.len());
         values.resize_with(cols.len(), || None);
+        let mut bad = None;
         for ((_, raw), &idx) in fields.iter().zip(&order) {
-            present[idx] = line;
-            let cell = match Cell::of(raw) {
-                Ok(c) => c,
-                Err(e) => {
-                    let r = reader.reject_raw(format!("invalid JSON: {e}"));
-                    run.reject(&r)?;
-                    continue;
+            match Cell::of(raw) {
+                Ok(cell) => {
+                    // What the values look like matters only for a column
+                    // whose type is not known yet.
+                    if !cols[idx].hinted {
+                        cols[idx].seen.add_cell(&cell);
+                    }
+                    values[idx] = Some(cell);
                 }
-            };
-            cols[idx].seen.add_cell(&cell);
-            values[idx] = Some(cell);
+                Err(e) => {
+                    bad = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = bad {
+            // The whole record is the reject (a value nested too deep).
+            let r = reader.reject_raw(format!("invalid JSON: {e}"));
+            run.reject(&r)?;
+            continue;
+        }
+        for &idx in &order {
+            present[idx] = line;
         }
         absent_buf.clear();
         for (i, col) in cols.iter_mut().enumerate() {
@@ -334,7 +457,19 @@ pub fn stage(
                 let _ = write!(absent_buf, "{i},");
             }
         }
-        for (b, v) in batch.cols.iter_mut().zip(&values) {
+        // Whether a later type check could reject this record: then its
+        // line is spooled, to be rejected exactly as it arrived.
+        let mut at_risk = false;
+        for (i, (b, v)) in batch.cols.iter_mut().zip(&values).enumerate() {
+            if let (Some(t), Some(f)) = (batch.typed[i].as_mut(), cols[i].fast) {
+                let typed = v.as_ref().and_then(|c| f.convert(c));
+                t.append(typed);
+                if typed.is_some() {
+                    b.append_null();
+                    continue;
+                }
+            }
+            at_risk |= !cols[i].takes_any && !matches!(v, None | Some(Cell::Null));
             match v {
                 None | Some(Cell::Null) => b.append_null(),
                 Some(Cell::Str(t)) => b.append_value(t),
@@ -347,21 +482,25 @@ pub fn stage(
         batch
             .line
             .append_value(i64::try_from(line).unwrap_or(i64::MAX));
-        batch
-            .off
-            .append_value(i64::try_from(spool_pos).unwrap_or(i64::MAX));
         if absent_buf.is_empty() {
             batch.absent.append_null();
         } else {
             batch.absent.append_value(&absent_buf);
         }
         batch.len += 1;
-        let raw = text.as_bytes();
-        spool_out
-            .write_all(raw)
-            .and_then(|()| spool_out.write_all(b"\n"))
-            .map_err(|e| Error::output(spool_dir, &e))?;
-        spool_pos += raw.len() as u64 + 1;
+        if at_risk {
+            batch
+                .off
+                .append_value(i64::try_from(spool_pos).unwrap_or(i64::MAX));
+            let raw = text.as_bytes();
+            spool_out
+                .write_all(raw)
+                .and_then(|()| spool_out.write_all(b"\n"))
+                .map_err(|e| Error::output(spool_dir, &e))?;
+            spool_pos += raw.len() as u64 + 1;
+        } else {
+            batch.off.append_null();
+        }
         rows += 1;
         std::mem::swap(&mut last_order, &mut order);
         if batch.len >= batch_size {

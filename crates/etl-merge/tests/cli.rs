@@ -297,6 +297,98 @@ fn a_value_that_does_not_fit_is_a_reject_and_by_default_nothing_lands() {
     );
 }
 
+/// Values already in their column's strict form are staged typed; every
+/// other value goes through DuckDB's own cast and type check. Both paths
+/// must land the same values and reject the same ones (expected values are
+/// DuckDB's TRY_CAST results for the same text, checked with the CLI).
+#[test]
+fn typed_and_text_values_land_alike_and_misfits_are_rejects_with_their_exact_line() {
+    let s = Scratch::new();
+    let types = "n=BIGINT,i=INTEGER,d=DECIMAL(10,2),b=BOOLEAN,s=VARCHAR";
+    let first = "{\"id\":0,\"n\":1,\"i\":1,\"d\":1,\"b\":true,\"s\":\"a\"}\n";
+    assert_eq!(
+        s.merge(&["--table", "t", "--key", "id", "--types", types], first)
+            .code,
+        0
+    );
+    // Typed: lines 1, 2 (digit strings too), 5's d. Text: the rest.
+    let input = concat!(
+        "{\"id\":1,\"n\":5,\"i\":-7,\"d\":12.5,\"b\":false,\"s\":\"x\"}\n",
+        "{\"id\":2,\"n\":\"6\",\"i\":\"8\",\"d\":\"3.25\",\"b\":\"false\",\"s\":7}\n",
+        "{\"id\":3,\"n\":\" 9\",\"i\":\"007\",\"d\":\" 1.5 \",\"b\":null,\"s\":null}\n",
+        "{\"id\":4,\"n\":1e3,\"d\":1.000}\n",
+        "{\"id\":5,\"d\":99999999.99}\n",
+        "{\"id\":6,\"d\":100000000}\n",
+        "{\"id\":7,\"n\":9223372036854775808}\n",
+        "{\"id\":8,\"i\":2147483648}\n",
+        "{\"id\":9,  \"d\" : 0.001 }\n",
+    );
+    let rejects = s.path("rejects.ndjson");
+    let out = s.merge(
+        &[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--max-rejects",
+            "10",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+        input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT id, n, i, d, b, s FROM t ORDER BY id"),
+        [
+            "0|1|1|1.00|true|a",
+            "1|5|-7|12.50|false|x",
+            "2|6|8|3.25|false|7",
+            "3|9|7|1.50|NULL|NULL",
+            "4|1000|NULL|1.00|NULL|NULL",
+            "5|NULL|NULL|99999999.99|NULL|NULL",
+        ]
+    );
+    let rej: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(u64, String)> = rej
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["error"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                6,
+                "column \"d\": \"100000000\" is not a valid DECIMAL(10,2)".to_owned()
+            ),
+            (
+                7,
+                "column \"n\": \"9223372036854775808\" is not a valid BIGINT".to_owned()
+            ),
+            (
+                8,
+                "column \"i\": \"2147483648\" is not a valid INTEGER".to_owned()
+            ),
+            (
+                9,
+                "column \"d\": \"0.001\" is not a valid DECIMAL(10,2)".to_owned()
+            ),
+        ]
+    );
+    // The reject carries the record as it arrived.
+    assert_eq!(rej[3]["input"], serde_json::json!({"id": 9, "d": 0.001}));
+    assert_eq!(rej[1]["input"]["n"].to_string(), "9223372036854775808");
+}
+
 #[test]
 fn records_without_a_key_are_rejects() {
     let s = Scratch::new();
