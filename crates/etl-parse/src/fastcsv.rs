@@ -435,10 +435,15 @@ impl<R: Read> Scanner<R> {
             if at >= buf.len() {
                 return None;
             }
-            let mut chunk = [b'a'; 64];
             let n = (buf.len() - at).min(64);
-            chunk[..n].copy_from_slice(&buf[at..at + n]);
-            let m = classify(&chunk, delim, quote);
+            let m = if let Ok(chunk) = <&[u8; 64]>::try_from(&buf[at..at + n]) {
+                classify(chunk, delim, quote)
+            } else {
+                // The buffer's last bytes, padded with a byte of no class.
+                let mut chunk = [b'a'; 64];
+                chunk[..n].copy_from_slice(&buf[at..at + n]);
+                classify(&chunk, delim, quote)
+            };
             let in_q = prefix_xor(m.quote) ^ inside;
             inside = 0u64.wrapping_sub(in_q >> 63);
             let structure = (m.delim | m.line_end) & !in_q;
