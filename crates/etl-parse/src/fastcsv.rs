@@ -98,6 +98,13 @@ struct Block {
     escape: u64,
     /// Line feeds inside quotes.
     quoted_lf: u64,
+    /// Opening quotes (a quote whose byte is inside the quoted region).
+    open: u64,
+    /// Closing quotes.
+    close: u64,
+    /// The second quotes of doubled pairs (an opening quote right after a
+    /// closing one), set by `quotes_in_place`.
+    doubled: u64,
 }
 
 /// Where the slow path ended a record.
@@ -337,6 +344,7 @@ impl<R: Read> Scanner<R> {
             _ => end_pos + 1,
         };
         let rel_end = end_pos - start;
+        let (any_dq, any_esc) = self.quotes_in_place(rel_end)?;
         // Walk the fields between structure bits.
         self.fields.clear();
         self.field_clean.clear();
@@ -354,19 +362,21 @@ impl<R: Read> Scanner<R> {
             let p = k * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let (a, b) = (field_start, p);
-            let (range, clean, doubled) = if any_in(blocks, a, b, |x| x.quote) {
-                // Quoted: a quote first and last, and any inside in pairs.
-                if b < a + 2 || !bit(blocks, a, |x| x.quote) || !bit(blocks, b - 1, |x| x.quote) {
-                    return None;
-                }
-                let inner = any_in(blocks, a + 1, b - 1, |x| x.quote);
-                if inner && !pairs_only(blocks, a + 1, b - 1) {
-                    return None;
-                }
-                let clean = !inner && !any_in(blocks, a + 1, b - 1, |x| x.escape);
-                ((a + 1, b - 1), clean, inner)
+            // Quotes were checked (`quotes_in_place`): a field is quoted
+            // when it starts with a quote, ends with its closing quote, and
+            // has any other quotes in pairs; otherwise it has none.
+            let (range, clean, doubled) = if a < b && bit(blocks, a, |x| x.quote) {
+                let inner = (a + 1, b - 1);
+                let doubled = any_dq && any_in(blocks, inner.0, inner.1, |x| x.doubled);
+                let clean =
+                    !doubled && (!any_esc || !any_in(blocks, inner.0, inner.1, |x| x.escape));
+                (inner, clean, doubled)
             } else {
-                ((a, b), !any_in(blocks, a, b, |x| x.escape), false)
+                (
+                    (a, b),
+                    !any_esc || !any_in(blocks, a, b, |x| x.escape),
+                    false,
+                )
             };
             any_doubled |= doubled;
             self.fields.push(range);
@@ -421,6 +431,48 @@ impl<R: Read> Scanner<R> {
         }
     }
 
+    /// Checks that every quote of the record (positions before `rel_end`)
+    /// is where RFC 4180 puts it: an opening quote starts a field (after a
+    /// delimiter or at the record's start) or follows a closing quote (a
+    /// doubled pair); a closing quote is followed by a delimiter, the line
+    /// end, or an opening quote (the pair). Marks the pairs in `doubled`.
+    /// `None` if a quote is elsewhere; else whether any field has pairs and
+    /// whether any byte needs escaping.
+    fn quotes_in_place(&mut self, rel_end: usize) -> Option<(bool, bool)> {
+        let last = rel_end / 64;
+        let mut any_dq = false;
+        let mut any_esc = false;
+        // Bit 63 of the previous block: a delimiter or closing quote
+        // (the record's start counts as a delimiter); a closing quote.
+        let (mut prev_sc, mut prev_c) = (1u64, 0u64);
+        for k in 0..=last {
+            let (next_so, in_record) = {
+                let next = self.blocks.get(k + 1);
+                let next_so = next.map_or(0, |n| (n.structure | n.open) & 1);
+                let in_record = if k == last {
+                    (1u64 << (rel_end % 64)) - 1
+                } else {
+                    u64::MAX
+                };
+                (next_so, in_record)
+            };
+            let b = &mut self.blocks[k];
+            let sc = b.structure | b.close;
+            let preceded = sc << 1 | prev_sc;
+            let followed = (b.structure | b.open) >> 1 | next_so << 63;
+            let bad = (b.open & !preceded | b.close & !followed) & in_record;
+            if bad != 0 {
+                return None;
+            }
+            b.doubled = b.open & (b.close << 1 | prev_c) & in_record;
+            any_dq |= b.doubled != 0;
+            any_esc |= b.escape & in_record != 0;
+            prev_sc = sc >> 63;
+            prev_c = b.close >> 63;
+        }
+        Some((any_dq, any_esc))
+    }
+
     /// Classifies the record at `start` block by block into `blocks`, up
     /// to the block holding its line end (outside quotes), whose position
     /// it returns; `None` if the buffer ends first.
@@ -454,6 +506,9 @@ impl<R: Read> Scanner<R> {
                 structure: structure & valid,
                 escape: m.escape & valid,
                 quoted_lf: m.lf & in_q & valid,
+                open: m.quote & in_q & valid,
+                close: m.quote & !in_q & valid,
+                doubled: 0,
             });
             let ends = m.line_end & !in_q & valid;
             if ends != 0 {
@@ -714,22 +769,6 @@ fn any_in(blocks: &[Block], a: usize, b: usize, which: impl Fn(&Block) -> u64) -
 /// Whether bit `p` of `which` is set.
 fn bit(blocks: &[Block], p: usize, which: impl Fn(&Block) -> u64) -> bool {
     which(&blocks[p / 64]) >> (p % 64) & 1 == 1
-}
-
-/// Whether the quotes in positions `a..b` come in adjacent pairs (`""`).
-fn pairs_only(blocks: &[Block], a: usize, b: usize) -> bool {
-    let mut p = a;
-    while p < b {
-        if bit(blocks, p, |x| x.quote) {
-            if p + 1 >= b || !bit(blocks, p + 1, |x| x.quote) {
-                return false;
-            }
-            p += 2;
-        } else {
-            p += 1;
-        }
-    }
-    true
 }
 
 /// Field ranges of an unquoted line. The delimiter positions come from
