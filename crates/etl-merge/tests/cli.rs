@@ -259,30 +259,12 @@ fn a_value_that_does_not_fit_is_a_reject_and_by_default_nothing_lands() {
         "a failed run changes nothing"
     );
     // With room for rejects the rest lands; the rejects keep the exact input lines.
-    let rejects = s.path("rejects.ndjson");
-    let out = s.merge(
-        &[
-            "--table",
-            "orders",
-            "--key",
-            "id",
-            "--max-rejects",
-            "5",
-            "--rejects",
-            rejects.to_str().unwrap(),
-        ],
-        bad,
-    );
+    let (out, rej) = s.merge_with_rejects("orders", 5, bad);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         s.rows("SELECT id, qty, amount FROM orders ORDER BY id"),
         ["1|6|12.50", "2|1|7.25", "3|10|100.00"]
     );
-    let rej: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(rej.len(), 2);
     assert_eq!(rej[0]["line"], 2);
     assert_eq!(rej[0]["input"], serde_json::json!({"id":2,"qty":"many"}));
@@ -323,20 +305,7 @@ fn typed_and_text_values_land_alike_and_misfits_are_rejects_with_their_exact_lin
         "{\"id\":8,\"i\":2147483648}\n",
         "{\"id\":9,  \"d\" : 0.001 }\n",
     );
-    let rejects = s.path("rejects.ndjson");
-    let out = s.merge(
-        &[
-            "--table",
-            "t",
-            "--key",
-            "id",
-            "--max-rejects",
-            "10",
-            "--rejects",
-            rejects.to_str().unwrap(),
-        ],
-        input,
-    );
+    let (out, rej) = s.merge_with_rejects("t", 10, input);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         s.rows("SELECT id, n, i, d, b, s FROM t ORDER BY id"),
@@ -349,11 +318,6 @@ fn typed_and_text_values_land_alike_and_misfits_are_rejects_with_their_exact_lin
             "5|NULL|NULL|99999999.99|NULL|NULL",
         ]
     );
-    let rej: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let summary: Vec<(u64, String)> = rej
         .iter()
         .map(|r| {

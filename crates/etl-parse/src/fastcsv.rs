@@ -664,6 +664,7 @@ impl<R: Read> Scanner<R> {
 }
 
 /// One 64-byte chunk's bitmasks (bit `j` is byte `j`).
+#[derive(Default)]
 struct Masks {
     quote: u64,
     delim: u64,
@@ -692,13 +693,7 @@ fn classify(chunk: &[u8; 64], delim: u8, quote: u8) -> Masks {
         splat(0x1f),
     );
     let bits = |v: m128i| u64::from(move_mask_i8_m128i(v).cast_unsigned() & 0xffff);
-    let mut m = Masks {
-        quote: 0,
-        delim: 0,
-        line_end: 0,
-        lf: 0,
-        escape: 0,
-    };
+    let mut m = Masks::default();
     for (i, part) in chunk.chunks_exact(16).enumerate() {
         let mut a = [0u8; 16];
         a.copy_from_slice(part);
@@ -720,13 +715,7 @@ fn classify(chunk: &[u8; 64], delim: u8, quote: u8) -> Masks {
 /// Classifies 64 bytes, one byte at a time (CPUs without SSE2).
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 fn classify(chunk: &[u8; 64], delim: u8, quote: u8) -> Masks {
-    let mut m = Masks {
-        quote: 0,
-        delim: 0,
-        line_end: 0,
-        lf: 0,
-        escape: 0,
-    };
+    let mut m = Masks::default();
     for (j, &b) in chunk.iter().enumerate() {
         m.quote |= u64::from(b == quote) << j;
         m.delim |= u64::from(b == delim) << j;

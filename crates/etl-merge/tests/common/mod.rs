@@ -69,6 +69,34 @@ impl Scratch {
     pub fn merge(&self, args: &[&str], stdin: &str) -> Out {
         run_cmd(self.cmd(args), stdin.as_bytes())
     }
+    /// Merges `stdin` into `table` keyed by `id` with room for `max`
+    /// rejects; the run and the rejects file's records.
+    pub fn merge_with_rejects(
+        &self,
+        table: &str,
+        max: u32,
+        stdin: &str,
+    ) -> (Out, Vec<serde_json::Value>) {
+        let rejects = self.path("rejects.ndjson");
+        let max = max.to_string();
+        let args = [
+            "--table",
+            table,
+            "--key",
+            "id",
+            "--max-rejects",
+            &max,
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ];
+        let out = self.merge(&args, stdin);
+        let rej = std::fs::read_to_string(&rejects)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out, rej)
+    }
     /// Opens the database with DuckDB (after etl-merge exited).
     pub fn conn(&self) -> duckdb::Connection {
         duckdb::Connection::open(self.db()).unwrap()
