@@ -136,10 +136,7 @@ pub struct Keys {
     keys: Vec<Vec<u8>>,
     /// For rows of clean strings: `{"a":"`, `","b":"`, ... (each key closes
     /// the previous value's quote and opens its own), so a field is two copies.
-    string_keys: Vec<Vec<u8>>,
-    /// Total length of `string_keys`, for one reservation per row.
-    string_keys_len: usize,
-    /// `string_keys` end to end, then 16 bytes of padding (see [`put`]).
+    /// They are kept end to end, then 16 bytes of padding (see [`put`]).
     string_keys_packed: Vec<u8>,
     /// Each string key's range in `string_keys_packed`.
     string_key_ranges: Vec<(usize, usize)>,
@@ -159,32 +156,20 @@ impl Keys {
                 k
             })
             .collect::<Vec<Vec<u8>>>();
-        let string_keys: Vec<Vec<u8>> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let mut s = Vec::with_capacity(k.len() + 2);
-                if i > 0 {
-                    s.push(b'"');
-                }
-                s.extend_from_slice(k);
-                s.push(b'"');
-                s
-            })
-            .collect();
-        let string_keys_len = string_keys.iter().map(Vec::len).sum();
-        let mut string_keys_packed = Vec::with_capacity(string_keys_len + 16);
-        let mut string_key_ranges = Vec::with_capacity(string_keys.len());
-        for k in &string_keys {
+        let mut string_keys_packed = Vec::new();
+        let mut string_key_ranges = Vec::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
             let from = string_keys_packed.len();
+            if i > 0 {
+                string_keys_packed.push(b'"');
+            }
             string_keys_packed.extend_from_slice(k);
+            string_keys_packed.push(b'"');
             string_key_ranges.push((from, string_keys_packed.len()));
         }
         string_keys_packed.extend_from_slice(&[0; 16]);
         Self {
             keys,
-            string_keys,
-            string_keys_len,
             string_keys_packed,
             string_key_ranges,
         }
@@ -278,7 +263,8 @@ impl Emitter {
         row: u64,
     ) -> io::Result<()> {
         self.out.write_with(|buf| {
-            buf.reserve(bytes.len() + keys.string_keys_len + 64);
+            // The packed keys' length bounds the keys this row writes.
+            buf.reserve(bytes.len() + keys.string_keys_packed.len() + 64);
             let packed = &keys.string_keys_packed;
             for (i, (&(ka, kb), &(a, b))) in keys.string_key_ranges.iter().zip(ranges).enumerate() {
                 put(buf, packed, ka, kb);
@@ -293,10 +279,10 @@ impl Emitter {
                     }
                 }
             }
-            if !keys.string_keys.is_empty() {
+            if !keys.string_key_ranges.is_empty() {
                 buf.push(b'"');
             }
-            origin.write_suffix(buf, row, keys.string_keys.is_empty());
+            origin.write_suffix(buf, row, keys.string_key_ranges.is_empty());
             buf.push(b'}');
         })
     }
