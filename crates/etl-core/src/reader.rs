@@ -176,7 +176,7 @@ impl<R: BufRead> RecordReader<R> {
                 return Ok(any.then_some(total));
             }
             any = true;
-            let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
+            let (chunk, done) = match memchr::memchr(b'\n', avail) {
                 Some(i) => (&avail[..i], Some(i + 1)),
                 None => (avail, None),
             };

@@ -79,8 +79,9 @@ impl fmt::Display for Number {
     }
 }
 
-/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-fn is_json_number(s: &str) -> bool {
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`: the JSON number
+/// grammar (RFC 8259), for readers that scan JSON text themselves.
+pub fn is_json_number(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     if b.first() == Some(&b'-') {
@@ -384,39 +385,71 @@ pub fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` (eight bytes, little-endian) that is
+/// `"`, `\` or a control character: the bytes a JSON string cannot hold
+/// as they are. A bit can be set wrongly only above a byte that is one of
+/// them (a borrow), so the lowest set bit is exact.
+pub fn json_specials(w: u64) -> u64 {
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGHS;
+    below(w ^ (ONES * u64::from(b'"')), 1)
+        | below(w ^ (ONES * u64::from(b'\\')), 1)
+        | below(w, 0x20)
+}
+
+/// The index of the first byte of `bytes[from..]` that is `"`, `\` or a
+/// control character, or `bytes.len()`.
+pub fn next_json_special(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let m = json_specials(u64::from_le_bytes(w));
+        if m != 0 {
+            return from + (m.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    while let Some(&b) = bytes.get(from) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return from;
+        }
+        from += 1;
+    }
+    bytes.len()
+}
+
 /// The escaped content of a JSON string, without its quotes (for writers
 /// that put the quotes elsewhere, like etl-parse's pre-built key prefixes).
 pub fn write_escaped_content(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+    loop {
+        let i = next_json_special(bytes, start);
         out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(&[
+        let Some(&b) = bytes.get(i) else {
+            return;
+        };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[
                 b'\\',
                 b'u',
                 b'0',
                 b'0',
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xf)],
-            ]);
-        } else {
-            out.extend_from_slice(esc);
+            ]),
         }
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
 }
 
 impl Serialize for Value {
@@ -502,6 +535,27 @@ mod tests {
         );
         let rec = parse_record(r#"{"s":"\ud83d\ude00"}"#).unwrap();
         assert_eq!(rec["s"].as_str(), Some("😀"));
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json_escapes_them_wherever_the_special_byte_sits() {
+        // The escaper skips eight bytes at a time: put each kind of byte
+        // that needs escaping at every offset of strings of many lengths.
+        for len in 0..40 {
+            for at in 0..=len {
+                for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}", "é", "\u{7f}", " "] {
+                    let mut s: String = "abcdefghij".chars().cycle().take(len).collect();
+                    s.insert_str(at, special);
+                    let mut out = Vec::new();
+                    write_str(&mut out, &s);
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        serde_json::to_string(&s).unwrap(),
+                        "{s:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -235,9 +235,108 @@ pub fn truncate_for_message(v: &Value) -> String {
 
 /// A UTC instant as `YYYY-MM-DDTHH:MM:SSZ` (fractional seconds only when present).
 pub fn format_ts(t: Timestamp) -> String {
+    if let Some(s) = format_whole_second(t) {
+        return s;
+    }
     let mut s = String::with_capacity(20);
     let _ = write!(s, "{t}");
     s
+}
+
+/// [`format_ts`] without jiff's general printer, for the common case: a
+/// whole second in years 1 to 9999 (civil date by Hinnant's
+/// `civil_from_days`). None for anything else.
+fn format_whole_second(t: Timestamp) -> Option<String> {
+    if t.subsec_nanosecond() != 0 {
+        return None;
+    }
+    let secs = t.as_second();
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(1..=9999).contains(&year) {
+        return None;
+    }
+    let mut b = *b"0000-00-00T00:00:00Z";
+    for (at, n, width) in [
+        (0, year, 4),
+        (5, month, 2),
+        (8, day, 2),
+        (11, sod / 3600, 2),
+        (14, sod / 60 % 60, 2),
+        (17, sod % 60, 2),
+    ] {
+        let mut n = n;
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + u8::try_from(n % 10).ok()?;
+            n /= 10;
+        }
+    }
+    String::from_utf8(b.to_vec()).ok()
+}
+
+/// Reads `text` by a format made only of `%Y %m %d` (and optionally all of
+/// `%H %M %S`) and literal ASCII, each directive followed by a literal or
+/// the end, when the text has exactly that shape with 4-digit years and
+/// 2-digit fields: the common case, without jiff's general parser. None for
+/// anything else, which jiff then reads (and reads these same shapes the
+/// same way, which a test checks).
+fn fixed_datetime(format: &str, text: &str) -> Option<DateTime> {
+    let (f, t) = (format.as_bytes(), text.as_bytes());
+    let mut v: [Option<i16>; 6] = [None; 6];
+    let (mut i, mut j) = (0, 0);
+    while let Some(&c) = f.get(i) {
+        if c == b'%' {
+            let (slot, width) = match f.get(i + 1)? {
+                b'Y' => (0, 4),
+                b'm' => (1, 2),
+                b'd' => (2, 2),
+                b'H' => (3, 2),
+                b'M' => (4, 2),
+                b'S' => (5, 2),
+                _ => return None,
+            };
+            if v[slot].is_some()
+                || f.get(i + 2)
+                    .is_some_and(|&n| n == b'%' || n.is_ascii_digit())
+            {
+                return None;
+            }
+            let digits = t.get(j..j + width)?;
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            v[slot] = Some(digits.iter().fold(0, |a, &d| a * 10 + i16::from(d - b'0')));
+            i += 2;
+            j += width;
+        } else {
+            if !c.is_ascii() || (c.is_ascii_whitespace() && c != b' ') || t.get(j) != Some(&c) {
+                return None;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    if j != t.len() {
+        return None;
+    }
+    let [Some(y), Some(mo), Some(d), h, mi, sec] = v else {
+        return None;
+    };
+    let (h, mi, sec) = match (h, mi, sec) {
+        (Some(h), Some(mi), Some(sec)) => (h, mi, sec),
+        (None, None, None) => (0, 0, 0),
+        _ => return None,
+    };
+    let n = |x: i16| i8::try_from(x).ok();
+    DateTime::new(y, n(mo)?, n(d)?, n(h)?, n(mi)?, n(sec)?, 0).ok()
 }
 
 /// An exact decimal as sign, integer digits (no leading zeros) and fraction digits.
@@ -327,11 +426,39 @@ fn is_space(c: char) -> bool {
     c.is_whitespace() || c == '\u{a0}' || c == '\u{202f}'
 }
 
+/// `123` or `123.45` (with `dec` as the separator): what most money
+/// columns hold, read without the general rules below (which read it the
+/// same way).
+fn plain_digits(text: &str, dec: u8) -> Option<Digits> {
+    let (int, frac) = match text.bytes().position(|b| b == dec) {
+        Some(i) => (&text[..i], &text[i + 1..]),
+        None => (text, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let separated = int.len() < text.len();
+    if int.is_empty() || !digits(int) || !digits(frac) || (separated && frac.is_empty()) {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    Some(Digits {
+        neg: false,
+        int: if int.is_empty() {
+            "0".into()
+        } else {
+            int.into()
+        },
+        frac: frac.into(),
+    })
+}
+
 /// Parses money-like text: `1,234.50`, `1.234,50` (with `decimal_comma`),
 /// `$ 12`, `12,50 €`, `EUR 12.50`, `(12.50)`, `-12`, surrounding spaces.
 /// Grouping separators must group by three, so `12,50` without
 /// `--decimal-comma` is refused rather than read as 1250.
 pub fn parse_money(text: &str, decimal_comma: bool) -> Option<Digits> {
+    if let Some(d) = plain_digits(text, if decimal_comma { b',' } else { b'.' }) {
+        return Some(d);
+    }
     let mut s = text.trim_matches(is_space);
     let mut neg = false;
     if let Some(inner) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
@@ -542,6 +669,9 @@ fn to_date(v: &Value, formats: &[String]) -> Result<Date, ()> {
     if let Value::String(s) = v {
         let t = s.trim();
         for f in formats {
+            if let Some(dt) = fixed_datetime(f, t) {
+                return Ok(dt.date());
+            }
             if let Ok(tm) = jiff::fmt::strtime::parse(f.as_str(), t) {
                 if let Ok(d) = tm.to_date() {
                     return Ok(d);
@@ -563,6 +693,9 @@ fn to_datetime(v: &Value, formats: &[String], o: &CastOptions) -> Result<Timesta
     if let Value::String(s) = v {
         let t = s.trim();
         for f in formats {
+            if let Some(dt) = fixed_datetime(f, t) {
+                return naive_to_utc(dt, &o.tz);
+            }
             if let Ok(tm) = jiff::fmt::strtime::parse(f.as_str(), t) {
                 if tm.offset().is_some() || tm.timestamp().is_some() {
                     if let Ok(ts) = tm.to_timestamp() {
@@ -629,6 +762,100 @@ mod tests {
             .unwrap()
             .apply(&value, o)
             .map(|v| v.to_json())
+    }
+
+    #[test]
+    fn the_fixed_width_reader_agrees_with_jiff() {
+        // Formats the shortcut takes, and texts around their shape; every
+        // text it reads must read the same through jiff's strtime.
+        let formats = [
+            "%Y-%m-%d %H:%M:%S",
+            "%d/%m/%Y",
+            "%Y-%m-%dT%H:%M:%S",
+            "%m.%d.%Y %H.%M.%S",
+            "%Y-%m-%d",
+        ];
+        let texts = [
+            "2026-11-22 17:41:00",
+            "2026-11-22 24:00:00",
+            "2026-11-22 23:59:60",
+            "2026-02-30 10:00:00",
+            "0000-01-01 00:00:00",
+            "9999-12-31 23:59:59",
+            "2026-1-22 17:41:00",
+            "2026-11-22  17:41:00",
+            "2026-11-22 17:41:00x",
+            "22/11/2026",
+            "31/04/2026",
+            "2026-11-22T07:08:09",
+            "11.22.2026 07.08.09",
+            "2026-11-22",
+            "+2026-11-22",
+            "2026-11-2a",
+        ];
+        let mut taken = 0;
+        for f in formats {
+            for t in texts {
+                let Some(dt) = fixed_datetime(f, t) else {
+                    continue;
+                };
+                taken += 1;
+                let tm = jiff::fmt::strtime::parse(f, t).unwrap_or_else(|e| panic!("{f} {t}: {e}"));
+                let want = if tm.hour().is_none() {
+                    tm.to_date().unwrap().to_datetime(Time::midnight())
+                } else {
+                    tm.to_datetime().unwrap()
+                };
+                assert_eq!(dt, want, "{f} {t}");
+            }
+        }
+        assert_eq!(taken, 7);
+        assert!(fixed_datetime("%Y%m%d", "20261122").is_none());
+        assert!(fixed_datetime("%Y-%m-%d %H", "2026-11-22 10").is_none());
+        assert!(fixed_datetime("%b %d, %Y", "Nov 22, 2026").is_none());
+    }
+
+    #[test]
+    fn whole_seconds_print_as_jiff_prints_them() {
+        let mut s: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+        let end: i64 = 253_402_207_200; // jiff's last instant, in 9999-12-30
+        let mut n = 0;
+        while s <= end {
+            let t = Timestamp::from_second(s).unwrap();
+            assert_eq!(format_whole_second(t).unwrap(), t.to_string(), "{s}");
+            s += 7_777_777 + (s.rem_euclid(86_400));
+            n += 1;
+        }
+        assert!(n > 10_000);
+        let year_zero = Timestamp::from_second(-62_135_596_801).unwrap();
+        assert!(format_whole_second(year_zero).is_none());
+        assert_eq!(format_ts(year_zero), year_zero.to_string());
+        let last = Timestamp::from_second(end).unwrap();
+        assert_eq!(format_whole_second(last).unwrap(), last.to_string());
+        let frac = Timestamp::new(1_700_000_000, 5).unwrap();
+        assert!(format_whole_second(frac).is_none());
+        assert_eq!(format_ts(frac), frac.to_string());
+    }
+
+    #[test]
+    fn plain_amounts_take_the_short_way_to_the_same_digits() {
+        for (text, dc) in [
+            ("123", false),
+            ("0123.50", false),
+            ("00", false),
+            ("1234,50", true),
+            ("7.000", false),
+        ] {
+            let dec = if dc { b',' } else { b'.' };
+            let short = plain_digits(text, dec).unwrap();
+            // The general rules, without the shortcut.
+            let mut long = text.to_owned();
+            long.insert(0, ' ');
+            assert_eq!(Some(short), parse_money(&long, dc), "{text}");
+        }
+        for text in ["123.", ".5", "1.2.3", "-1", "1,234", "", "1e5", " 1"] {
+            assert!(plain_digits(text, b'.').is_none(), "{text}");
+        }
     }
 
     #[test]

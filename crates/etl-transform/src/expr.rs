@@ -603,12 +603,49 @@ impl Expr {
     }
 
     /// Evaluates against one record.
-    pub fn eval<'a>(&'a self, rec: &'a Record, env: &Env<'_>) -> Result<Val<'a>, String> {
+    pub fn eval<'a>(&'a self, rec: &'a dyn Lookup, env: &Env<'_>) -> Result<Val<'a>, String> {
         eval(&self.root, rec, env)
     }
 
+    /// The names the expression reads from a record: each field's full
+    /// name and, for a dotted one, its first part (see `lookup`).
+    pub fn field_names(&self) -> Vec<&str> {
+        fn walk<'n>(n: &'n Node, out: &mut Vec<&'n str>) {
+            match n {
+                Node::Lit(_) => {}
+                Node::Field(full, path) => {
+                    out.push(full);
+                    if let Some(first) = path.first() {
+                        out.push(first);
+                    }
+                }
+                Node::Neg(x) | Node::Not(x) | Node::IsNull(x, _) => walk(x, out),
+                Node::And(a, b) | Node::Or(a, b) | Node::Bin(_, a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Node::In(x, items, _) => {
+                    walk(x, out);
+                    for i in items {
+                        walk(i, out);
+                    }
+                }
+                Node::Call(_, args, _) => {
+                    for a in args {
+                        walk(a, out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// True when the expression holds (`null` and `false` do not).
-    pub fn holds(&self, rec: &Record, env: &Env<'_>) -> Result<bool, String> {
+    pub fn holds(&self, rec: &dyn Lookup, env: &Env<'_>) -> Result<bool, String> {
         match self.eval(rec, env)? {
             Val::Bool(b) => Ok(b),
             Val::Null => Ok(false),
@@ -622,6 +659,19 @@ impl Expr {
 }
 
 // ---------------------------------------------------------------- values
+
+/// Where an expression reads its fields: a record, or the fast path's
+/// flat slots.
+pub trait Lookup {
+    /// The value of the top-level field `name`.
+    fn field(&self, name: &str) -> Option<&Value>;
+}
+
+impl Lookup for Record {
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
 
 /// What evaluation needs besides the record.
 #[derive(Debug)]
@@ -705,14 +755,14 @@ fn num_to_json(n: &BigDecimal) -> Result<etl_core::Number, String> {
     etl_core::Number::parse(&n.to_plain_string()).ok_or_else(|| "number out of range".into())
 }
 
-fn lookup<'a>(rec: &'a Record, full: &str, path: &[String]) -> Option<&'a Value> {
-    if let Some(v) = rec.get(full) {
+fn lookup<'a>(rec: &'a dyn Lookup, full: &str, path: &[String]) -> Option<&'a Value> {
+    if let Some(v) = rec.field(full) {
         return Some(v);
     }
     if path.len() < 2 {
         return None;
     }
-    let mut cur = rec.get(&path[0])?;
+    let mut cur = rec.field(&path[0])?;
     for p in &path[1..] {
         match cur {
             Value::Object(m) => cur = m.get(p)?,
@@ -888,7 +938,7 @@ fn compare(a: &Val<'_>, b: &Val<'_>, an: &Node, bn: &Node) -> Result<Option<Orde
     }))
 }
 
-fn eval<'a>(n: &'a Node, rec: &'a Record, env: &Env<'_>) -> Result<Val<'a>, String> {
+fn eval<'a>(n: &'a Node, rec: &'a dyn Lookup, env: &Env<'_>) -> Result<Val<'a>, String> {
     Ok(match n {
         Node::Lit(l) => match l {
             Lit::Null => Val::Null,
@@ -976,7 +1026,7 @@ fn bin<'a>(
     op: BinOp,
     an: &'a Node,
     bn: &'a Node,
-    rec: &'a Record,
+    rec: &'a dyn Lookup,
     env: &Env<'_>,
 ) -> Result<Val<'a>, String> {
     let a = eval(an, rec, env)?;
@@ -1141,7 +1191,7 @@ fn call<'a>(
     f: Func,
     args: &'a [Node],
     re: Option<&Regex>,
-    rec: &'a Record,
+    rec: &'a dyn Lookup,
     env: &Env<'_>,
 ) -> Result<Val<'a>, String> {
     let arg = |i: usize| eval(&args[i], rec, env);

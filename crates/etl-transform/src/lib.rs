@@ -17,6 +17,7 @@ use jiff::tz::TimeZone;
 pub mod cast;
 mod events;
 pub mod expr;
+mod fast;
 mod pipeline;
 pub mod schema;
 pub mod spec;

@@ -12,11 +12,12 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use etl_core::reader::{Item, RejectInput};
+use etl_core::reader::RejectInput;
 use etl_core::record::parse_record;
 use etl_core::{Error, Record, RecordReader, RecordWriter, Reject, Result, Run, Value};
 
 use crate::events;
+use crate::fast::Fast;
 use crate::schema::{Drift, Schema};
 use crate::steps::{Ctx, Outcome, Step};
 use crate::OnDrift;
@@ -55,12 +56,34 @@ pub struct Pipeline<'t> {
     ctx: Ctx<'t>,
     filtered_out: u64,
     schema_rejected: u64,
+    /// The flat-record path (see `fast`); None runs every line through maps.
+    fast: Option<Fast>,
 }
 
 enum Fate {
     Out,
     Filtered,
     Rejected(String),
+}
+
+/// Counts step `i`'s outcome; the record's fate when it ends there.
+fn tally(c: &mut Counts, filtered_out: &mut u64, i: usize, name: &str, o: Outcome) -> Option<Fate> {
+    c.records_in += 1;
+    match o {
+        Outcome::Keep => {
+            c.records_out += 1;
+            None
+        }
+        Outcome::Filtered => {
+            c.filtered_out += 1;
+            *filtered_out += 1;
+            Some(Fate::Filtered)
+        }
+        Outcome::Reject(m) => {
+            c.rejected += 1;
+            Some(Fate::Rejected(format!("step {} ({name}): {m}", i + 1)))
+        }
+    }
 }
 
 impl<'t> Pipeline<'t> {
@@ -81,26 +104,61 @@ impl<'t> Pipeline<'t> {
             ctx,
             filtered_out: 0,
             schema_rejected: 0,
+            // A test hook: the differential tests run both paths.
+            fast: std::env::var_os("ETL_TRANSFORM_NO_FAST_PATH")
+                .is_none()
+                .then(Fast::default),
         }
     }
 
     fn process(&mut self, rec: &mut Record, line: u64) -> Result<Fate> {
-        for (i, p) in self.steps.iter_mut().enumerate() {
-            let c = &mut self.counts[i];
-            c.records_in += 1;
-            match p.step.apply(rec, &self.ctx) {
-                Outcome::Keep => c.records_out += 1,
-                Outcome::Filtered => {
-                    c.filtered_out += 1;
-                    self.filtered_out += 1;
-                    return Ok(Fate::Filtered);
-                }
-                Outcome::Reject(m) => {
-                    c.rejected += 1;
-                    return Ok(Fate::Rejected(format!("step {} ({}): {m}", i + 1, p.name)));
-                }
+        for i in 0..self.steps.len() {
+            let o = self.steps[i].step.apply(rec, &self.ctx);
+            let name = self.steps[i].name;
+            if let Some(f) = tally(&mut self.counts[i], &mut self.filtered_out, i, name, o) {
+                return Ok(f);
             }
         }
+        self.check_schema(rec, line)
+    }
+
+    /// [`Self::process`] on the fast path, writing the record when its
+    /// fate is `Out`; None when the fast path does not take the line.
+    fn process_fast(
+        &mut self,
+        text: &str,
+        line: u64,
+        out: &mut RecordWriter<io::Stdout>,
+    ) -> Result<Option<Fate>> {
+        let Some(fast) = self.fast.as_mut() else {
+            return Ok(None);
+        };
+        if !fast.load(text, &self.steps) {
+            return Ok(None);
+        }
+        for i in 0..self.steps.len() {
+            let o = fast.apply(i, &mut self.steps[i].step, &self.ctx, text);
+            let name = self.steps[i].name;
+            if let Some(f) = tally(&mut self.counts[i], &mut self.filtered_out, i, name, o) {
+                return Ok(Some(f));
+            }
+        }
+        if self.schema.is_some() {
+            let rec = fast.record(text);
+            let fate = self.check_schema(&rec, line)?;
+            if !matches!(fate, Fate::Out) {
+                return Ok(Some(fate));
+            }
+        }
+        if let Some(fast) = &self.fast {
+            out.write_with(|buf| fast.write(buf, text))
+                .map_err(|e| Error::stdout(&e))?;
+        }
+        Ok(Some(Fate::Out))
+    }
+
+    /// The schema's drift and type checks of a transformed record.
+    fn check_schema(&mut self, rec: &Record, line: u64) -> Result<Fate> {
         if let Some(schema) = &self.schema {
             if self.on_drift != OnDrift::Ignore {
                 if let Some(d) = schema.drift(rec) {
@@ -173,36 +231,56 @@ impl<'t> Pipeline<'t> {
         run: &mut Run,
     ) -> Result<()> {
         loop {
-            let item = reader.next_item().map_err(|e| match path {
+            let item = reader.next_raw().map_err(|e| match path {
                 Some(p) => Error::input(p, &e),
                 None => Error::stdin(&e),
             })?;
-            let (line, mut rec) = match item {
+            let line = match item {
                 None => return Ok(()),
-                Some(Item::Reject(r)) => {
+                Some(Err(r)) => {
                     run.records_in += 1;
                     run.reject(&r)?;
                     continue;
                 }
-                Some(Item::Record(line, rec)) => (line, rec),
+                Some(Ok(line)) => line,
             };
             run.records_in += 1;
-            run.progress.tick(reader.raw_line().len() + 1);
-            match self.process(&mut rec, line)? {
+            let text = reader.raw_text();
+            let (fate, rec) = match self.process_fast(text, line, out)? {
+                Some(fate) => (fate, None),
+                None => match parse_record(text) {
+                    Ok(mut rec) => (self.process(&mut rec, line)?, Some(rec)),
+                    Err(e) => {
+                        run.reject(&reader.reject_raw(e.0))?;
+                        continue;
+                    }
+                },
+            };
+            run.progress.tick(text.len() + 1);
+            match fate {
                 Fate::Out => {
-                    out.write(&rec).map_err(|e| Error::stdout(&e))?;
+                    // (The fast path has written its records itself.)
+                    if let Some(rec) = &rec {
+                        out.write(rec).map_err(|e| Error::stdout(&e))?;
+                    }
                     run.records_out += 1;
                 }
                 Fate::Filtered => {}
                 Fate::Rejected(error) => {
-                    let original = std::str::from_utf8(reader.raw_line())
-                        .ok()
-                        .and_then(|t| parse_record(t).ok())
-                        .unwrap_or(rec);
+                    // The line as it came in; it parsed before, so this
+                    // falls back to the half-transformed record only in
+                    // theory.
+                    let input = match parse_record(text) {
+                        Ok(original) => RejectInput::Record(original),
+                        Err(_) => match rec {
+                            Some(rec) => RejectInput::Record(rec),
+                            None => RejectInput::Raw(text.to_owned()),
+                        },
+                    };
                     run.reject(&Reject {
                         line,
                         error,
-                        input: RejectInput::Record(original),
+                        input,
                         source: path.map(|p| p.display().to_string()),
                     })?;
                 }

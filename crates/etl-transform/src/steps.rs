@@ -430,6 +430,104 @@ impl Step {
         matches!(self, Step::Mask(m) if m.iter().any(|(_, k)| *k == MaskKind::Hash))
     }
 
+    /// The renames a `rename-regex` or `normalize-keys` step makes of these
+    /// keys, in key order (empty for other steps).
+    pub(crate) fn key_renames<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k str>,
+    ) -> Vec<(String, String)> {
+        let mut renames = Vec::new();
+        for k in keys {
+            let n = match self {
+                Step::RenameRegex(re, rep) if re.is_match(k) => {
+                    re.replace_all(k, rep.as_str()).into_owned()
+                }
+                Step::NormalizeKeys(Norm::Snake) => snake(k),
+                Step::NormalizeKeys(Norm::Lower) => k.trim().to_lowercase(),
+                Step::NormalizeKeys(Norm::Trim) => k.trim().to_owned(),
+                _ => continue,
+            };
+            if n != k {
+                renames.push((k.to_owned(), n));
+            }
+        }
+        renames
+    }
+
+    /// The fields of a value step (see [`Self::value_op`]).
+    pub(crate) fn value_fields(&self) -> Option<&Fields> {
+        match self {
+            Step::Trim(f)
+            | Step::CollapseSpaces(f)
+            | Step::Lower(f)
+            | Step::Upper(f)
+            | Step::Replace(f, ..)
+            | Step::NullIf(f, _) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// What a value step (trim, collapse-spaces, lower, upper, replace,
+    /// null-if) does to one of its fields' values; nothing for other steps.
+    pub(crate) fn value_op(&self, v: &mut Value) {
+        match self {
+            Step::Trim(_) => {
+                if let Value::String(s) = v {
+                    trim_in_place(s);
+                }
+            }
+            Step::CollapseSpaces(_) => {
+                if let Value::String(s) = v {
+                    if has_space_run(s) {
+                        *s = collapse(s);
+                    }
+                }
+            }
+            Step::Lower(_) => {
+                if let Value::String(s) = v {
+                    if s.is_ascii() {
+                        s.make_ascii_lowercase();
+                    } else {
+                        *s = s.to_lowercase();
+                    }
+                }
+            }
+            Step::Upper(_) => {
+                if let Value::String(s) = v {
+                    if s.is_ascii() {
+                        s.make_ascii_uppercase();
+                    } else {
+                        *s = s.to_uppercase();
+                    }
+                }
+            }
+            Step::Replace(_, re, rep, all) => {
+                if let Value::String(s) = v {
+                    let r = if *all {
+                        re.replace_all(s, rep.as_str())
+                    } else {
+                        re.replace(s, rep.as_str())
+                    };
+                    if let std::borrow::Cow::Owned(o) = r {
+                        *s = o;
+                    }
+                }
+            }
+            Step::NullIf(_, val) => {
+                let hit = match v {
+                    Value::String(s) => s == val,
+                    Value::Number(n) => n.as_str() == val,
+                    Value::Bool(b) => (if *b { "true" } else { "false" }) == val,
+                    _ => false,
+                };
+                if hit {
+                    *v = Value::Null;
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Applies the step to one record.
     #[allow(clippy::too_many_lines)] // one arm per step, each short
     pub fn apply(&mut self, rec: &mut Record, ctx: &Ctx<'_>) -> Outcome {
@@ -453,17 +551,8 @@ impl Step {
                     rename(rec, old, new);
                 }
             }
-            Step::RenameRegex(re, rep) => {
-                let mut renames = Vec::new();
-                for k in rec.keys() {
-                    if re.is_match(k) {
-                        let n = re.replace_all(k, rep.as_str());
-                        if n != *k {
-                            renames.push((k.clone(), n.into_owned()));
-                        }
-                    }
-                }
-                for (old, new) in renames {
+            Step::RenameRegex(..) | Step::NormalizeKeys(_) => {
+                for (old, new) in self.key_renames(rec.keys().map(String::as_str)) {
                     rename(rec, &old, &new);
                 }
             }
@@ -476,22 +565,6 @@ impl Step {
                             at += 1;
                         }
                     }
-                }
-            }
-            Step::NormalizeKeys(norm) => {
-                let mut renames = Vec::new();
-                for k in rec.keys() {
-                    let n = match norm {
-                        Norm::Snake => snake(k),
-                        Norm::Lower => k.trim().to_lowercase(),
-                        Norm::Trim => k.trim().to_owned(),
-                    };
-                    if n != *k {
-                        renames.push((k.clone(), n));
-                    }
-                }
-                for (old, new) in renames {
-                    rename(rec, &old, &new);
                 }
             }
             Step::Flatten(sep) => {
@@ -528,48 +601,6 @@ impl Step {
                     }
                 }
             }
-            Step::Trim(fields) => fields.for_each(rec, |v| {
-                if let Value::String(s) = v {
-                    trim_in_place(s);
-                }
-            }),
-            Step::CollapseSpaces(fields) => fields.for_each(rec, |v| {
-                if let Value::String(s) = v {
-                    if has_space_run(s) {
-                        *s = collapse(s);
-                    }
-                }
-            }),
-            Step::Lower(fields) => fields.for_each(rec, |v| {
-                if let Value::String(s) = v {
-                    if s.is_ascii() {
-                        s.make_ascii_lowercase();
-                    } else {
-                        *s = s.to_lowercase();
-                    }
-                }
-            }),
-            Step::Upper(fields) => fields.for_each(rec, |v| {
-                if let Value::String(s) = v {
-                    if s.is_ascii() {
-                        s.make_ascii_uppercase();
-                    } else {
-                        *s = s.to_uppercase();
-                    }
-                }
-            }),
-            Step::Replace(fields, re, rep, all) => fields.for_each(rec, |v| {
-                if let Value::String(s) = v {
-                    let r = if *all {
-                        re.replace_all(s, rep.as_str())
-                    } else {
-                        re.replace(s, rep.as_str())
-                    };
-                    if let std::borrow::Cow::Owned(o) = r {
-                        *s = o;
-                    }
-                }
-            }),
             Step::Default(f, val) => match rec.get_mut(f.as_str()) {
                 Some(v) if is_empty(v) => *v = Value::String(val.clone()),
                 Some(_) => {}
@@ -577,17 +608,17 @@ impl Step {
                     rec.insert(f.clone(), Value::String(val.clone()));
                 }
             },
-            Step::NullIf(fields, val) => fields.for_each(rec, |v| {
-                let hit = match v {
-                    Value::String(s) => s == val,
-                    Value::Number(n) => n.as_str() == val,
-                    Value::Bool(b) => (if *b { "true" } else { "false" }) == val,
-                    _ => false,
-                };
-                if hit {
-                    *v = Value::Null;
+            Step::Trim(_)
+            | Step::CollapseSpaces(_)
+            | Step::Lower(_)
+            | Step::Upper(_)
+            | Step::Replace(..)
+            | Step::NullIf(..) => {
+                let this = &*self;
+                if let Some(fields) = this.value_fields() {
+                    fields.for_each(rec, |v| this.value_op(v));
                 }
-            }),
+            }
             Step::Coalesce(target, srcs) => {
                 let found = srcs
                     .iter()
@@ -688,7 +719,7 @@ fn set_field(rec: &mut Record, f: &str, v: Value) {
 }
 
 /// Null, or a string that is empty after trimming.
-fn is_empty(v: &Value) -> bool {
+pub(crate) fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::String(s) => s.trim().is_empty(),
@@ -696,21 +727,44 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// An ordered list of named fields: a record, or the fast path's plan of
+/// one record shape.
+pub(crate) trait Keyed {
+    /// The position of `name`.
+    fn position(&self, name: &str) -> Option<usize>;
+    /// Removes the field at `i`, keeping the order of the others.
+    fn remove_at(&mut self, i: usize);
+    /// Renames the field at `i`.
+    fn rename_at(&mut self, i: usize, name: String);
+}
+
+impl Keyed for Record {
+    fn position(&self, name: &str) -> Option<usize> {
+        self.get_index_of(name)
+    }
+    fn remove_at(&mut self, i: usize) {
+        self.shift_remove_index(i);
+    }
+    fn rename_at(&mut self, i: usize, name: String) {
+        let _ = self.replace_index(i, name);
+    }
+}
+
 /// Renames `old` to `new` where it stands; a field already called `new`
 /// elsewhere is replaced (its value is lost, as with a SQL `AS`).
-fn rename(rec: &mut Record, old: &str, new: &str) {
+pub(crate) fn rename(rec: &mut impl Keyed, old: &str, new: &str) {
     if old == new {
         return;
     }
-    let Some(i) = rec.get_index_of(old) else {
+    let Some(i) = rec.position(old) else {
         return;
     };
-    if let Some(j) = rec.get_index_of(new) {
-        rec.shift_remove_index(j);
+    if let Some(j) = rec.position(new) {
+        rec.remove_at(j);
         let i = if j < i { i - 1 } else { i };
-        let _ = rec.replace_index(i, new.to_owned());
+        rec.rename_at(i, new.to_owned());
     } else {
-        let _ = rec.replace_index(i, new.to_owned());
+        rec.rename_at(i, new.to_owned());
     }
 }
 
@@ -860,24 +914,30 @@ fn unflatten_into(out: &mut Map, key: &str, v: Value, sep: &str) -> Result<(), S
 }
 
 /// Applies one mask to a value; null stays null.
-fn mask(v: &mut Value, m: MaskKind, salt: Option<&[u8]>) -> Result<(), String> {
-    let text = match &mut *v {
+pub(crate) fn mask(v: &mut Value, m: MaskKind, salt: Option<&[u8]>) -> Result<(), String> {
+    let masked = match &*v {
         Value::Null => return Ok(()),
-        Value::String(s) => std::mem::take(s),
-        Value::Number(n) => n.as_str().to_owned(),
-        Value::Bool(b) => b.to_string(),
-        other => other.to_json(),
+        Value::String(s) => mask_text(s, m, salt)?,
+        Value::Number(n) => mask_text(n.as_str(), m, salt)?,
+        Value::Bool(b) => mask_text(if *b { "true" } else { "false" }, m, salt)?,
+        other => mask_text(&other.to_json(), m, salt)?,
     };
-    *v = Value::String(match m {
+    *v = Value::String(masked);
+    Ok(())
+}
+
+/// What a mask makes of a value's text.
+pub(crate) fn mask_text(text: &str, m: MaskKind, salt: Option<&[u8]>) -> Result<String, String> {
+    Ok(match m {
         MaskKind::Hash => {
             let salt = salt.ok_or("no mask salt (ETL_MASK_SALT)")?;
-            hash_hex(salt, &text)
+            hash_hex(salt, text)
         }
         MaskKind::Redact => REDACTED.to_owned(),
         MaskKind::Truncate(n) => text.chars().take(n).collect(),
         MaskKind::EmailDomain => {
             if text.trim().is_empty() {
-                text
+                text.to_owned()
             } else {
                 match text.trim().rsplit_once('@') {
                     Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
@@ -887,8 +947,7 @@ fn mask(v: &mut Value, m: MaskKind, salt: Option<&[u8]>) -> Result<(), String> {
                 }
             }
         }
-    });
-    Ok(())
+    })
 }
 
 /// Hex SHA-256 of salt, a NUL separator, and the value's text.
@@ -899,12 +958,13 @@ pub fn hash_hex(salt: &[u8], text: &str) -> String {
     h.update([0u8]);
     h.update(text.as_bytes());
     let out = h.finalize();
-    let mut s = String::with_capacity(64);
-    for b in &out {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    let mut hex = [0u8; 64];
+    for (i, b) in out.iter().enumerate() {
+        hex[2 * i] = HEX[usize::from(b >> 4)];
+        hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
     }
-    s
+    // Hex digits are ASCII.
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 #[cfg(test)]

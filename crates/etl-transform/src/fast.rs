@@ -1,0 +1,777 @@
+//! The fast path: flat records run through the steps without becoming maps.
+//!
+//! Most NDJSON streams are flat objects of scalars whose lines all share one
+//! key order (one "shape"). For such a line the steps' effect on the keys
+//! (rename, select, drop, reorder, normalize-keys, rename-regex, and the
+//! fields that add, default, set and coalesce create) depends only on the
+//! shape, so it is worked out once per shape into a [`Plan`]: which value
+//! operations touch which slot, and which slot each output key writes.
+//! Per line, the scanner only finds where each value's JSON text lies; a
+//! value is turned into a [`Value`] only when a step reads or writes it,
+//! and every other value is copied to the output as the text it came in as
+//! (for strings without escapes, numbers and literals that text is exactly
+//! what the record writer would write).
+//!
+//! Lines the fast path does not take go to the general path unchanged:
+//! nested values, keys with escapes, repeated keys, invalid JSON (whose
+//! error message the general path words), and shapes a plan cannot be made
+//! for (unflatten of a key that contains the separator). Both paths run the
+//! same step code on values (casts, masks, expressions, value steps) and
+//! the same key rules (`steps::rename` on the plan's key list), and a
+//! differential test holds them to the same output.
+
+use std::collections::HashSet;
+
+use etl_core::record::{is_json_number, next_json_special, write_str, write_value};
+use etl_core::{Number, Record, Value};
+
+use crate::expr::Lookup;
+use crate::pipeline::Planned;
+use crate::steps::{self, Ctx, Fields, Keyed, Outcome, Step};
+
+/// How many shapes are remembered; a stream with more (rare: keys in
+/// varying order) recompiles the oldest slot's plan when it comes back.
+const MAX_SHAPES: usize = 16;
+
+/// Where one key and its value lie in the line (byte offsets).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    key: (usize, usize),
+    val: (usize, usize),
+    /// A string value with a backslash escape (read with serde_json).
+    escaped: bool,
+}
+
+/// The values of the current line, by slot: `raw[s]` while slot `s` is
+/// still only its JSON text in the line, `vals[s]` once read or set by a
+/// step. Slots of fields that steps create are set before they are read,
+/// so `vals` is never cleared between lines (what a slot held for the last
+/// line is overwritten, not dropped and rebuilt).
+#[derive(Debug, Default)]
+struct Cells {
+    raw: Vec<Option<(usize, usize)>>,
+    vals: Vec<Value>,
+    /// A string value whose buffer is reused to hand a raw string to code
+    /// that reads a `&Value` (casts) without a new allocation per line.
+    scratch: Value,
+}
+
+impl Cells {
+    /// The content of slot `s` while it is still a raw string without
+    /// escapes (borrowed from the line).
+    fn raw_str<'l>(&self, s: usize, line: &'l str) -> Option<&'l str> {
+        let (a, b) = self.raw[s]?;
+        (line.as_bytes()[a] == b'"').then(|| &line[a + 1..b - 1])
+    }
+
+    /// `text` as a string value, in the scratch buffer.
+    fn scratch(&mut self, text: &str) -> &Value {
+        match &mut self.scratch {
+            Value::String(buf) => {
+                buf.clear();
+                buf.push_str(text);
+            }
+            other => *other = Value::String(text.to_owned()),
+        }
+        &self.scratch
+    }
+
+    /// Slot `s`'s value, read from its JSON text on first use.
+    fn value(&mut self, s: usize, line: &str) -> &mut Value {
+        if let Some((a, b)) = self.raw[s].take() {
+            self.vals[s] = read(&line[a..b]);
+        }
+        &mut self.vals[s]
+    }
+
+    fn set(&mut self, s: usize, v: Value) {
+        self.raw[s] = None;
+        self.vals[s] = v;
+    }
+
+    /// Appends slot `s` as compact JSON.
+    fn write(&self, out: &mut Vec<u8>, s: usize, line: &str) {
+        match self.raw[s] {
+            Some((a, b)) => out.extend_from_slice(&line.as_bytes()[a..b]),
+            None => write_value(out, &self.vals[s]),
+        }
+    }
+}
+
+/// What a plan does in one step to one record (slots index the cells).
+#[derive(Debug)]
+enum Op {
+    /// The step's value operation (trim, lower, replace, null-if, ...).
+    Value(usize),
+    /// Cast number `.0` of the step, on the slot.
+    Cast(usize, usize),
+    /// `default`: fill the slot when it is null or blank.
+    Default(usize),
+    /// Put the step's constant (default, add, run id, loaded at) in the slot.
+    Fill(usize),
+    /// `coalesce`: the first non-empty source, into the target.
+    Coalesce(usize, Vec<usize>),
+    /// `filter` (no target) or `set` (the target): the expression's fields
+    /// bound to their slots.
+    Eval(Vec<(String, usize)>, Option<usize>),
+    /// `require`: the slot of each listed name (None when absent).
+    Require(Vec<Option<usize>>),
+    /// `unique`: the slot of each key name.
+    Unique(Vec<Option<usize>>),
+    /// Mask number `.0` of the step, on the slot.
+    Mask(usize, usize),
+}
+
+/// The plan of one shape.
+#[derive(Debug)]
+struct Plan {
+    /// The input keys, as their bytes in the line.
+    keys: Vec<Box<[u8]>>,
+    /// False when the general path must take this shape.
+    ok: bool,
+    /// Slots: the input values, then the fields steps create.
+    slots: usize,
+    /// The operations of each step.
+    ops: Vec<Vec<Op>>,
+    /// Output fields in order: `"key":` as JSON text, the key, the slot.
+    out: Vec<(Box<[u8]>, String, usize)>,
+}
+
+/// The plan's view of the keys while it is made: name and slot.
+struct Names(Vec<(String, usize)>);
+
+impl Keyed for Names {
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k == name)
+    }
+    fn remove_at(&mut self, i: usize) {
+        self.0.remove(i);
+    }
+    fn rename_at(&mut self, i: usize, name: String) {
+        self.0[i].0 = name;
+    }
+}
+
+impl Names {
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.position(name).map(|i| self.0[i].1)
+    }
+
+    /// The slot of `name`, appended as a new field when absent.
+    fn slot_or_add(&mut self, name: &str, slots: &mut usize) -> usize {
+        self.slot(name).unwrap_or_else(|| {
+            *slots += 1;
+            self.0.push((name.to_owned(), *slots - 1));
+            *slots - 1
+        })
+    }
+}
+
+impl Plan {
+    /// Works out what `steps` do to records of this shape.
+    #[allow(clippy::too_many_lines)] // one arm per step, each short
+    fn new(keys: Vec<Box<[u8]>>, steps: &[Planned]) -> Self {
+        let mut plan = Plan {
+            keys,
+            ok: false,
+            slots: 0,
+            ops: Vec::with_capacity(steps.len()),
+            out: Vec::new(),
+        };
+        let mut names = Names(Vec::with_capacity(plan.keys.len()));
+        for (i, k) in plan.keys.iter().enumerate() {
+            let Ok(k) = std::str::from_utf8(k) else {
+                return plan;
+            };
+            if names.position(k).is_some() {
+                return plan; // a repeated key: the general path's rules
+            }
+            names.0.push((k.to_owned(), i));
+        }
+        let mut slots = names.0.len();
+        for p in steps {
+            let mut ops = Vec::new();
+            match &p.step {
+                Step::Select(list) => {
+                    let mut kept = Vec::with_capacity(list.len());
+                    for n in list {
+                        if let Some(i) = names.position(n) {
+                            kept.push(names.0.remove(i));
+                        }
+                    }
+                    names.0 = kept;
+                }
+                Step::Drop(list) => {
+                    for n in list {
+                        if let Some(i) = names.position(n) {
+                            names.0.remove(i);
+                        }
+                    }
+                }
+                Step::Rename(pairs) => {
+                    for (old, new) in pairs {
+                        steps::rename(&mut names, old, new);
+                    }
+                }
+                Step::RenameRegex(..) | Step::NormalizeKeys(_) => {
+                    let renames = p.step.key_renames(names.0.iter().map(|(k, _)| k.as_str()));
+                    for (old, new) in renames {
+                        steps::rename(&mut names, &old, &new);
+                    }
+                }
+                Step::Reorder(list) => {
+                    let mut at = 0;
+                    for n in list {
+                        if let Some(i) = names.position(n) {
+                            if i >= at {
+                                let f = names.0.remove(i);
+                                names.0.insert(at, f);
+                                at += 1;
+                            }
+                        }
+                    }
+                }
+                // Values on this path are never objects: nothing to flatten.
+                Step::Flatten(_) => {}
+                Step::Unflatten(sep) => {
+                    if names.0.iter().any(|(k, _)| k.contains(sep.as_str())) {
+                        return plan;
+                    }
+                }
+                Step::Cast(casts) => {
+                    for (c, (f, _)) in casts.iter().enumerate() {
+                        if let Some(s) = names.slot(f) {
+                            ops.push(Op::Cast(c, s));
+                        }
+                    }
+                }
+                Step::Trim(_)
+                | Step::CollapseSpaces(_)
+                | Step::Lower(_)
+                | Step::Upper(_)
+                | Step::Replace(..)
+                | Step::NullIf(..) => match p.step.value_fields() {
+                    Some(Fields::All) => ops.extend(names.0.iter().map(|&(_, s)| Op::Value(s))),
+                    Some(Fields::Some(list)) => {
+                        ops.extend(list.iter().filter_map(|n| names.slot(n)).map(Op::Value));
+                    }
+                    None => {}
+                },
+                Step::Default(f, _) => match names.slot(f) {
+                    Some(s) => ops.push(Op::Default(s)),
+                    None => ops.push(Op::Fill(names.slot_or_add(f, &mut slots))),
+                },
+                Step::Coalesce(target, srcs) => {
+                    let from = srcs.iter().filter_map(|n| names.slot(n)).collect();
+                    ops.push(Op::Coalesce(names.slot_or_add(target, &mut slots), from));
+                }
+                Step::Filter(e) => ops.push(Op::Eval(bindings(e, &names), None)),
+                Step::Set(f, e) => {
+                    let b = bindings(e, &names);
+                    ops.push(Op::Eval(b, Some(names.slot_or_add(f, &mut slots))));
+                }
+                Step::Require(list) => {
+                    ops.push(Op::Require(list.iter().map(|n| names.slot(n)).collect()));
+                }
+                Step::Unique(keys, _) => {
+                    ops.push(Op::Unique(keys.iter().map(|n| names.slot(n)).collect()));
+                }
+                Step::Mask(masks) => {
+                    for (m, (f, _)) in masks.iter().enumerate() {
+                        if let Some(s) = names.slot(f) {
+                            ops.push(Op::Mask(m, s));
+                        }
+                    }
+                }
+                Step::Add(f, _) => ops.push(Op::Fill(names.slot_or_add(f, &mut slots))),
+                Step::AddRunId => ops.push(Op::Fill(names.slot_or_add("_run_id", &mut slots))),
+                Step::AddLoadedAt => {
+                    ops.push(Op::Fill(names.slot_or_add("_loaded_at", &mut slots)));
+                }
+            }
+            plan.ops.push(ops);
+        }
+        plan.out = names
+            .0
+            .into_iter()
+            .map(|(k, s)| {
+                let mut prefix = Vec::with_capacity(k.len() + 3);
+                write_str(&mut prefix, &k);
+                prefix.push(b':');
+                (prefix.into_boxed_slice(), k, s)
+            })
+            .collect();
+        plan.slots = slots;
+        plan.ok = true;
+        plan
+    }
+
+    fn matches(&self, line: &[u8], spans: &[Span]) -> bool {
+        self.keys.len() == spans.len()
+            && self
+                .keys
+                .iter()
+                .zip(spans)
+                .all(|(k, s)| **k == line[s.key.0..s.key.1])
+    }
+}
+
+/// The expression's field names that exist at this point, with their slots.
+fn bindings(e: &crate::expr::Expr, names: &Names) -> Vec<(String, usize)> {
+    e.field_names()
+        .into_iter()
+        .filter_map(|n| names.slot(n).map(|s| (n.to_owned(), s)))
+        .collect()
+}
+
+/// The cells an expression reads, by name.
+struct Bound<'c> {
+    bind: &'c [(String, usize)],
+    cells: &'c Cells,
+}
+
+impl Lookup for Bound<'_> {
+    fn field(&self, name: &str) -> Option<&Value> {
+        let &(_, s) = self.bind.iter().find(|(n, _)| n == name)?;
+        // Bound cells are read before evaluation.
+        Some(&self.cells.vals[s])
+    }
+}
+
+/// The fast path's state: remembered plans and the current line's cells.
+#[derive(Debug, Default)]
+pub struct Fast {
+    plans: Vec<Plan>,
+    /// The plan of the current line.
+    cur: usize,
+    /// Round-robin victim when all plan slots are taken.
+    next_victim: usize,
+    spans: Vec<Span>,
+    cells: Cells,
+}
+
+impl Fast {
+    /// Takes `line` when it is a flat object whose shape has a plan (made
+    /// now if new); false leaves it to the general path.
+    pub fn load(&mut self, line: &str, steps: &[Planned]) -> bool {
+        let bytes = line.as_bytes();
+        if scan(bytes, &mut self.spans).is_none() {
+            return false;
+        }
+        let found = if self
+            .plans
+            .get(self.cur)
+            .is_some_and(|p| p.matches(bytes, &self.spans))
+        {
+            Some(self.cur)
+        } else {
+            self.plans
+                .iter()
+                .position(|p| p.matches(bytes, &self.spans))
+        };
+        self.cur = match found {
+            Some(i) => i,
+            None => {
+                let keys = self
+                    .spans
+                    .iter()
+                    .map(|s| bytes[s.key.0..s.key.1].into())
+                    .collect();
+                let plan = Plan::new(keys, steps);
+                if self.plans.len() < MAX_SHAPES {
+                    self.plans.push(plan);
+                    self.plans.len() - 1
+                } else {
+                    let i = self.next_victim;
+                    self.next_victim = (i + 1) % MAX_SHAPES;
+                    self.plans[i] = plan;
+                    i
+                }
+            }
+        };
+        let plan = &self.plans[self.cur];
+        if !plan.ok {
+            return false;
+        }
+        let cells = &mut self.cells;
+        if cells.vals.len() < plan.slots {
+            cells.vals.resize_with(plan.slots, Value::default);
+        }
+        cells.raw.clear();
+        for (i, s) in self.spans.iter().enumerate() {
+            if s.escaped {
+                match serde_json::from_str::<String>(&line[s.val.0..s.val.1]) {
+                    Ok(t) => cells.vals[i] = Value::String(t),
+                    Err(_) => return false,
+                }
+                cells.raw.push(None);
+            } else {
+                cells.raw.push(Some(s.val));
+            }
+        }
+        cells.raw.resize(plan.slots, None);
+        true
+    }
+
+    /// Runs the current plan's operations of step `i`.
+    pub fn apply(&mut self, i: usize, step: &mut Step, ctx: &Ctx<'_>, line: &str) -> Outcome {
+        let plan = &self.plans[self.cur];
+        let cells = &mut self.cells;
+        for op in &plan.ops[i] {
+            if let Some(o) = run_op(op, step, ctx, cells, line) {
+                return o;
+            }
+        }
+        Outcome::Keep
+    }
+
+    /// Writes the current record as compact JSON (no newline).
+    pub fn write(&self, out: &mut Vec<u8>, line: &str) {
+        out.push(b'{');
+        for (i, (prefix, _, s)) in self.plans[self.cur].out.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(prefix);
+            self.cells.write(out, *s, line);
+        }
+        out.push(b'}');
+    }
+
+    /// The current record as a map (for the schema check).
+    pub fn record(&self, line: &str) -> Record {
+        let out = &self.plans[self.cur].out;
+        let mut rec = etl_core::map_with_capacity(out.len());
+        for (_, k, s) in out {
+            let v = match self.cells.raw[*s] {
+                Some((a, b)) => read(&line[a..b]),
+                None => self.cells.vals[*s].clone(),
+            };
+            rec.insert(k.clone(), v);
+        }
+        rec
+    }
+}
+
+/// One operation; `Some` when it ends the record's way through the steps.
+fn run_op(
+    op: &Op,
+    step: &mut Step,
+    ctx: &Ctx<'_>,
+    cells: &mut Cells,
+    line: &str,
+) -> Option<Outcome> {
+    match (op, step) {
+        (Op::Value(s), step) => step.value_op(cells.value(*s, line)),
+        (Op::Cast(c, s), Step::Cast(casts)) => {
+            let (f, cast) = &casts[*c];
+            let r = match cells.raw_str(*s, line) {
+                Some(text) => cast.apply(cells.scratch(text), &ctx.cast),
+                None => cast.apply(cells.value(*s, line), &ctx.cast),
+            };
+            match r {
+                Ok(n) => cells.set(*s, n),
+                Err(_) if ctx.cast_error_null => cells.set(*s, Value::Null),
+                Err(m) => return Some(Outcome::Reject(format!("field {f}: {m}"))),
+            }
+        }
+        (Op::Default(s), Step::Default(_, val)) => {
+            let v = cells.value(*s, line);
+            if steps::is_empty(v) {
+                *v = Value::String(val.clone());
+            }
+        }
+        (Op::Fill(s), step) => {
+            let v = match step {
+                Step::Default(_, val) | Step::Add(_, val) => val.clone(),
+                Step::AddRunId => ctx.run_id.clone(),
+                Step::AddLoadedAt => ctx.loaded_at.clone(),
+                _ => return None,
+            };
+            cells.set(*s, Value::String(v));
+        }
+        (Op::Coalesce(target, from), _) => {
+            let mut found = Value::Null;
+            for &s in from {
+                let v = cells.value(s, line);
+                if !steps::is_empty(v) {
+                    found = v.clone();
+                    break;
+                }
+            }
+            cells.set(*target, found);
+        }
+        (Op::Eval(bind, target), step) => {
+            for &(_, s) in bind {
+                cells.value(s, line);
+            }
+            let b = Bound { bind, cells };
+            match (step, target) {
+                (Step::Filter(e), None) => match e.holds(&b, &ctx.env) {
+                    Ok(true) => {}
+                    Ok(false) => return Some(Outcome::Filtered),
+                    Err(m) => return Some(Outcome::Reject(format!("`{}`: {m}", e.source))),
+                },
+                (Step::Set(f, e), Some(t)) => {
+                    match e.eval(&b, &ctx.env).and_then(crate::expr::Val::into_value) {
+                        Ok(v) => cells.set(*t, v),
+                        Err(m) => {
+                            return Some(Outcome::Reject(format!(
+                                "field {f} = `{}`: {m}",
+                                e.source
+                            )))
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        (Op::Require(slots), Step::Require(list)) => {
+            let mut missing = Vec::new();
+            for (n, s) in list.iter().zip(slots) {
+                if s.is_none_or(|s| steps::is_empty(cells.value(s, line))) {
+                    missing.push(n.as_str());
+                }
+            }
+            if !missing.is_empty() {
+                return Some(Outcome::Reject(format!(
+                    "required field(s) missing or empty: {}",
+                    missing.join(", ")
+                )));
+            }
+        }
+        (Op::Unique(slots), Step::Unique(keys, seen)) => {
+            return unique(slots, keys, seen, cells, line);
+        }
+        (Op::Mask(m, s), Step::Mask(masks)) => {
+            let (f, kind) = &masks[*m];
+            let salt = ctx.salt.as_deref();
+            let r = match cells.raw_str(*s, line) {
+                Some(text) => {
+                    steps::mask_text(text, *kind, salt).map(|t| cells.set(*s, Value::String(t)))
+                }
+                None => steps::mask(cells.value(*s, line), *kind, salt),
+            };
+            if let Err(msg) = r {
+                return Some(Outcome::Reject(format!("field {f}: {msg}")));
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+/// `unique`: a reject when the key values were seen before.
+fn unique(
+    slots: &[Option<usize>],
+    keys: &[String],
+    seen: &mut HashSet<Box<[u8]>>,
+    cells: &Cells,
+    line: &str,
+) -> Option<Outcome> {
+    let mut k = Vec::with_capacity(32);
+    for s in slots {
+        match s {
+            Some(s) => cells.write(&mut k, *s, line),
+            None => k.extend_from_slice(b"null"),
+        }
+        k.push(0x1f);
+    }
+    if seen.contains(k.as_slice()) {
+        let shown: Vec<String> = keys
+            .iter()
+            .zip(slots)
+            .map(|(n, s)| {
+                let mut t = Vec::new();
+                match s {
+                    Some(s) => cells.write(&mut t, *s, line),
+                    None => t.extend_from_slice(b"null"),
+                }
+                format!("{n}={}", String::from_utf8_lossy(&t))
+            })
+            .collect();
+        return Some(Outcome::Reject(format!(
+            "duplicate key {}",
+            shown.join(", ")
+        )));
+    }
+    seen.insert(k.into_boxed_slice());
+    None
+}
+
+/// A scalar's JSON text as a value (strings without escapes: the scanner
+/// sends escaped ones through serde_json).
+fn read(text: &str) -> Value {
+    match text.as_bytes().first() {
+        Some(b'"') => Value::String(text[1..text.len() - 1].to_owned()),
+        Some(b't') => Value::Bool(true),
+        Some(b'f') => Value::Bool(false),
+        Some(b'n') | None => Value::Null,
+        // The scanner checked the number grammar, which `parse` checks again.
+        Some(_) => Number::parse(text).map_or(Value::Null, Value::Number),
+    }
+}
+
+// ---------------------------------------------------------------- scanner
+
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the string starting at `b[i] == '"'` (past its closing
+/// quote) and whether it has an escape; None when it is not closed or holds
+/// a raw control character.
+fn string(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        j = next_json_special(b, j);
+        match *b.get(j)? {
+            b'"' => return Some((j + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                j += 2;
+            }
+            c if c < 0x20 => return None,
+            _ => j += 1,
+        }
+    }
+}
+
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    b[i..].starts_with(word).then_some(i + word.len())
+}
+
+fn number(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i;
+    while matches!(
+        b.get(j),
+        Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+    ) {
+        j += 1;
+    }
+    // ASCII bytes only, so the slice is UTF-8.
+    let text = std::str::from_utf8(&b[i..j]).ok()?;
+    is_json_number(text).then_some(j)
+}
+
+/// Finds the key and value spans of a flat JSON object line; None when the
+/// line is anything else (nested values, escaped keys, invalid JSON).
+fn scan(b: &[u8], spans: &mut Vec<Span>) -> Option<()> {
+    spans.clear();
+    let mut i = ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return (ws(b, i + 1) == b.len()).then_some(());
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let (key_end, key_escaped) = string(b, i)?;
+        if key_escaped {
+            return None;
+        }
+        let key = (i + 1, key_end - 1);
+        i = ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(b, i + 1);
+        let start = i;
+        let mut escaped = false;
+        i = match *b.get(i)? {
+            b'"' => {
+                let (end, e) = string(b, i)?;
+                escaped = e;
+                end
+            }
+            b't' => literal(b, i, b"true")?,
+            b'f' => literal(b, i, b"false")?,
+            b'n' => literal(b, i, b"null")?,
+            b'-' | b'0'..=b'9' => number(b, i)?,
+            _ => return None,
+        };
+        spans.push(Span {
+            key,
+            val: (start, i),
+            escaped,
+        });
+        i = ws(b, i);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b'}' => return (ws(b, i + 1) == b.len()).then_some(()),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(line: &str) -> Option<Vec<(String, String)>> {
+        let mut v = Vec::new();
+        scan(line.as_bytes(), &mut v)?;
+        Some(
+            v.iter()
+                .map(|s| {
+                    (
+                        line[s.key.0..s.key.1].to_owned(),
+                        line[s.val.0..s.val.1].to_owned(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn scanner_splits_flat_objects() {
+        assert_eq!(
+            spans(r#" { "a" : "x y" ,"b":-1.5e3, "c":true,"d":null,"e":false} "#).unwrap(),
+            [
+                ("a", "\"x y\""),
+                ("b", "-1.5e3"),
+                ("c", "true"),
+                ("d", "null"),
+                ("e", "false")
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(spans("{}").unwrap(), []);
+        assert_eq!(spans(r#"{"s":"a\"b"}"#).unwrap()[0].1, r#""a\"b""#);
+    }
+
+    #[test]
+    fn scanner_leaves_the_rest_to_the_general_path() {
+        for line in [
+            r#"{"a":{"b":1}}"#,
+            r#"{"a":[1]}"#,
+            r#"{"a\u0062":1}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":truex}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1"#,
+            r#"{"a" 1}"#,
+            "{\"a\":\"\t\"}",
+            r#"{"a":"x}"#,
+            r#"{"a":"x\"}"#,
+            "[1]",
+            "{,}",
+            r#"{"a":1,"b"}"#,
+            "",
+        ] {
+            assert!(spans(line).is_none(), "{line}");
+        }
+    }
+}
