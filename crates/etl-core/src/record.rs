@@ -49,6 +49,11 @@ impl Number {
         is_json_number(text).then(|| Self(text.into()))
     }
 
+    /// [`Self::parse`] of text already in a `String` (no second copy).
+    pub fn parse_owned(text: String) -> Option<Self> {
+        is_json_number(&text).then(|| Self(text.into_boxed_str()))
+    }
+
     /// The value as an `i64`, when it is an integer in range.
     pub fn as_i64(&self) -> Option<i64> {
         self.0.parse().ok()

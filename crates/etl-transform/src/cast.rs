@@ -132,6 +132,8 @@ pub struct Cast {
     /// This field's decimal separator (`decimal(12,2):comma`, `int:point`),
     /// overriding `--decimal-comma` for it; numeric types only.
     pub decimal_comma: Option<bool>,
+    /// Each format's fixed-width reading, where it has one.
+    fixed: Vec<Option<Fixed>>,
 }
 
 impl Cast {
@@ -160,6 +162,7 @@ impl Cast {
                 ty,
                 formats: Vec::new(),
                 decimal_comma,
+                fixed: Vec::new(),
             });
         }
         let formats: Vec<String> = formats
@@ -183,6 +186,7 @@ impl Cast {
         }
         Ok(Self {
             ty,
+            fixed: formats.iter().map(|f| Fixed::compile(f)).collect(),
             formats,
             decimal_comma: None,
         })
@@ -209,8 +213,12 @@ impl Cast {
             Type::Decimal(ps) => to_decimal(v, *ps, dc).map(Value::Number),
             Type::Float => to_float(v, dc).map(Value::Number),
             Type::Bool => to_bool(v, o).map(Value::Bool),
-            Type::Date => to_date(v, &self.formats).map(|d| Value::String(d.to_string())),
-            Type::DateTime => to_datetime(v, &self.formats, o).map(|t| Value::String(format_ts(t))),
+            Type::Date => {
+                to_date(v, &self.formats, &self.fixed).map(|d| Value::String(d.to_string()))
+            }
+            Type::DateTime => {
+                to_datetime(v, &self.formats, &self.fixed, o).map(|t| Value::String(format_ts(t)))
+            }
         };
         r.map_err(|()| {
             format!(
@@ -282,61 +290,88 @@ fn format_whole_second(t: Timestamp) -> Option<String> {
     String::from_utf8(b.to_vec()).ok()
 }
 
-/// Reads `text` by a format made only of `%Y %m %d` (and optionally all of
-/// `%H %M %S`) and literal ASCII, each directive followed by a literal or
-/// the end, when the text has exactly that shape with 4-digit years and
-/// 2-digit fields: the common case, without jiff's general parser. None for
-/// anything else, which jiff then reads (and reads these same shapes the
-/// same way, which a test checks).
-fn fixed_datetime(format: &str, text: &str) -> Option<DateTime> {
-    let (f, t) = (format.as_bytes(), text.as_bytes());
-    let mut v: [Option<i16>; 6] = [None; 6];
-    let (mut i, mut j) = (0, 0);
-    while let Some(&c) = f.get(i) {
-        if c == b'%' {
-            let (slot, width) = match f.get(i + 1)? {
-                b'Y' => (0, 4),
-                b'm' => (1, 2),
-                b'd' => (2, 2),
-                b'H' => (3, 2),
-                b'M' => (4, 2),
-                b'S' => (5, 2),
-                _ => return None,
-            };
-            if v[slot].is_some()
-                || f.get(i + 2)
-                    .is_some_and(|&n| n == b'%' || n.is_ascii_digit())
-            {
-                return None;
+/// A date format made only of `%Y %m %d` (and optionally all of `%H %M
+/// %S`) and literal ASCII, each directive followed by a literal or the
+/// end: text of exactly its shape, with 4-digit years and 2-digit fields,
+/// is read without jiff's general parser (the common case). Other text
+/// goes to jiff, which reads these same shapes the same way (a test
+/// checks).
+#[derive(Debug, Clone)]
+struct Fixed {
+    /// The text's shape: its literal bytes, and 0 where a digit goes.
+    shape: Vec<u8>,
+    /// Where the year, month, day, hour, minute, second start.
+    at: [Option<usize>; 6],
+}
+
+impl Fixed {
+    fn compile(format: &str) -> Option<Self> {
+        let f = format.as_bytes();
+        let mut x = Fixed {
+            shape: Vec::with_capacity(f.len()),
+            at: [None; 6],
+        };
+        let mut i = 0;
+        while let Some(&c) = f.get(i) {
+            if c == b'%' {
+                let (slot, width) = match f.get(i + 1)? {
+                    b'Y' => (0, 4),
+                    b'm' => (1, 2),
+                    b'd' => (2, 2),
+                    b'H' => (3, 2),
+                    b'M' => (4, 2),
+                    b'S' => (5, 2),
+                    _ => return None,
+                };
+                let next = f.get(i + 2);
+                if x.at[slot].is_some() || next.is_some_and(|&n| n == b'%' || n.is_ascii_digit()) {
+                    return None;
+                }
+                x.at[slot] = Some(x.shape.len());
+                x.shape.resize(x.shape.len() + width, 0);
+                i += 2;
+            } else {
+                if !c.is_ascii() || c == 0 || (c.is_ascii_whitespace() && c != b' ') {
+                    return None;
+                }
+                x.shape.push(c);
+                i += 1;
             }
-            let digits = t.get(j..j + width)?;
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            v[slot] = Some(digits.iter().fold(0, |a, &d| a * 10 + i16::from(d - b'0')));
-            i += 2;
-            j += width;
-        } else {
-            if !c.is_ascii() || (c.is_ascii_whitespace() && c != b' ') || t.get(j) != Some(&c) {
-                return None;
-            }
-            i += 1;
-            j += 1;
         }
+        let time = x.at[3..].iter().filter(|a| a.is_some()).count();
+        (x.at[..3].iter().all(Option::is_some) && (time == 0 || time == 3)).then_some(x)
     }
-    if j != t.len() {
-        return None;
+
+    fn read(&self, text: &str) -> Option<DateTime> {
+        let t = text.as_bytes();
+        if t.len() != self.shape.len() {
+            return None;
+        }
+        for (&c, &s) in t.iter().zip(&self.shape) {
+            if (s == 0 && !c.is_ascii_digit()) || (s != 0 && c != s) {
+                return None;
+            }
+        }
+        let n = |slot: usize, width: usize| -> Option<i16> {
+            let at = self.at[slot]?;
+            Some(
+                t[at..at + width]
+                    .iter()
+                    .fold(0, |a, &d| a * 10 + i16::from(d - b'0')),
+            )
+        };
+        let small = |slot: usize| i8::try_from(n(slot, 2).unwrap_or(0)).ok();
+        DateTime::new(
+            n(0, 4)?,
+            small(1)?,
+            small(2)?,
+            small(3)?,
+            small(4)?,
+            small(5)?,
+            0,
+        )
+        .ok()
     }
-    let [Some(y), Some(mo), Some(d), h, mi, sec] = v else {
-        return None;
-    };
-    let (h, mi, sec) = match (h, mi, sec) {
-        (Some(h), Some(mi), Some(sec)) => (h, mi, sec),
-        (None, None, None) => (0, 0, 0),
-        _ => return None,
-    };
-    let n = |x: i16| i8::try_from(x).ok();
-    DateTime::new(y, n(mo)?, n(d)?, n(h)?, n(mi)?, n(sec)?, 0).ok()
 }
 
 /// An exact decimal as sign, integer digits (no leading zeros) and fraction digits.
@@ -586,6 +621,11 @@ fn to_int(v: &Value, decimal_comma: bool) -> Result<Number, ()> {
 }
 
 fn to_decimal(v: &Value, ps: Option<(u32, u32)>, decimal_comma: bool) -> Result<Number, ()> {
+    if let Value::String(text) = v {
+        if let Some(n) = plain_decimal(text, if decimal_comma { b',' } else { b'.' }, ps) {
+            return n;
+        }
+    }
     let mut d = digits_of(v, decimal_comma)?;
     if let Some((p, s)) = ps {
         let s = s as usize;
@@ -603,6 +643,57 @@ fn to_decimal(v: &Value, ps: Option<(u32, u32)>, decimal_comma: bool) -> Result<
         }
     }
     d.to_number().ok_or(())
+}
+
+/// [`to_decimal`] of plain text (digits, and one `dec` separator followed
+/// by digits: `1234.50`, what most money columns hold), written straight
+/// into the number's text by the same rules; None when the text is not
+/// plain.
+fn plain_decimal(text: &str, dec: u8, ps: Option<(u32, u32)>) -> Option<Result<Number, ()>> {
+    let b = text.as_bytes();
+    let sep = b.iter().position(|&c| c == dec);
+    let (int, frac) = match sep {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &b[..0]),
+    };
+    if int.is_empty()
+        || (sep.is_some() && frac.is_empty())
+        || !int.iter().all(u8::is_ascii_digit)
+        || !frac.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let lead = int.iter().take_while(|&&c| c == b'0').count();
+    let int = if lead == int.len() {
+        b"0"
+    } else {
+        &int[lead..]
+    };
+    let mut out = Vec::with_capacity(int.len() + frac.len() + 2);
+    out.extend_from_slice(int);
+    match ps {
+        Some((p, s)) => {
+            let s = s as usize;
+            let kept = frac.len() - frac.iter().rev().take_while(|&&c| c == b'0').count();
+            let int_digits = if int == b"0" { 0 } else { int.len() };
+            if kept > s || int_digits + s > p as usize {
+                return Some(Err(()));
+            }
+            if s > 0 {
+                out.push(b'.');
+                out.extend_from_slice(&frac[..kept]);
+                out.resize(out.len() + s - kept, b'0');
+            }
+        }
+        None if !frac.is_empty() => {
+            out.push(b'.');
+            out.extend_from_slice(frac);
+        }
+        None => {}
+    }
+    // ASCII digits and a point.
+    let text = String::from_utf8(out).ok()?;
+    Some(Number::parse_owned(text).ok_or(()))
 }
 
 fn to_float(v: &Value, decimal_comma: bool) -> Result<Number, ()> {
@@ -665,11 +756,11 @@ fn excel_of(v: &Value) -> Option<DateTime> {
 }
 
 /// Parses a date: the formats in order, then ISO `YYYY-MM-DD`, then an Excel serial.
-fn to_date(v: &Value, formats: &[String]) -> Result<Date, ()> {
+fn to_date(v: &Value, formats: &[String], fixed: &[Option<Fixed>]) -> Result<Date, ()> {
     if let Value::String(s) = v {
         let t = s.trim();
-        for f in formats {
-            if let Some(dt) = fixed_datetime(f, t) {
+        for (f, x) in formats.iter().zip(fixed) {
+            if let Some(dt) = x.as_ref().and_then(|x| x.read(t)) {
                 return Ok(dt.date());
             }
             if let Ok(tm) = jiff::fmt::strtime::parse(f.as_str(), t) {
@@ -689,11 +780,16 @@ fn to_date(v: &Value, formats: &[String]) -> Result<Date, ()> {
 
 /// Parses a datetime to a UTC instant: the formats in order (naive ones in
 /// the zone of `o.tz`), then RFC 3339 / ISO 8601, then an Excel serial.
-fn to_datetime(v: &Value, formats: &[String], o: &CastOptions) -> Result<Timestamp, ()> {
+fn to_datetime(
+    v: &Value,
+    formats: &[String],
+    fixed: &[Option<Fixed>],
+    o: &CastOptions,
+) -> Result<Timestamp, ()> {
     if let Value::String(s) = v {
         let t = s.trim();
-        for f in formats {
-            if let Some(dt) = fixed_datetime(f, t) {
+        for (f, x) in formats.iter().zip(fixed) {
+            if let Some(dt) = x.as_ref().and_then(|x| x.read(t)) {
                 return naive_to_utc(dt, &o.tz);
             }
             if let Ok(tm) = jiff::fmt::strtime::parse(f.as_str(), t) {
@@ -796,7 +892,7 @@ mod tests {
         let mut taken = 0;
         for f in formats {
             for t in texts {
-                let Some(dt) = fixed_datetime(f, t) else {
+                let Some(dt) = Fixed::compile(f).and_then(|x| x.read(t)) else {
                     continue;
                 };
                 taken += 1;
@@ -810,9 +906,15 @@ mod tests {
             }
         }
         assert_eq!(taken, 7);
-        assert!(fixed_datetime("%Y%m%d", "20261122").is_none());
-        assert!(fixed_datetime("%Y-%m-%d %H", "2026-11-22 10").is_none());
-        assert!(fixed_datetime("%b %d, %Y", "Nov 22, 2026").is_none());
+        for f in [
+            "%Y%m%d",
+            "%Y-%m-%d %H",
+            "%b %d, %Y",
+            "%Y-%m-%d\t%H:%M:%S",
+            "%d/%m",
+        ] {
+            assert!(Fixed::compile(f).is_none(), "{f}");
+        }
     }
 
     #[test]
@@ -835,6 +937,59 @@ mod tests {
         let frac = Timestamp::new(1_700_000_000, 5).unwrap();
         assert!(format_whole_second(frac).is_none());
         assert_eq!(format_ts(frac), frac.to_string());
+    }
+
+    #[test]
+    fn plain_decimals_cast_as_the_general_rules_cast_them() {
+        let types = [
+            None,
+            Some((12, 2)),
+            Some((4, 0)),
+            Some((5, 3)),
+            Some((3, 3)),
+        ];
+        for text in [
+            "0", "00", "7", "0123", "1234.50", "1234.5", "1234.500", "0.05", "000.000", "99999",
+            "12.345", "1.0", "123.", "1,5", "12,50",
+        ] {
+            for ps in types {
+                for dc in [false, true] {
+                    let dec = if dc { b',' } else { b'.' };
+                    let Some(short) = plain_decimal(text, dec, ps) else {
+                        continue;
+                    };
+                    // The general rules, kept off the shortcut by a space.
+                    let v = Value::String(format!(" {text}"));
+                    assert_eq!(short, to_decimal(&v, ps, dc), "{text} {ps:?} {dc}");
+                }
+            }
+        }
+        assert!(plain_decimal("123.", b'.', None).is_none());
+        assert_eq!(
+            plain_decimal("0123.50", b'.', Some((12, 2)))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "123.50"
+        );
+        assert_eq!(
+            plain_decimal("1234.5", b'.', Some((12, 3)))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "1234.500"
+        );
+        assert_eq!(
+            plain_decimal("7.000", b'.', Some((3, 0)))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "7"
+        );
+        assert!(plain_decimal("1234.56", b'.', Some((5, 2)))
+            .unwrap()
+            .is_err());
+        assert!(plain_decimal("1.234", b'.', Some((5, 2))).unwrap().is_err());
     }
 
     #[test]

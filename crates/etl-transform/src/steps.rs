@@ -950,21 +950,31 @@ pub(crate) fn mask_text(text: &str, m: MaskKind, salt: Option<&[u8]>) -> Result<
     })
 }
 
+/// Every byte's two hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
 /// Hex SHA-256 of salt, a NUL separator, and the value's text.
 pub fn hash_hex(salt: &[u8], text: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut h = Sha256::new();
     h.update(salt);
     h.update([0u8]);
     h.update(text.as_bytes());
     let out = h.finalize();
-    let mut hex = [0u8; 64];
-    for (i, b) in out.iter().enumerate() {
-        hex[2 * i] = HEX[usize::from(b >> 4)];
-        hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    let mut hex = Vec::with_capacity(64);
+    for &b in &out {
+        hex.extend_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
-    // Hex digits are ASCII.
-    String::from_utf8_lossy(&hex).into_owned()
+    // Hex digits are ASCII: the check cannot fail.
+    String::from_utf8(hex).unwrap_or_default()
 }
 
 #[cfg(test)]
