@@ -111,6 +111,12 @@ fn base64(bytes: &[u8]) -> String {
     s
 }
 
+/// `bytes` as text when they are UTF-8 (checked with SIMD: every line is
+/// checked, so this is on every command's hot path).
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    simdutf8::basic::from_utf8(bytes).ok()
+}
+
 /// One item of the stream: a record, or a line that is not one.
 #[derive(Debug)]
 pub enum Item {
@@ -199,7 +205,7 @@ impl<R: BufRead> RecordReader<R> {
             Some(Err(reject)) => Some(Item::Reject(reject)),
             Some(Ok(line)) => {
                 let (start, end) = self.raw;
-                let text = std::str::from_utf8(&self.buf[start..end]).unwrap_or_default();
+                let text = utf8(&self.buf[start..end]).unwrap_or_default();
                 Some(match parse_record(text) {
                     Ok(rec) => Item::Record(line, rec),
                     Err(e) => Item::Reject(self.reject_raw(e.0)),
@@ -241,12 +247,14 @@ impl<R: BufRead> RecordReader<R> {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            if let Err(e) = std::str::from_utf8(bytes) {
+            if utf8(bytes).is_none() {
+                let at = std::str::from_utf8(bytes)
+                    .err()
+                    .map_or(0, |e| e.valid_up_to());
                 let input = RejectInput::Bytes(bytes.to_vec());
-                return Ok(Some(Err(self.reject_with(
-                    format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
-                    input,
-                ))));
+                return Ok(Some(Err(
+                    self.reject_with(format!("invalid UTF-8 at byte {}", at + 1), input)
+                )));
             }
             let start = self.buf.len() - bytes.len() - usize::from(self.buf.ends_with(b"\r"));
             self.raw = (start, start + bytes.len());
@@ -256,7 +264,7 @@ impl<R: BufRead> RecordReader<R> {
 
     /// The text of the line [`Self::next_raw`] returned (valid UTF-8).
     pub fn raw_text(&self) -> &str {
-        std::str::from_utf8(self.raw_line()).unwrap_or_default()
+        utf8(self.raw_line()).unwrap_or_default()
     }
 
     /// A reject of the current raw line, keeping its text.

@@ -669,7 +669,15 @@ fn plain_decimal(text: &str, dec: u8, ps: Option<(u32, u32)>) -> Option<Result<N
     } else {
         &int[lead..]
     };
-    let mut out = Vec::with_capacity(int.len() + frac.len() + 2);
+    // The exact length, so the boxed number keeps this allocation.
+    let len = int.len()
+        + match ps {
+            Some((_, 0)) => 0,
+            Some((_, s)) => 1 + s as usize,
+            None if frac.is_empty() => 0,
+            None => 1 + frac.len(),
+        };
+    let mut out = Vec::with_capacity(len);
     out.extend_from_slice(int);
     match ps {
         Some((p, s)) => {

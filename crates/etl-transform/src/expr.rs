@@ -75,7 +75,9 @@ enum Node {
 enum Lit {
     Null,
     Bool(bool),
-    Num(BigDecimal, String),
+    /// The value, its text, and whether the text is a plain decimal
+    /// (see [`is_plain`]), decided once.
+    Num(BigDecimal, String, bool),
     Str(String),
 }
 
@@ -456,7 +458,8 @@ impl Parser {
                     offset: start,
                     message: format!("number {n} is out of range"),
                 })?;
-                (Node::Lit(Lit::Num(d, n)), 1)
+                let plain = is_plain(&n);
+                (Node::Lit(Lit::Num(d, n, plain)), 1)
             }
             Tok::Str(s) => (Node::Lit(Lit::Str(s)), 1),
             Tok::Quoted(name) => (Node::Field(name.clone(), vec![name]), 1),
@@ -827,8 +830,13 @@ fn cmp_plain(a: &str, b: &str) -> Ordering {
             Some(r) => (true, r),
             None => (false, s),
         };
-        let (i, f) = m.split_once('.').unwrap_or((m, ""));
-        let (i, f) = (i.trim_start_matches('0'), f.trim_end_matches('0'));
+        // Plain decimals are ASCII: byte searches, not char patterns.
+        let (i, f) = match m.bytes().position(|c| c == b'.') {
+            Some(p) => (&m[..p], &m[p + 1..]),
+            None => (m, ""),
+        };
+        let i = &i[i.bytes().take_while(|&c| c == b'0').count()..];
+        let f = &f[..f.len() - f.bytes().rev().take_while(|&c| c == b'0').count()];
         (neg && !(i.is_empty() && f.is_empty()), i, f)
     }
     let (an, ai, af) = split(a);
@@ -943,8 +951,8 @@ fn eval<'a>(n: &'a Node, rec: &'a dyn Lookup, env: &Env<'_>) -> Result<Val<'a>, 
         Node::Lit(l) => match l {
             Lit::Null => Val::Null,
             Lit::Bool(b) => Val::Bool(*b),
-            Lit::Num(_, t) if is_plain(t) => Val::NumText(t),
-            Lit::Num(d, _) => Val::Num(d.clone()),
+            Lit::Num(_, t, true) => Val::NumText(t),
+            Lit::Num(d, _, false) => Val::Num(d.clone()),
             Lit::Str(s) => Val::Str(Cow::Borrowed(s)),
         },
         Node::Field(full, path) => match lookup(rec, full, path) {

@@ -355,40 +355,16 @@ impl Fast {
     /// now if new); false leaves it to the general path.
     pub fn load(&mut self, line: &str, steps: &[Planned]) -> bool {
         let bytes = line.as_bytes();
-        if scan(bytes, &mut self.spans).is_none() {
-            return false;
-        }
-        let found = if self
+        let same_shape = self
             .plans
             .get(self.cur)
-            .is_some_and(|p| p.matches(bytes, &self.spans))
-        {
-            Some(self.cur)
-        } else {
-            self.plans
-                .iter()
-                .position(|p| p.matches(bytes, &self.spans))
-        };
-        self.cur = match found {
-            Some(i) => i,
-            None => {
-                let keys = self
-                    .spans
-                    .iter()
-                    .map(|s| bytes[s.key.0..s.key.1].into())
-                    .collect();
-                let plan = Plan::new(keys, steps);
-                if self.plans.len() < MAX_SHAPES {
-                    self.plans.push(plan);
-                    self.plans.len() - 1
-                } else {
-                    let i = self.next_victim;
-                    self.next_victim = (i + 1) % MAX_SHAPES;
-                    self.plans[i] = plan;
-                    i
-                }
+            .is_some_and(|p| scan_as(&p.keys, bytes, &mut self.spans).is_some());
+        if !same_shape {
+            if scan(bytes, &mut self.spans).is_none() {
+                return false;
             }
-        };
+            self.cur = self.plan_of(bytes, steps);
+        }
         let plan = &self.plans[self.cur];
         if !plan.ok {
             return false;
@@ -411,6 +387,33 @@ impl Fast {
         }
         cells.raw.resize(plan.slots, None);
         true
+    }
+
+    /// The index of the plan for the shape of the scanned line, made now
+    /// when the shape is new.
+    fn plan_of(&mut self, bytes: &[u8], steps: &[Planned]) -> usize {
+        if let Some(i) = self
+            .plans
+            .iter()
+            .position(|p| p.matches(bytes, &self.spans))
+        {
+            return i;
+        }
+        let keys = self
+            .spans
+            .iter()
+            .map(|s| bytes[s.key.0..s.key.1].into())
+            .collect();
+        let plan = Plan::new(keys, steps);
+        if self.plans.len() < MAX_SHAPES {
+            self.plans.push(plan);
+            self.plans.len() - 1
+        } else {
+            let i = self.next_victim;
+            self.next_victim = (i + 1) % MAX_SHAPES;
+            self.plans[i] = plan;
+            i
+        }
     }
 
     /// Runs the current plan's operations of step `i`.
@@ -658,6 +661,39 @@ fn number(b: &[u8], i: usize) -> Option<usize> {
     is_json_number(text).then_some(j)
 }
 
+/// The end of the scalar value at `b[i]` and whether it is a string with
+/// an escape; None for anything else (objects, arrays, invalid JSON).
+fn scalar(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    match *b.get(i)? {
+        b'"' => string(b, i),
+        b't' => literal(b, i, b"true").map(|e| (e, false)),
+        b'f' => literal(b, i, b"false").map(|e| (e, false)),
+        b'n' => literal(b, i, b"null").map(|e| (e, false)),
+        b'-' | b'0'..=b'9' => number(b, i).map(|e| (e, false)),
+        _ => None,
+    }
+}
+
+/// The `:` after a key ending before `i`, and the value after it.
+fn member(b: &[u8], key: (usize, usize), i: usize) -> Option<Span> {
+    let i = ws(b, i);
+    if b.get(i) != Some(&b':') {
+        return None;
+    }
+    let start = ws(b, i + 1);
+    let (end, escaped) = scalar(b, start)?;
+    Some(Span {
+        key,
+        val: (start, end),
+        escaped,
+    })
+}
+
+/// True when `b[i..]` is `}` and whitespace.
+fn closes(b: &[u8], i: usize) -> bool {
+    b.get(i) == Some(&b'}') && ws(b, i + 1) == b.len()
+}
+
 /// Finds the key and value spans of a flat JSON object line; None when the
 /// line is anything else (nested values, escaped keys, invalid JSON).
 fn scan(b: &[u8], spans: &mut Vec<Span>) -> Option<()> {
@@ -668,7 +704,7 @@ fn scan(b: &[u8], spans: &mut Vec<Span>) -> Option<()> {
     }
     i = ws(b, i + 1);
     if b.get(i) == Some(&b'}') {
-        return (ws(b, i + 1) == b.len()).then_some(());
+        return closes(b, i).then_some(());
     }
     loop {
         if b.get(i) != Some(&b'"') {
@@ -678,38 +714,44 @@ fn scan(b: &[u8], spans: &mut Vec<Span>) -> Option<()> {
         if key_escaped {
             return None;
         }
-        let key = (i + 1, key_end - 1);
-        i = ws(b, key_end);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = ws(b, i + 1);
-        let start = i;
-        let mut escaped = false;
-        i = match *b.get(i)? {
-            b'"' => {
-                let (end, e) = string(b, i)?;
-                escaped = e;
-                end
-            }
-            b't' => literal(b, i, b"true")?,
-            b'f' => literal(b, i, b"false")?,
-            b'n' => literal(b, i, b"null")?,
-            b'-' | b'0'..=b'9' => number(b, i)?,
-            _ => return None,
-        };
-        spans.push(Span {
-            key,
-            val: (start, i),
-            escaped,
-        });
-        i = ws(b, i);
+        let span = member(b, (i + 1, key_end - 1), key_end)?;
+        i = ws(b, span.val.1);
+        spans.push(span);
         match *b.get(i)? {
             b',' => i = ws(b, i + 1),
-            b'}' => return (ws(b, i + 1) == b.len()).then_some(()),
-            _ => return None,
+            _ => return closes(b, i).then_some(()),
         }
     }
+}
+
+/// [`scan`] of a line expected to have exactly `keys` in that order (the
+/// last line's shape): each key is compared where it should be instead of
+/// scanned for. None when the line differs in any way (then [`scan`]
+/// decides).
+fn scan_as(keys: &[Box<[u8]>], b: &[u8], spans: &mut Vec<Span>) -> Option<()> {
+    spans.clear();
+    let mut i = ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(b, i + 1);
+    for (n, k) in keys.iter().enumerate() {
+        if n > 0 {
+            if b.get(i) != Some(&b',') {
+                return None;
+            }
+            i = ws(b, i + 1);
+        }
+        let end = i + 1 + k.len();
+        if b.get(i) != Some(&b'"') || b.get(i + 1..end) != Some(&k[..]) || b.get(end) != Some(&b'"')
+        {
+            return None;
+        }
+        let span = member(b, (i + 1, end), end + 1)?;
+        i = ws(b, span.val.1);
+        spans.push(span);
+    }
+    closes(b, i).then_some(())
 }
 
 #[cfg(test)]
