@@ -220,13 +220,32 @@ impl Cast {
                 to_datetime(v, &self.formats, &self.fixed, o).map(|t| Value::String(format_ts(t)))
             }
         };
-        r.map_err(|()| {
-            format!(
-                "{} is not a valid {}",
-                truncate_for_message(v),
-                self.ty.name()
-            )
-        })
+        r.map_err(|()| self.invalid(v))
+    }
+
+    fn invalid(&self, v: &Value) -> String {
+        format!(
+            "{} is not a valid {}",
+            truncate_for_message(v),
+            self.ty.name()
+        )
+    }
+
+    /// [`Self::apply`] into `out`, reusing the string `out` holds for a
+    /// datetime's text (the fast path's slots keep last line's buffer, so
+    /// a stream of datetimes allocates nothing).
+    pub fn apply_into(&self, v: &Value, o: &CastOptions, out: &mut Value) -> Result<(), String> {
+        if let (Type::DateTime, Value::String(s), Value::String(buf)) = (&self.ty, v, &mut *out) {
+            if !s.trim().is_empty() {
+                let t =
+                    to_datetime(v, &self.formats, &self.fixed, o).map_err(|()| self.invalid(v))?;
+                buf.clear();
+                write_ts(t, buf);
+                return Ok(());
+            }
+        }
+        *out = self.apply(v, o)?;
+        Ok(())
     }
 }
 
@@ -243,18 +262,26 @@ pub fn truncate_for_message(v: &Value) -> String {
 
 /// A UTC instant as `YYYY-MM-DDTHH:MM:SSZ` (fractional seconds only when present).
 pub fn format_ts(t: Timestamp) -> String {
-    if let Some(s) = format_whole_second(t) {
-        return s;
-    }
     let mut s = String::with_capacity(20);
-    let _ = write!(s, "{t}");
+    write_ts(t, &mut s);
     s
 }
 
-/// [`format_ts`] without jiff's general printer, for the common case: a
+/// [`format_ts`] appended to `out`.
+pub fn write_ts(t: Timestamp, out: &mut String) {
+    match whole_second(t) {
+        // Digits and separators are ASCII: the check cannot fail.
+        Some(b) => out.push_str(std::str::from_utf8(&b).unwrap_or_default()),
+        None => {
+            let _ = write!(out, "{t}");
+        }
+    }
+}
+
+/// [`format_ts`]'s text without jiff's general printer, for the common case: a
 /// whole second in years 1 to 9999 (civil date by Hinnant's
 /// `civil_from_days`). None for anything else.
-fn format_whole_second(t: Timestamp) -> Option<String> {
+fn whole_second(t: Timestamp) -> Option<[u8; 20]> {
     if t.subsec_nanosecond() != 0 {
         return None;
     }
@@ -287,7 +314,7 @@ fn format_whole_second(t: Timestamp) -> Option<String> {
             n /= 10;
         }
     }
-    String::from_utf8(b.to_vec()).ok()
+    Some(b)
 }
 
 /// A date format made only of `%Y %m %d` (and optionally all of `%H %M
@@ -932,18 +959,24 @@ mod tests {
         let mut n = 0;
         while s <= end {
             let t = Timestamp::from_second(s).unwrap();
-            assert_eq!(format_whole_second(t).unwrap(), t.to_string(), "{s}");
+            assert_eq!(
+                whole_second(t)
+                    .map(|b| String::from_utf8(b.to_vec()).unwrap())
+                    .unwrap(),
+                t.to_string(),
+                "{s}"
+            );
             s += 7_777_777 + (s.rem_euclid(86_400));
             n += 1;
         }
         assert!(n > 10_000);
         let year_zero = Timestamp::from_second(-62_135_596_801).unwrap();
-        assert!(format_whole_second(year_zero).is_none());
+        assert!(whole_second(year_zero).is_none());
         assert_eq!(format_ts(year_zero), year_zero.to_string());
         let last = Timestamp::from_second(end).unwrap();
-        assert_eq!(format_whole_second(last).unwrap(), last.to_string());
+        assert_eq!(format_ts(last), last.to_string());
         let frac = Timestamp::new(1_700_000_000, 5).unwrap();
-        assert!(format_whole_second(frac).is_none());
+        assert!(whole_second(frac).is_none());
         assert_eq!(format_ts(frac), frac.to_string());
     }
 

@@ -65,7 +65,7 @@ impl Cells {
     }
 
     /// `text` as a string value, in the scratch buffer.
-    fn scratch(&mut self, text: &str) -> &Value {
+    fn fill_scratch(&mut self, text: &str) {
         match &mut self.scratch {
             Value::String(buf) => {
                 buf.clear();
@@ -73,7 +73,12 @@ impl Cells {
             }
             other => *other = Value::String(text.to_owned()),
         }
-        &self.scratch
+    }
+
+    /// Slot `s`'s value taken out to be rewritten (its last string buffer
+    /// reused); [`Self::set`] puts it back.
+    fn take(&mut self, s: usize) -> Value {
+        std::mem::take(&mut self.vals[s])
     }
 
     /// Slot `s`'s value, read from its JSON text on first use.
@@ -469,11 +474,19 @@ fn run_op(
         (Op::Cast(c, s), Step::Cast(casts)) => {
             let (f, cast) = &casts[*c];
             let r = match cells.raw_str(*s, line) {
-                Some(text) => cast.apply(cells.scratch(text), &ctx.cast),
-                None => cast.apply(cells.value(*s, line), &ctx.cast),
+                Some(text) => {
+                    cells.fill_scratch(text);
+                    let mut out = cells.take(*s);
+                    let r = cast.apply_into(&cells.scratch, &ctx.cast, &mut out);
+                    cells.set(*s, out);
+                    r
+                }
+                None => cast
+                    .apply(cells.value(*s, line), &ctx.cast)
+                    .map(|n| cells.set(*s, n)),
             };
             match r {
-                Ok(n) => cells.set(*s, n),
+                Ok(()) => {}
                 Err(_) if ctx.cast_error_null => cells.set(*s, Value::Null),
                 Err(m) => return Some(Outcome::Reject(format!("field {f}: {m}"))),
             }
@@ -551,7 +564,13 @@ fn run_op(
             let salt = ctx.salt.as_deref();
             let r = match cells.raw_str(*s, line) {
                 Some(text) => {
-                    steps::mask_text(text, *kind, salt).map(|t| cells.set(*s, Value::String(t)))
+                    let mut out = match cells.take(*s) {
+                        Value::String(buf) => buf,
+                        _ => String::new(),
+                    };
+                    let r = steps::mask_text_into(text, *kind, salt, &mut out);
+                    cells.set(*s, Value::String(out));
+                    r
                 }
                 None => steps::mask(cells.value(*s, line), *kind, salt),
             };

@@ -928,26 +928,41 @@ pub(crate) fn mask(v: &mut Value, m: MaskKind, salt: Option<&[u8]>) -> Result<()
 
 /// What a mask makes of a value's text.
 pub(crate) fn mask_text(text: &str, m: MaskKind, salt: Option<&[u8]>) -> Result<String, String> {
-    Ok(match m {
-        MaskKind::Hash => {
-            let salt = salt.ok_or("no mask salt (ETL_MASK_SALT)")?;
-            hash_hex(salt, text)
+    let mut out = String::with_capacity(if m == MaskKind::Hash { 64 } else { text.len() });
+    mask_text_into(text, m, salt, &mut out)?;
+    Ok(out)
+}
+
+/// [`mask_text`] into `out` (cleared first; its buffer is reused).
+pub(crate) fn mask_text_into(
+    text: &str,
+    m: MaskKind,
+    salt: Option<&[u8]>,
+    out: &mut String,
+) -> Result<(), String> {
+    let domain = match m {
+        MaskKind::EmailDomain if !text.trim().is_empty() => match text.trim().rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Some(domain),
+            _ => return Err("not an email address".into()),
+        },
+        _ => None,
+    };
+    let salt = match m {
+        MaskKind::Hash => Some(salt.ok_or("no mask salt (ETL_MASK_SALT)")?),
+        _ => None,
+    };
+    out.clear();
+    match (m, salt, domain) {
+        (MaskKind::Hash, Some(salt), _) => hash_hex_into(salt, text, out),
+        (MaskKind::Redact, ..) => out.push_str(REDACTED),
+        (MaskKind::Truncate(n), ..) => out.extend(text.chars().take(n)),
+        (MaskKind::EmailDomain, _, Some(domain)) => {
+            out.push_str(domain);
+            out.make_ascii_lowercase();
         }
-        MaskKind::Redact => REDACTED.to_owned(),
-        MaskKind::Truncate(n) => text.chars().take(n).collect(),
-        MaskKind::EmailDomain => {
-            if text.trim().is_empty() {
-                text.to_owned()
-            } else {
-                match text.trim().rsplit_once('@') {
-                    Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
-                        domain.to_ascii_lowercase()
-                    }
-                    _ => return Err("not an email address".into()),
-                }
-            }
-        }
-    })
+        _ => out.push_str(text),
+    }
+    Ok(())
 }
 
 /// Every byte's two hex digits.
@@ -964,17 +979,23 @@ const HEX_PAIRS: [[u8; 2]; 256] = {
 
 /// Hex SHA-256 of salt, a NUL separator, and the value's text.
 pub fn hash_hex(salt: &[u8], text: &str) -> String {
+    let mut out = String::with_capacity(64);
+    hash_hex_into(salt, text, &mut out);
+    out
+}
+
+/// [`hash_hex`] appended to `out`.
+fn hash_hex_into(salt: &[u8], text: &str, out: &mut String) {
     let mut h = Sha256::new();
     h.update(salt);
     h.update([0u8]);
     h.update(text.as_bytes());
-    let out = h.finalize();
-    let mut hex = Vec::with_capacity(64);
-    for &b in &out {
-        hex.extend_from_slice(&HEX_PAIRS[usize::from(b)]);
+    let mut hex = [0u8; 64];
+    for (pair, &b) in hex.chunks_exact_mut(2).zip(h.finalize().iter()) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
     // Hex digits are ASCII: the check cannot fail.
-    String::from_utf8(hex).unwrap_or_default()
+    out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
 }
 
 #[cfg(test)]
