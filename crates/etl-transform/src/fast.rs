@@ -25,9 +25,10 @@ use std::collections::HashSet;
 use etl_core::record::{is_json_number, next_json_special, write_str, write_value};
 use etl_core::{Number, Record, Value};
 
+use crate::cast::Cast;
 use crate::expr::Lookup;
 use crate::pipeline::Planned;
-use crate::steps::{self, Ctx, Fields, Keyed, Outcome, Step};
+use crate::steps::{self, Ctx, Fields, Keyed, MaskKind, Outcome, Step};
 
 /// How many shapes are remembered; a stream with more (rare: keys in
 /// varying order) recompiles the oldest slot's plan when it comes back.
@@ -473,23 +474,7 @@ fn run_op(
         (Op::Value(s), step) => step.value_op(cells.value(*s, line)),
         (Op::Cast(c, s), Step::Cast(casts)) => {
             let (f, cast) = &casts[*c];
-            let r = match cells.raw_str(*s, line) {
-                Some(text) => {
-                    cells.fill_scratch(text);
-                    let mut out = cells.take(*s);
-                    let r = cast.apply_into(&cells.scratch, &ctx.cast, &mut out);
-                    cells.set(*s, out);
-                    r
-                }
-                None => cast
-                    .apply(cells.value(*s, line), &ctx.cast)
-                    .map(|n| cells.set(*s, n)),
-            };
-            match r {
-                Ok(()) => {}
-                Err(_) if ctx.cast_error_null => cells.set(*s, Value::Null),
-                Err(m) => return Some(Outcome::Reject(format!("field {f}: {m}"))),
-            }
+            return cast_op(f, cast, *s, ctx, cells, line);
         }
         (Op::Default(s), Step::Default(_, val)) => {
             let v = cells.value(*s, line);
@@ -561,26 +546,70 @@ fn run_op(
         }
         (Op::Mask(m, s), Step::Mask(masks)) => {
             let (f, kind) = &masks[*m];
-            let salt = ctx.salt.as_deref();
-            let r = match cells.raw_str(*s, line) {
-                Some(text) => {
-                    let mut out = match cells.take(*s) {
-                        Value::String(buf) => buf,
-                        _ => String::new(),
-                    };
-                    let r = steps::mask_text_into(text, *kind, salt, &mut out);
-                    cells.set(*s, Value::String(out));
-                    r
-                }
-                None => steps::mask(cells.value(*s, line), *kind, salt),
-            };
-            if let Err(msg) = r {
-                return Some(Outcome::Reject(format!("field {f}: {msg}")));
-            }
+            return mask_op(f, *kind, *s, ctx, cells, line);
         }
         _ => {}
     }
     None
+}
+
+/// A cast of slot `s` (field `f`); a raw string goes through the scratch
+/// buffer into the slot's last value.
+fn cast_op(
+    f: &str,
+    cast: &Cast,
+    s: usize,
+    ctx: &Ctx<'_>,
+    cells: &mut Cells,
+    line: &str,
+) -> Option<Outcome> {
+    let r = match cells.raw_str(s, line) {
+        Some(text) => {
+            cells.fill_scratch(text);
+            let mut out = cells.take(s);
+            let r = cast.apply_into(&cells.scratch, &ctx.cast, &mut out);
+            cells.set(s, out);
+            r
+        }
+        None => cast
+            .apply(cells.value(s, line), &ctx.cast)
+            .map(|n| cells.set(s, n)),
+    };
+    match r {
+        Ok(()) => None,
+        Err(_) if ctx.cast_error_null => {
+            cells.set(s, Value::Null);
+            None
+        }
+        Err(m) => Some(Outcome::Reject(format!("field {f}: {m}"))),
+    }
+}
+
+/// A mask of slot `s` (field `f`); a raw string is masked into the slot's
+/// last string buffer.
+fn mask_op(
+    f: &str,
+    kind: MaskKind,
+    s: usize,
+    ctx: &Ctx<'_>,
+    cells: &mut Cells,
+    line: &str,
+) -> Option<Outcome> {
+    let salt = ctx.salt.as_deref();
+    let r = match cells.raw_str(s, line) {
+        Some(text) => {
+            let mut out = match cells.take(s) {
+                Value::String(buf) => buf,
+                _ => String::new(),
+            };
+            let r = steps::mask_text_into(text, kind, salt, &mut out);
+            cells.set(s, Value::String(out));
+            r
+        }
+        None => steps::mask(cells.value(s, line), kind, salt),
+    };
+    r.err()
+        .map(|msg| Outcome::Reject(format!("field {f}: {msg}")))
 }
 
 /// `unique`: a reject when the key values were seen before.
