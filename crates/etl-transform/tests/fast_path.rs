@@ -235,6 +235,13 @@ fn specs() -> Vec<Vec<&'static str>> {
             "--cast",
             "amount=decimal(14,2):point,a=decimal(6,2)",
         ],
+        // A zone of naive datetimes, and a datetime read by its second format.
+        vec![
+            "--timezone",
+            "Europe/Paris",
+            "--cast",
+            "when=datetime:%d/%m/%Y|%Y-%m-%d %H:%M:%S,b=date:%d/%m/%Y",
+        ],
         // Flatten and unflatten (the latter leaves dotted keys to maps).
         vec!["--flatten", "--unflatten"],
         vec!["--unflatten=_"],
