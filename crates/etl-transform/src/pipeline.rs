@@ -50,20 +50,58 @@ pub struct Planned {
 pub struct Pipeline<'t> {
     steps: Vec<Planned>,
     counts: Vec<Counts>,
-    schema: Option<Schema>,
-    on_drift: OnDrift,
-    drifts: HashSet<Drift>,
+    /// `--schema`, when given.
+    schema: Option<Checks>,
     ctx: Ctx<'t>,
     filtered_out: u64,
-    schema_rejected: u64,
     /// The flat-record path (see `fast`); None runs every line through maps.
     fast: Option<Fast>,
+}
+
+/// `--schema`: the schema, what to do on drift, and what it has seen.
+#[derive(Debug)]
+struct Checks {
+    schema: Schema,
+    on_drift: OnDrift,
+    drifts: HashSet<Drift>,
+    rejected: u64,
 }
 
 enum Fate {
     Out,
     Filtered,
     Rejected(String),
+}
+
+impl Checks {
+    /// The schema's drift and type checks of a transformed record.
+    fn check(&mut self, rec: &Record, line: u64) -> Result<Fate> {
+        let schema = &self.schema;
+        if self.on_drift != OnDrift::Ignore {
+            if let Some(d) = schema.drift(rec) {
+                if self.on_drift == OnDrift::Fail {
+                    return Err(Error::data(format!(
+                        "schema drift at line {line} against {}: {} \
+                         (pass --on-drift warn or ignore to let it through)",
+                        schema.path,
+                        d.describe()
+                    )));
+                }
+                if self.drifts.len() < MAX_DRIFT_WARNINGS && !self.drifts.contains(&d) {
+                    events::drift(line, &schema.path, &d.describe());
+                    self.drifts.insert(d);
+                    if self.drifts.len() == MAX_DRIFT_WARNINGS {
+                        events::drift_warnings_capped(MAX_DRIFT_WARNINGS);
+                    }
+                }
+            }
+        }
+        if let Err(m) = schema.check(rec) {
+            self.rejected += 1;
+            return Ok(Fate::Rejected(m));
+        }
+        Ok(Fate::Out)
+    }
 }
 
 /// Counts step `i`'s outcome; the record's fate when it ends there.
@@ -98,12 +136,14 @@ impl<'t> Pipeline<'t> {
         Self {
             steps,
             counts,
-            schema,
-            on_drift,
-            drifts: HashSet::new(),
+            schema: schema.map(|schema| Checks {
+                schema,
+                on_drift,
+                drifts: HashSet::new(),
+                rejected: 0,
+            }),
             ctx,
             filtered_out: 0,
-            schema_rejected: 0,
             // A test hook: the differential tests run both paths.
             fast: std::env::var_os("ETL_TRANSFORM_NO_FAST_PATH")
                 .is_none()
@@ -119,7 +159,10 @@ impl<'t> Pipeline<'t> {
                 return Ok(f);
             }
         }
-        self.check_schema(rec, line)
+        match &mut self.schema {
+            Some(checks) => checks.check(rec, line),
+            None => Ok(Fate::Out),
+        }
     }
 
     /// [`Self::process`] on the fast path, writing the record when its
@@ -143,48 +186,15 @@ impl<'t> Pipeline<'t> {
                 return Ok(Some(f));
             }
         }
-        if self.schema.is_some() {
-            let rec = fast.record(text);
-            let fate = self.check_schema(&rec, line)?;
+        if let Some(checks) = &mut self.schema {
+            let fate = checks.check(&fast.record(text), line)?;
             if !matches!(fate, Fate::Out) {
                 return Ok(Some(fate));
             }
         }
-        if let Some(fast) = &self.fast {
-            out.write_with(|buf| fast.write(buf, text))
-                .map_err(|e| Error::stdout(&e))?;
-        }
+        out.write_with(|buf| fast.write(buf, text))
+            .map_err(|e| Error::stdout(&e))?;
         Ok(Some(Fate::Out))
-    }
-
-    /// The schema's drift and type checks of a transformed record.
-    fn check_schema(&mut self, rec: &Record, line: u64) -> Result<Fate> {
-        if let Some(schema) = &self.schema {
-            if self.on_drift != OnDrift::Ignore {
-                if let Some(d) = schema.drift(rec) {
-                    if self.on_drift == OnDrift::Fail {
-                        return Err(Error::data(format!(
-                            "schema drift at line {line} against {}: {} \
-                             (pass --on-drift warn or ignore to let it through)",
-                            schema.path,
-                            d.describe()
-                        )));
-                    }
-                    if self.drifts.len() < MAX_DRIFT_WARNINGS && !self.drifts.contains(&d) {
-                        events::drift(line, &schema.path, &d.describe());
-                        self.drifts.insert(d);
-                        if self.drifts.len() == MAX_DRIFT_WARNINGS {
-                            events::drift_warnings_capped(MAX_DRIFT_WARNINGS);
-                        }
-                    }
-                }
-            }
-            if let Err(m) = schema.check(rec) {
-                self.schema_rejected += 1;
-                return Ok(Fate::Rejected(m));
-            }
-        }
-        Ok(Fate::Out)
     }
 
     /// Streams every input (stdin when `files` is empty or `-`).
@@ -307,8 +317,8 @@ impl<'t> Pipeline<'t> {
             }
         }
         run.set_count("steps", Value::Array(steps));
-        if self.schema.is_some() {
-            run.set_count("schema_rejected", self.schema_rejected);
+        if let Some(checks) = &self.schema {
+            run.set_count("schema_rejected", checks.rejected);
         }
     }
 }
