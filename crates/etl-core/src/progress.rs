@@ -55,6 +55,16 @@ impl Progress {
         }
     }
 
+    /// `records` records of `bytes` bytes in all were processed (a batch;
+    /// the clock is read once).
+    pub fn advance(&mut self, records: u64, bytes: u64) {
+        self.records += records;
+        self.bytes += bytes;
+        if self.enabled && records > 0 {
+            self.redraw();
+        }
+    }
+
     fn redraw(&mut self) {
         let elapsed = self.started.elapsed();
         if elapsed < SHOW_AFTER {
@@ -128,6 +138,9 @@ mod tests {
         assert!(p.is_shown());
         let msg = p.bar.as_ref().unwrap().message();
         assert!(msg.starts_with("512 records, 512.00 KiB, "), "{msg}");
+        p.advance(512, 512 * 1024);
+        let msg = p.bar.as_ref().unwrap().message();
+        assert!(msg.starts_with("1024 records, 1.00 MiB, "), "{msg}");
         p.finish();
         assert!(!p.is_shown());
     }

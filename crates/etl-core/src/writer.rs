@@ -68,6 +68,20 @@ impl<W: Write> RecordWriter<W> {
         self.after_line()
     }
 
+    /// Appends several whole lines at once: `f` writes them (each ending in
+    /// `\n`) to the buffer, stopping once it holds `limit` bytes or more,
+    /// and returns how many it wrote. `limit` is 0 on a terminal, where
+    /// every line goes out as it is written.
+    pub fn write_lines(&mut self, f: impl FnOnce(&mut Vec<u8>, usize) -> u64) -> io::Result<()> {
+        let limit = if self.line_buffered { 0 } else { BLOCK };
+        let n = f(&mut self.buf, limit);
+        self.written += n;
+        if (self.line_buffered && n > 0) || self.buf.len() >= BLOCK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     fn after_line(&mut self) -> io::Result<()> {
         self.written += 1;
         if self.line_buffered || self.buf.len() >= BLOCK {
@@ -128,6 +142,35 @@ mod tests {
         w.flush().unwrap();
         assert_eq!(w.out, b"{\"a\":1.0}\n");
         assert!(w.all_delivered());
+    }
+
+    #[test]
+    fn lines_written_at_once_are_counted_and_flushed_by_the_block() {
+        let mut w = RecordWriter::new(Vec::new(), false);
+        w.write_lines(|buf, limit| {
+            assert_eq!(limit, BLOCK);
+            buf.extend_from_slice(b"{}\n{}\n");
+            2
+        })
+        .unwrap();
+        assert!(w.out.is_empty());
+        assert_eq!((w.written(), w.delivered()), (2, 0));
+        w.write_lines(|buf, _| {
+            buf.extend_from_slice(&b"{}\n".repeat(BLOCK / 3 + 1));
+            (BLOCK / 3 + 1) as u64
+        })
+        .unwrap();
+        assert_eq!(w.out.len(), 6 + 3 * (BLOCK / 3 + 1));
+        assert!(w.all_delivered());
+        let mut tty = RecordWriter::new(Vec::new(), true);
+        tty.write_lines(|buf, limit| {
+            assert_eq!(limit, 0);
+            buf.extend_from_slice(b"{}\n");
+            1
+        })
+        .unwrap();
+        assert_eq!(tty.out, b"{}\n");
+        assert!(tty.all_delivered());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use etl_core::{Error, Reject, Result, Run, Value};
 
 use crate::detect::sniff_delimiter;
 use crate::emit::{header_names, numbered, Cell, Emitter, Keys, Normalize, Origin};
-use crate::fastcsv::{Next, Scanner};
+use crate::fastcsv::{Direct, Next, Scanner, Suffix};
 use crate::input::{read_head, Limits};
 
 /// `--ragged`.
@@ -128,7 +128,16 @@ pub fn parse(
         // The tuned scanner (see fastcsv); the csv crate below handles the
         // dialect options it does not.
         let mut scanner = Scanner::new(reader, delimiter, opts.quote, run.max_line_bytes);
-        while let Some(next) = scanner.next_record().map_err(io_err)? {
+        // The direct path writes ordinary string rows straight from the
+        // buffer; the test hook turns it off to compare the two paths.
+        let direct = !em.infers() && std::env::var_os("ETL_PARSE_NO_DIRECT").is_none();
+        loop {
+            if direct {
+                rows.direct(&mut scanner, em, run)?;
+            }
+            let Some(next) = scanner.next_record().map_err(io_err)? else {
+                break;
+            };
             match next {
                 Next::Record(r) => {
                     let line = r.line + opts.skip_rows;
@@ -215,6 +224,47 @@ struct Rows<'o> {
 }
 
 impl Rows<'_> {
+    /// Writes the ordinary records from the scanner's position with its
+    /// direct path (once the header is known), until one is not ordinary
+    /// or the buffered input ends.
+    fn direct<R: Read>(
+        &mut self,
+        scanner: &mut Scanner<R>,
+        em: &mut Emitter,
+        run: &mut Run,
+    ) -> Result<()> {
+        let Some(keys) = &self.keys else {
+            return Ok(());
+        };
+        let (chunks, ranges) = keys.string_chunks();
+        let origin = self.origin;
+        loop {
+            let mut row = self.row;
+            let mut suffix = |buf: &mut Vec<u8>| {
+                row += 1;
+                origin.write_suffix(buf, row, false);
+            };
+            let mut suffix: Suffix<'_> = if origin.is_plain() {
+                None
+            } else {
+                Some(&mut suffix)
+            };
+            let mut done = Direct::default();
+            em.lines(|out, limit| {
+                done = scanner.direct_records(chunks, ranges, out, limit, suffix.take());
+                done.records
+            })
+            .map_err(|e| Error::stdout(&e))?;
+            self.row += done.records;
+            run.records_in += done.records;
+            run.records_out += done.records;
+            run.progress.advance(done.records, done.bytes);
+            if !done.more {
+                return Ok(());
+            }
+        }
+    }
+
     /// One record: `bytes` and its field `ranges`; `utf8` when the caller
     /// already knows the bytes are UTF-8, `clean` when no field needs escaping.
     #[allow(clippy::too_many_arguments)] // the hot loop's inputs, kept as plain slices

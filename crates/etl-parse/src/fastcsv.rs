@@ -28,6 +28,9 @@ use std::io::{self, Read};
 
 use memchr::{memchr, memchr3, memchr_iter};
 
+mod direct;
+pub use direct::{Direct, Suffix};
+
 const CHUNK: usize = 256 * 1024;
 
 /// One record: its bytes and field ranges into them.
@@ -85,6 +88,11 @@ pub struct Scanner<R> {
     /// `buf[utf8_from..utf8_to]` is known to be valid UTF-8.
     utf8_from: usize,
     utf8_to: usize,
+    /// `buf[..utf8_seen]` was there when `utf8_to` was found (later bytes
+    /// were read after it and are not checked yet).
+    utf8_seen: usize,
+    /// The direct path's scratch for escaped fields (see `direct`).
+    direct_escaped: Vec<u8>,
 }
 
 /// One 64-byte block of a record, classified.
@@ -139,6 +147,8 @@ impl<R: Read> Scanner<R> {
                 && ![delim, quote].iter().any(|c| matches!(c, b'\n' | b'\r')),
             utf8_from: 0,
             utf8_to: 0,
+            utf8_seen: 0,
+            direct_escaped: Vec::new(),
         }
     }
 
@@ -152,6 +162,7 @@ impl<R: Read> Scanner<R> {
             self.end -= self.pos;
             self.utf8_from = self.utf8_from.saturating_sub(self.pos);
             self.utf8_to = self.utf8_to.saturating_sub(self.pos);
+            self.utf8_seen = self.utf8_seen.saturating_sub(self.pos);
             self.pos = 0;
         }
         if self.end == self.buf.len() {
@@ -185,14 +196,29 @@ impl<R: Read> Scanner<R> {
         if start >= self.utf8_from && end <= self.utf8_to {
             return true;
         }
+        self.validate_from(start);
+        end <= self.utf8_to
+    }
+
+    /// Where the valid UTF-8 from record start `start` on ends, validating
+    /// what was read since the last check.
+    fn utf8_valid_to(&mut self, start: usize) -> usize {
+        if start < self.utf8_from || start > self.utf8_to || self.utf8_seen != self.end {
+            self.validate_from(start);
+        }
+        self.utf8_to
+    }
+
+    /// Validates `buf[start..end]` as UTF-8 (one vectorised pass).
+    fn validate_from(&mut self, start: usize) {
         let chunk = &self.buf[start..self.end];
-        let valid = match std::str::from_utf8(chunk) {
+        let valid = match simdutf8::compat::from_utf8(chunk) {
             Ok(_) => chunk.len(),
             Err(e) => e.valid_up_to(),
         };
         self.utf8_from = start;
         self.utf8_to = start + valid;
-        end <= self.utf8_to
+        self.utf8_seen = self.end;
     }
 
     /// The next record, `None` at the end of input.
@@ -674,7 +700,8 @@ struct Masks {
     /// LF or CR.
     line_end: u64,
     lf: u64,
-    /// A control character or a backslash.
+    /// A control character, a backslash, or (when the quote character is
+    /// not `"`) a double quote: the bytes a JSON string must escape.
     escape: u64,
 }
 
@@ -687,12 +714,14 @@ fn classify(chunk: &[u8; 64], delim: u8, quote: u8) -> Masks {
         move_mask_i8_m128i, set_splat_i8_m128i,
     };
     let splat = |c: u8| set_splat_i8_m128i(c.cast_signed());
-    let (q, d, lf, cr, bs, c1f) = (
+    // With another quote character, `"` is data that JSON must escape.
+    let (q, d, lf, cr, bs, dq, c1f) = (
         splat(quote),
         splat(delim),
         splat(b'\n'),
         splat(b'\r'),
         splat(b'\\'),
+        splat(if quote == b'"' { b'\\' } else { b'"' }),
         splat(0x1f),
     );
     let bits = |v: m128i| u64::from(move_mask_i8_m128i(v).cast_unsigned() & 0xffff);
@@ -710,7 +739,8 @@ fn classify(chunk: &[u8; 64], delim: u8, quote: u8) -> Masks {
         m.delim |= bits(cmp_eq_mask_i8_m128i(v, d)) << shift;
         m.line_end |= bits(bitor_m128i(is_lf, is_cr)) << shift;
         m.lf |= bits(is_lf) << shift;
-        m.escape |= bits(bitor_m128i(ctrl, cmp_eq_mask_i8_m128i(v, bs))) << shift;
+        let special = bitor_m128i(cmp_eq_mask_i8_m128i(v, bs), cmp_eq_mask_i8_m128i(v, dq));
+        m.escape |= bits(bitor_m128i(ctrl, special)) << shift;
     }
     m
 }
@@ -724,7 +754,7 @@ fn classify(chunk: &[u8; 64], delim: u8, quote: u8) -> Masks {
         m.delim |= u64::from(b == delim) << j;
         m.line_end |= u64::from(b == b'\n' || b == b'\r') << j;
         m.lf |= u64::from(b == b'\n') << j;
-        m.escape |= u64::from(b < 0x20 || b == b'\\') << j;
+        m.escape |= u64::from(b < 0x20 || b == b'\\' || (b == b'"' && quote != b'"')) << j;
     }
     m
 }

@@ -89,6 +89,13 @@ fn quote_escape_and_comment() {
         ok(&d.run(&["--quote", "'", "q.csv"])),
         [r#"{"a":"x,y","b":"2"}"#]
     );
+    // With another quote character, `"` is data: escaped in the JSON, in
+    // quoted and unquoted fields alike, with `''` one quote.
+    d.write("dq.csv", b"a,b,c\n'say \"hi\"',say \"hi\",'it''s \"x\"'\n");
+    assert_eq!(
+        ok(&d.run(&["--quote", "'", "dq.csv"])),
+        [r#"{"a":"say \"hi\"","b":"say \"hi\"","c":"it's \"x\""}"#]
+    );
     d.write("e.csv", b"a,b\n\"say \\\"hi\\\"\",2\n");
     assert_eq!(
         ok(&d.run(&["--escape", "\\", "e.csv"])),

@@ -1,0 +1,373 @@
+//! The direct path: runs of ordinary records written straight to JSON lines.
+//!
+//! Most records of a file are ordinary: as many fields as the header, every
+//! quote where RFC 4180 puts it, valid UTF-8, no NUL byte. For those, the
+//! record-at-a-time path (scan a record, hand over its fields, then write
+//! them) does the same work twice. Here one pass over the buffer classifies
+//! each 64-byte block once (quote, delimiter, line end and needs-escaping
+//! masks, the quoted regions by a prefix XOR carried from block to block)
+//! and writes each field as soon as its end is found: the key's pre-built
+//! `","key":"` chunk, then the value's bytes copied from the buffer.
+//!
+//! - A field without quotes or escapes is copied as it is.
+//! - A doubled quote `""` becomes `\"`, which has the same length: the field
+//!   is copied and the first quote of each pair overwritten with `\`.
+//! - Other fields (control characters, quoted newlines, backslashes) go
+//!   through the JSON string escaper, pair by pair.
+//!
+//! The first record that is not ordinary (a quote out of place, a short or
+//! long row, invalid UTF-8, a NUL byte, an empty line, an over-long record,
+//! or the end of the buffer) stops the run *before* it: its output is
+//! taken back, and the record-at-a-time path reads it, with its exact
+//! errors and rejects. So both paths give the same output on every input
+//! (`tests/direct_path.rs` compares them).
+
+use std::io::Read;
+
+use memchr::memchr;
+
+use super::{classify, prefix_xor, Scanner};
+use crate::emit::put;
+
+/// Writes what follows a record's last value, before `}`.
+pub type Suffix<'a> = Option<&'a mut dyn FnMut(&mut Vec<u8>)>;
+
+/// What one run of the direct path did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Direct {
+    /// Records written.
+    pub records: u64,
+    /// Input bytes consumed (records and their line ends).
+    pub bytes: u64,
+    /// The output reached its limit: the run can go on after a flush.
+    pub more: bool,
+}
+
+/// A field's masks (or what of them earlier blocks held).
+#[derive(Debug, Default, Clone, Copy)]
+struct Masks {
+    /// Quotes out of place.
+    bad: u64,
+    /// Bytes JSON must escape.
+    escape: u64,
+    /// Doubled quotes.
+    doubled: u64,
+}
+
+impl Masks {
+    /// These masks and block `c`'s bits in `range`.
+    #[inline]
+    fn with(self, c: &Classes, range: u64) -> Self {
+        Self {
+            bad: self.bad | c.bad & range,
+            escape: self.escape | c.escape & range,
+            doubled: self.doubled | c.doubled & range,
+        }
+    }
+}
+
+/// A field's value: its bytes `a..b` and what the masks say of them.
+#[derive(Debug, Clone, Copy)]
+struct Value {
+    a: usize,
+    b: usize,
+    quoted: bool,
+    masks: Masks,
+    /// When the field starts in the current block: the block's start and
+    /// the field's bits in it (all of its masks are then in that block's).
+    block: Option<(usize, u64)>,
+}
+
+/// Writes a field's value (its key is written): copied as it is when
+/// nothing needs escaping, else escaped. False at a NUL byte (a reject:
+/// the record-at-a-time path words it).
+#[inline]
+fn write_value(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    v: &Value,
+    c: &Classes,
+    quote: u8,
+    escaped: &mut Vec<u8>,
+) -> bool {
+    let (a, b) = (v.a, v.b);
+    match v.block {
+        _ if v.masks.escape == 0 && v.masks.doubled == 0 => put(out, buf, a, b),
+        Some((at, here)) if v.masks.escape == 0 && quote == b'"' => {
+            // `""` to `\"`: same length, patched in place.
+            let o = out.len();
+            put(out, buf, a, b);
+            let mut d = c.doubled & here;
+            while d != 0 {
+                out[o + (at + d.trailing_zeros() as usize - 1 - a)] = b'\\';
+                d &= d - 1;
+            }
+        }
+        Some((at, here)) => {
+            // The masks say where each byte to escape and each pair is.
+            let special = c.escape & span(a - at, b - at) | (c.doubled & here) >> 1;
+            return write_special(out, buf, a, b, at, special, quote);
+        }
+        None => {
+            if !write_escaped_field(escaped, &buf[a..b], v.quoted.then_some(quote)) {
+                return false;
+            }
+            out.extend_from_slice(escaped);
+        }
+    }
+    true
+}
+
+/// The masks of one classified block (`bits j` = byte `at + j`).
+#[derive(Debug, Clone, Copy)]
+struct Classes {
+    /// Delimiters and line ends outside quotes.
+    structure: u64,
+    bad: u64,
+    escape: u64,
+    /// The second quote of each doubled pair.
+    doubled: u64,
+    /// Line feeds inside quotes.
+    quoted_lf: u64,
+}
+
+/// The state carried from one block to the next.
+#[derive(Debug, Clone, Copy)]
+struct Carry {
+    /// All ones when the previous block ended inside quotes.
+    inside: u64,
+    /// Bit 63 of the previous block's delimiters, line ends and closing
+    /// quotes (1 before the first block: a record starts there).
+    structure_or_close: u64,
+    /// Bit 63 of the previous block's closing quotes.
+    close: u64,
+}
+
+/// Bits `lo..hi` of a block (`lo <= hi < 64`).
+#[inline]
+fn span(lo: usize, hi: usize) -> u64 {
+    (u64::MAX << lo) & ((1u64 << hi) - 1)
+}
+
+impl<R: Read> Scanner<R> {
+    /// Appends the ordinary records from the current position to `out` as
+    /// JSON lines: `key_chunks` are the packed header chunks (`{"a":"`,
+    /// `","b":"`, ...) at `ranges`, one per column (followed by 16 bytes of
+    /// padding); `suffix`, when given, appends what follows the last
+    /// value's closing quote, before `}` (the provenance and carried
+    /// fields). Stops before the first record that is not ordinary, at the
+    /// end of the buffered input, or once `out` holds `limit` bytes or more
+    /// (after at least one record).
+    pub fn direct_records(
+        &mut self,
+        key_chunks: &[u8],
+        ranges: &[(usize, usize)],
+        out: &mut Vec<u8>,
+        limit: usize,
+        mut suffix: Suffix<'_>,
+    ) -> Direct {
+        let mut done = Direct::default();
+        let start = self.pos;
+        // An empty line at the start: the record-at-a-time path skips it.
+        if !self.use_blocks
+            || ranges.is_empty()
+            || start >= self.end
+            || matches!(self.buf[start], b'\n' | b'\r')
+        {
+            return done;
+        }
+        let utf8_to = self.utf8_valid_to(start);
+        let (delim, quote, end, max_record) = (self.delim, self.quote, self.end, self.max_record);
+        // The whole buffer: `put` may read up to 16 bytes past a field.
+        let buf = &self.buf[..];
+        let mut escaped = std::mem::take(&mut self.direct_escaped);
+        let mut carry = Carry {
+            inside: 0,
+            structure_or_close: 1,
+            close: 0,
+        };
+        // The current record's start, its output's start, its quoted line
+        // feeds in earlier blocks; the current field's start and index.
+        let (mut rs, mut rec_out, mut rec_lf) = (start, out.len(), 0u64);
+        let (mut fs, mut field) = (start, 0usize);
+        let mut acc = Masks::default();
+        let mut lines = 0u64;
+        let mut at = start;
+        'blocks: while at < end {
+            let c = classify_at(buf, at, end, delim, quote, &mut carry);
+            let mut bits = c.structure;
+            while bits != 0 {
+                let j = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let p = at + j;
+                if p < rs {
+                    // The LF of a CR LF that ended the last record.
+                    continue;
+                }
+                // Field `fs..p`: its masks here and in earlier blocks.
+                let here = span(fs.saturating_sub(at), j);
+                let masks = std::mem::take(&mut acc).with(&c, here);
+                if masks.bad != 0 || field == ranges.len() {
+                    break 'blocks;
+                }
+                let (ka, kb) = ranges[field];
+                let quoted = fs < p && buf[fs] == quote;
+                let value = Value {
+                    a: if quoted { fs + 1 } else { fs },
+                    b: if quoted { p - 1 } else { p },
+                    quoted,
+                    masks,
+                    block: (fs >= at).then_some((at, here)),
+                };
+                put(out, key_chunks, ka, kb);
+                if !write_value(out, buf, &value, &c, quote, &mut escaped) {
+                    break 'blocks;
+                }
+                field += 1;
+                if buf[p] == delim {
+                    fs = p + 1;
+                    continue;
+                }
+                // A line end: CR LF, LF, or a bare CR (whose LF may be unread).
+                let next = match buf[p] {
+                    b'\r' if p + 1 >= end => break 'blocks,
+                    b'\r' if buf[p + 1] == b'\n' => p + 2,
+                    _ => p + 1,
+                };
+                if field != ranges.len() || p - rs > max_record || p > utf8_to {
+                    break 'blocks;
+                }
+                let lf_here = c.quoted_lf & span(rs.saturating_sub(at), j);
+                lines += 1 + rec_lf + u64::from(lf_here.count_ones());
+                out.push(b'"');
+                if let Some(f) = suffix.as_mut() {
+                    f(out);
+                }
+                out.extend_from_slice(b"}\n");
+                done.records += 1;
+                (rs, rec_out, rec_lf) = (next, out.len(), 0);
+                (fs, field) = (next, 0);
+                if out.len() >= limit {
+                    done.more = true;
+                    break 'blocks;
+                }
+                if next < end && matches!(buf[next], b'\n' | b'\r') {
+                    break 'blocks;
+                }
+            }
+            // The block ends inside the current record: carry its masks.
+            if fs < at + 64 {
+                acc = acc.with(&c, u64::MAX << fs.saturating_sub(at));
+            }
+            if rs < at + 64 {
+                rec_lf += u64::from((c.quoted_lf & u64::MAX << rs.saturating_sub(at)).count_ones());
+            }
+            at += 64;
+        }
+        // Whatever follows the last complete record is read again by the
+        // record-at-a-time path.
+        out.truncate(rec_out);
+        self.pos = rs;
+        self.line += lines;
+        done.bytes = (rs - start) as u64;
+        self.direct_escaped = escaped;
+        done
+    }
+}
+
+/// Classifies the block at `at` (padded past `end`) and updates `carry`.
+#[inline]
+fn classify_at(
+    buf: &[u8],
+    at: usize,
+    end: usize,
+    delim: u8,
+    quote: u8,
+    carry: &mut Carry,
+) -> Classes {
+    let n = (end - at).min(64);
+    let m = if n == 64 {
+        let chunk: &[u8; 64] = buf[at..at + 64].try_into().unwrap_or(&[b'a'; 64]);
+        classify(chunk, delim, quote)
+    } else {
+        let mut chunk = [b'a'; 64];
+        chunk[..n].copy_from_slice(&buf[at..at + n]);
+        classify(&chunk, delim, quote)
+    };
+    // Padding past `end` is no class at all.
+    let valid = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let quotes = m.quote & valid;
+    let in_q = prefix_xor(quotes) ^ carry.inside;
+    let open = quotes & in_q;
+    let close = quotes & !in_q;
+    let structure = (m.delim | m.line_end) & !in_q & valid;
+    let sc = structure | close;
+    // An opening quote must follow a delimiter, a line end or a closing
+    // quote (a pair); the byte after a closing quote must be a delimiter, a
+    // line end or an opening quote (the pair's second).
+    let after_close = close << 1 | carry.close;
+    let bad = (open & !(sc << 1 | carry.structure_or_close))
+        | (after_close & !(structure | open) & valid);
+    *carry = Carry {
+        inside: 0u64.wrapping_sub(in_q >> 63),
+        structure_or_close: sc >> 63,
+        close: close >> 63,
+    };
+    Classes {
+        structure,
+        bad,
+        escape: m.escape & valid,
+        doubled: open & after_close,
+        quoted_lf: m.lf & in_q & valid,
+    }
+}
+
+/// Writes `buf[a..b]` escaped, where `special` marks (bit `j` = byte
+/// `at + j`) the bytes JSON must escape and the first quote of each
+/// doubled pair. False at a NUL byte (a reject: the record-at-a-time path
+/// words it).
+#[inline]
+fn write_special(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    a: usize,
+    b: usize,
+    at: usize,
+    mut special: u64,
+    quote: u8,
+) -> bool {
+    let mut from = a;
+    while special != 0 {
+        let q = at + special.trailing_zeros() as usize;
+        special &= special - 1;
+        put(out, buf, from, q);
+        let byte = buf[q];
+        if byte == 0 {
+            return false;
+        }
+        // A pair is written as one quote.
+        etl_core::record::write_escaped_content(out, &buf[q..=q]);
+        from = q + if byte == quote { 2 } else { 1 };
+    }
+    put(out, buf, from, b);
+    true
+}
+
+/// Writes a field that needs escaping to `out` (cleared first); in a quoted field (`quote`) every
+/// quote is the first of a doubled pair, written once. False when the field
+/// holds a NUL byte (a reject: the record-at-a-time path words it).
+fn write_escaped_field(out: &mut Vec<u8>, v: &[u8], quote: Option<u8>) -> bool {
+    out.clear();
+    if memchr(0, v).is_some() {
+        return false;
+    }
+    let mut rest = v;
+    if let Some(q) = quote {
+        while let Some(k) = memchr(q, rest) {
+            etl_core::record::write_escaped_content(out, &rest[..=k]);
+            rest = rest.get(k + 2..).unwrap_or_default();
+        }
+    }
+    etl_core::record::write_escaped_content(out, rest);
+    true
+}
