@@ -43,36 +43,14 @@ pub struct Direct {
     pub more: bool,
 }
 
-/// A field's masks (or what of them earlier blocks held).
-#[derive(Debug, Default, Clone, Copy)]
-struct Masks {
-    /// Quotes out of place.
-    bad: u64,
-    /// Bytes JSON must escape.
-    escape: u64,
-    /// Doubled quotes.
-    doubled: u64,
-}
-
-impl Masks {
-    /// These masks and block `c`'s bits in `range`.
-    #[inline]
-    fn with(self, c: &Classes, range: u64) -> Self {
-        Self {
-            bad: self.bad | c.bad & range,
-            escape: self.escape | c.escape & range,
-            doubled: self.doubled | c.doubled & range,
-        }
-    }
-}
-
 /// A field's value: its bytes `a..b` and what the masks say of them.
 #[derive(Debug, Clone, Copy)]
 struct Value {
     a: usize,
     b: usize,
     quoted: bool,
-    masks: Masks,
+    /// Its bytes to escape and doubled quotes, in all of its blocks.
+    special: u64,
     /// When the field starts in the current block: the block's start and
     /// the field's bits in it (all of its masks are then in that block's).
     block: Option<(usize, u64)>,
@@ -92,8 +70,8 @@ fn write_value(
 ) -> bool {
     let (a, b) = (v.a, v.b);
     match v.block {
-        _ if v.masks.escape == 0 && v.masks.doubled == 0 => put(out, buf, a, b),
-        Some((at, here)) if v.masks.escape == 0 && quote == b'"' => {
+        _ if v.special == 0 => put(out, buf, a, b),
+        Some((at, here)) if c.escape & here == 0 && quote == b'"' => {
             // `""` to `\"`: same length, patched in place.
             let o = out.len();
             put(out, buf, a, b);
@@ -123,10 +101,14 @@ fn write_value(
 struct Classes {
     /// Delimiters and line ends outside quotes.
     structure: u64,
+    /// Line ends outside quotes.
+    ends: u64,
     bad: u64,
     escape: u64,
     /// The second quote of each doubled pair.
     doubled: u64,
+    /// Bytes to escape and doubled quotes.
+    special: u64,
     /// Line feeds inside quotes.
     quoted_lf: u64,
 }
@@ -141,6 +123,35 @@ struct Carry {
     structure_or_close: u64,
     /// Bit 63 of the previous block's closing quotes.
     close: u64,
+}
+
+impl Carry {
+    /// Before a record's first block: outside quotes, after a line end.
+    const START: Self = Self {
+        inside: 0,
+        structure_or_close: 1,
+        close: 0,
+    };
+}
+
+/// Bits `k..` of a block (none when `k` is 64 or more).
+#[inline]
+fn from_bit(k: usize) -> u64 {
+    if k < 64 {
+        u64::MAX << k
+    } else {
+        0
+    }
+}
+
+/// Closes a record's last value and the record: the suffix, `}`, the line end.
+#[inline]
+fn end_record(out: &mut Vec<u8>, suffix: &mut Suffix<'_>) {
+    out.push(b'"');
+    if let Some(f) = suffix.as_mut() {
+        f(out);
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Bits `lo..hi` of a block (`lo <= hi < 64`).
@@ -181,42 +192,39 @@ impl<R: Read> Scanner<R> {
         // The whole buffer: `put` may read up to 16 bytes past a field.
         let buf = &self.buf[..];
         let mut escaped = std::mem::take(&mut self.direct_escaped);
-        let mut carry = Carry {
-            inside: 0,
-            structure_or_close: 1,
-            close: 0,
-        };
+        let mut carry = Carry::START;
         // The current record's start, its output's start, its quoted line
         // feeds in earlier blocks; the current field's start and index.
         let (mut rs, mut rec_out, mut rec_lf) = (start, out.len(), 0u64);
         let (mut fs, mut field) = (start, 0usize);
-        let mut acc = Masks::default();
+        // The current field's special bytes in earlier blocks.
+        let mut acc = 0u64;
         let mut lines = 0u64;
         let mut at = start;
         'blocks: while at < end {
             let c = classify_at(buf, at, end, delim, quote, &mut carry);
-            let mut bits = c.structure;
+            // The current field's bits in this block (from its start on);
+            // a record may start one byte into the block, after a CR LF.
+            let mut from_fs = from_bit(fs.saturating_sub(at));
+            let mut bits = c.structure & from_fs;
             while bits != 0 {
                 let j = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let p = at + j;
-                if p < rs {
-                    // The LF of a CR LF that ended the last record.
-                    continue;
-                }
-                // Field `fs..p`: its masks here and in earlier blocks.
-                let here = span(fs.saturating_sub(at), j);
-                let masks = std::mem::take(&mut acc).with(&c, here);
-                if masks.bad != 0 || field == ranges.len() {
+                // Field `fs..p`: its special bytes here and in earlier
+                // blocks. (Quotes out of place are checked per record.)
+                let here = from_fs & ((1u64 << j) - 1);
+                let special = std::mem::take(&mut acc) | c.special & here;
+                let Some(&(ka, kb)) = ranges.get(field) else {
                     break 'blocks;
-                }
-                let (ka, kb) = ranges[field];
-                let quoted = fs < p && buf[fs] == quote;
+                };
+                // (An empty field's first byte is its delimiter or line end.)
+                let quoted = buf[fs] == quote;
                 let value = Value {
                     a: if quoted { fs + 1 } else { fs },
                     b: if quoted { p - 1 } else { p },
                     quoted,
-                    masks,
+                    special,
                     block: (fs >= at).then_some((at, here)),
                 };
                 put(out, key_chunks, ka, kb);
@@ -224,29 +232,38 @@ impl<R: Read> Scanner<R> {
                     break 'blocks;
                 }
                 field += 1;
-                if buf[p] == delim {
+                if c.ends & 1 << j == 0 {
                     fs = p + 1;
+                    from_fs = u64::MAX << j << 1;
                     continue;
                 }
                 // A line end: CR LF, LF, or a bare CR (whose LF may be unread).
                 let next = match buf[p] {
                     b'\r' if p + 1 >= end => break 'blocks,
-                    b'\r' if buf[p + 1] == b'\n' => p + 2,
+                    b'\r' if buf[p + 1] == b'\n' => {
+                        // Its LF is no field's end.
+                        bits &= !(2u64 << j);
+                        p + 2
+                    }
                     _ => p + 1,
                 };
-                if field != ranges.len() || p - rs > max_record || p > utf8_to {
+                // The record's part in this block (earlier blocks' parts
+                // were checked at their ends).
+                let rec_here = span(rs.saturating_sub(at), j);
+                if field != ranges.len()
+                    || c.bad & rec_here != 0
+                    || p - rs > max_record
+                    || p > utf8_to
+                {
                     break 'blocks;
                 }
-                let lf_here = c.quoted_lf & span(rs.saturating_sub(at), j);
+                let lf_here = c.quoted_lf & rec_here;
                 lines += 1 + rec_lf + u64::from(lf_here.count_ones());
-                out.push(b'"');
-                if let Some(f) = suffix.as_mut() {
-                    f(out);
-                }
-                out.extend_from_slice(b"}\n");
+                end_record(out, &mut suffix);
                 done.records += 1;
                 (rs, rec_out, rec_lf) = (next, out.len(), 0);
                 (fs, field) = (next, 0);
+                from_fs = from_bit(next - at);
                 if out.len() >= limit {
                     done.more = true;
                     break 'blocks;
@@ -255,13 +272,17 @@ impl<R: Read> Scanner<R> {
                     break 'blocks;
                 }
             }
-            // The block ends inside the current record: carry its masks.
-            if fs < at + 64 {
-                acc = acc.with(&c, u64::MAX << fs.saturating_sub(at));
-            }
+            // The block ends inside the current record: a quote out of
+            // place ends the run now (a wrong quote state could otherwise
+            // carry it to the end of the buffer); else carry its masks.
             if rs < at + 64 {
-                rec_lf += u64::from((c.quoted_lf & u64::MAX << rs.saturating_sub(at)).count_ones());
+                let rest = u64::MAX << rs.saturating_sub(at);
+                if c.bad & rest != 0 {
+                    break 'blocks;
+                }
+                rec_lf += u64::from((c.quoted_lf & rest).count_ones());
             }
+            acc |= c.special & from_fs;
             at += 64;
         }
         // Whatever follows the last complete record is read again by the
@@ -315,9 +336,11 @@ fn classify_at(
     };
     Classes {
         structure,
+        ends: m.line_end & !in_q & valid,
         bad,
         escape: m.escape & valid,
         doubled: open & after_close,
+        special: (m.escape & valid) | (open & after_close),
         quoted_lf: m.lf & in_q & valid,
     }
 }
