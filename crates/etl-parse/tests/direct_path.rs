@@ -100,6 +100,19 @@ fn input(seed: u64, records: usize, cols: usize, delim: u8, q: u8) -> Vec<u8> {
     out
 }
 
+/// Pairs, escapes and line ends at every offset of a 64-byte block: the
+/// second field starts `k` bytes into its record, for `k` from 0 to 130.
+fn aligned_input() -> Vec<u8> {
+    let mut out = b"pad,value,tail\n".to_vec();
+    for k in 0..=130 {
+        out.extend_from_slice(&b"p".repeat(k));
+        out.extend_from_slice(b",\"a\"\"b\nc\"\"\"\"d\\e\"\"\",t\r\n");
+        out.extend_from_slice(&b"q".repeat(k));
+        out.extend_from_slice(b",\"\"\"\",\"\t\"\n");
+    }
+    out
+}
+
 /// Exit code, stdout, rejects file, and the summary's counts.
 fn run(dir: &Path, args: &[&str], direct: bool) -> (i32, Vec<u8>, Vec<u8>, String) {
     let rejects = dir.join(if direct { "rej-direct" } else { "rej-record" });
@@ -184,6 +197,7 @@ fn both_paths_write_the_same_records_rejects_and_counts() {
     for seed in [101u64, 102, 103] {
         cases.push((seed, 9000, 6, b',', b'"', &[]));
     }
+    cases.push((0, 0, 0, b',', b'"', &[]));
     cases.push((201, 3000, 4, b';', b'"', &[]));
     cases.push((202, 3000, 4, b'\t', b'"', &["--format", "tsv"]));
     cases.push((203, 3000, 4, b',', b'\'', &["--quote", "'"]));
@@ -196,7 +210,11 @@ fn both_paths_write_the_same_records_rejects_and_counts() {
         &["--delimiter", "|", "--provenance"],
     ));
     for (seed, records, cols, delim, q, flags) in cases {
-        let data = input(seed, records, cols, delim, q);
+        let data = if seed == 0 {
+            aligned_input()
+        } else {
+            input(seed, records, cols, delim, q)
+        };
         std::fs::write(dir.path().join("in.csv"), &data).unwrap();
         let direct = run(dir.path(), flags, true);
         let record = run(dir.path(), flags, false);
@@ -219,7 +237,7 @@ fn both_paths_write_the_same_records_rejects_and_counts() {
         compared += 1;
         direct_records += memchr::memchr_iter(b'\n', &direct.1).count();
     }
-    assert_eq!(compared, 31);
+    assert_eq!(compared, 32);
     assert!(
         direct_records > 20_000,
         "too few records compared: {direct_records}"

@@ -43,6 +43,56 @@ pub struct Direct {
     pub more: bool,
 }
 
+/// Which blocks hold a field's masks.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// The current block.
+    Here,
+    /// The previous block (these masks of it) and the current one.
+    Across(Prev),
+    /// More blocks than those two.
+    Far,
+}
+
+impl Value {
+    /// Field `fs..p` (`quoted`: it starts with a quote; an empty field's
+    /// first byte is its delimiter or line end, never one), in the block at
+    /// `at` that follows `prev`.
+    #[inline]
+    fn new(quoted: bool, fs: usize, p: usize, special: u64, at: usize, prev: Prev) -> Self {
+        Value {
+            a: if quoted { fs + 1 } else { fs },
+            b: if quoted { p - 1 } else { p },
+            quoted,
+            special,
+            at,
+            place: Place::of(fs, at, prev),
+        }
+    }
+}
+
+impl Place {
+    /// Where the masks of a field that starts at `fs` are, in the block
+    /// at `at` that follows `prev`.
+    #[inline]
+    fn of(fs: usize, at: usize, prev: Prev) -> Self {
+        if fs >= at {
+            Place::Here
+        } else if fs + 64 >= at {
+            Place::Across(prev)
+        } else {
+            Place::Far
+        }
+    }
+}
+
+/// The masks of the previous block that a field across two blocks needs.
+#[derive(Debug, Default, Clone, Copy)]
+struct Prev {
+    escape: u64,
+    doubled: u64,
+}
+
 /// A field's value: its bytes `a..b` and what the masks say of them.
 #[derive(Debug, Clone, Copy)]
 struct Value {
@@ -51,9 +101,10 @@ struct Value {
     quoted: bool,
     /// Its bytes to escape and doubled quotes, in all of its blocks.
     special: u64,
-    /// When the field starts in the current block: the block's start and
-    /// the field's bits in it (all of its masks are then in that block's).
-    block: Option<(usize, u64)>,
+    /// The current block's start.
+    at: usize,
+    /// Which blocks hold its masks.
+    place: Place,
 }
 
 /// Writes a field's value (its key is written): copied as it is when
@@ -68,31 +119,55 @@ fn write_value(
     quote: u8,
     escaped: &mut Vec<u8>,
 ) -> bool {
-    let (a, b) = (v.a, v.b);
-    match v.block {
-        _ if v.special == 0 => put(out, buf, a, b),
-        Some((at, here)) if c.escape & here == 0 && quote == b'"' => {
-            // `""` to `\"`: same length, patched in place.
-            let o = out.len();
-            put(out, buf, a, b);
-            let mut d = c.doubled & here;
-            while d != 0 {
-                out[o + (at + d.trailing_zeros() as usize - 1 - a)] = b'\\';
-                d &= d - 1;
-            }
-        }
-        Some((at, here)) => {
-            // The masks say where each byte to escape and each pair is.
-            let special = c.escape & span(a - at, b - at) | (c.doubled & here) >> 1;
-            return write_special(out, buf, a, b, at, special, quote);
-        }
-        None => {
+    let (a, b, at) = (v.a, v.b, v.at);
+    if v.special == 0 {
+        put(out, buf, a, b);
+        return true;
+    }
+    let prev = match v.place {
+        Place::Here => None,
+        Place::Across(prev) => Some((at - 64, prev)),
+        Place::Far => {
             if !write_escaped_field(escaped, &buf[a..b], v.quoted.then_some(quote)) {
                 return false;
             }
             out.extend_from_slice(escaped);
+            return true;
+        }
+    };
+    // Per block: the bytes to escape, and the first quote of each pair (a
+    // pair may straddle the two blocks).
+    let here = range_in(a, b, at);
+    let mut escapes = c.escape & here;
+    let mut blocks = [(at, 0u64), (at, (c.escape | c.doubled >> 1) & here)];
+    if let Some((prev_at, p)) = prev {
+        let there = range_in(a, b, prev_at);
+        escapes |= p.escape & there;
+        blocks[0] = (
+            prev_at,
+            (p.escape | p.doubled >> 1 | (c.doubled & 1) << 63) & there,
+        );
+    }
+    if escapes == 0 && quote == b'"' {
+        // Only pairs: `""` to `\"`, same length, patched in place.
+        let o = out.len();
+        put(out, buf, a, b);
+        for (block_at, mut firsts) in blocks {
+            while firsts != 0 {
+                out[o + (block_at + firsts.trailing_zeros() as usize - a)] = b'\\';
+                firsts &= firsts - 1;
+            }
+        }
+        return true;
+    }
+    let mut from = a;
+    for (block_at, special) in blocks {
+        match write_special(out, buf, from, block_at, special, quote) {
+            Some(next) => from = next,
+            None => return false,
         }
     }
+    put(out, buf, from, b);
     true
 }
 
@@ -154,6 +229,13 @@ fn end_record(out: &mut Vec<u8>, suffix: &mut Suffix<'_>) {
     out.extend_from_slice(b"}\n");
 }
 
+/// The bits of byte positions `lo..hi` in the block at `at`.
+#[inline]
+fn range_in(lo: usize, hi: usize, at: usize) -> u64 {
+    let (lo, hi) = (lo.saturating_sub(at), hi.saturating_sub(at));
+    from_bit(lo) & !from_bit(hi)
+}
+
 /// Bits `lo..hi` of a block (`lo <= hi < 64`).
 #[inline]
 fn span(lo: usize, hi: usize) -> u64 {
@@ -180,7 +262,10 @@ impl<R: Read> Scanner<R> {
         let mut done = Direct::default();
         let start = self.pos;
         // An empty line at the start: the record-at-a-time path skips it.
+        // (A quote character JSON escapes is left to that path too.)
         if !self.use_blocks
+            || self.quote < 0x20
+            || self.quote == b'\\'
             || ranges.is_empty()
             || start >= self.end
             || matches!(self.buf[start], b'\n' | b'\r')
@@ -199,6 +284,7 @@ impl<R: Read> Scanner<R> {
         let (mut fs, mut field) = (start, 0usize);
         // The current field's special bytes in earlier blocks.
         let mut acc = 0u64;
+        let mut prev = Prev::default();
         let mut lines = 0u64;
         let mut at = start;
         'blocks: while at < end {
@@ -218,15 +304,7 @@ impl<R: Read> Scanner<R> {
                 let Some(&(ka, kb)) = ranges.get(field) else {
                     break 'blocks;
                 };
-                // (An empty field's first byte is its delimiter or line end.)
-                let quoted = buf[fs] == quote;
-                let value = Value {
-                    a: if quoted { fs + 1 } else { fs },
-                    b: if quoted { p - 1 } else { p },
-                    quoted,
-                    special,
-                    block: (fs >= at).then_some((at, here)),
-                };
+                let value = Value::new(buf[fs] == quote, fs, p, special, at, prev);
                 put(out, key_chunks, ka, kb);
                 if !write_value(out, buf, &value, &c, quote, &mut escaped) {
                     break 'blocks;
@@ -283,6 +361,10 @@ impl<R: Read> Scanner<R> {
                 rec_lf += u64::from((c.quoted_lf & rest).count_ones());
             }
             acc |= c.special & from_fs;
+            prev = Prev {
+                escape: c.escape,
+                doubled: c.doubled,
+            };
             at += 64;
         }
         // Whatever follows the last complete record is read again by the
@@ -345,35 +427,31 @@ fn classify_at(
     }
 }
 
-/// Writes `buf[a..b]` escaped, where `special` marks (bit `j` = byte
-/// `at + j`) the bytes JSON must escape and the first quote of each
-/// doubled pair. False at a NUL byte (a reject: the record-at-a-time path
-/// words it).
+/// Writes a field's bytes from `from` up to the last byte `special` marks
+/// (bit `j` = byte `at + j`: a byte JSON must escape, or the first quote of
+/// a doubled pair, written once), and returns where the rest starts; `None`
+/// at a NUL byte (a reject: the record-at-a-time path words it).
 #[inline]
 fn write_special(
     out: &mut Vec<u8>,
     buf: &[u8],
-    a: usize,
-    b: usize,
+    mut from: usize,
     at: usize,
     mut special: u64,
     quote: u8,
-) -> bool {
-    let mut from = a;
+) -> Option<usize> {
     while special != 0 {
         let q = at + special.trailing_zeros() as usize;
         special &= special - 1;
         put(out, buf, from, q);
         let byte = buf[q];
         if byte == 0 {
-            return false;
+            return None;
         }
-        // A pair is written as one quote.
         etl_core::record::write_escaped_content(out, &buf[q..=q]);
         from = q + if byte == quote { 2 } else { 1 };
     }
-    put(out, buf, from, b);
-    true
+    Some(from)
 }
 
 /// Writes a field that needs escaping to `out` (cleared first); in a quoted field (`quote`) every
