@@ -9,23 +9,14 @@
 //! both must write the same bytes to stdout, the same rejects file, the
 //! same exit code and the same counts.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_etl-parse");
+use common::Rng;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
-}
+const BIN: &str = common::BIN;
 
 /// One field's text, built from pieces; `q` is the quote character.
 fn field(r: &mut Rng, delim: u8, q: u8, out: &mut Vec<u8>) {

@@ -9,20 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::run_in;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
-}
+use common::{run_in, Rng};
 
 const PREFIXES: [&[u8]; 9] = [
     b"",

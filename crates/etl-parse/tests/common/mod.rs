@@ -85,3 +85,19 @@ pub fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Out {
 pub fn run(args: &[&str], stdin: &[u8]) -> Out {
     run_in(Path::new("."), args, stdin)
 }
+
+/// A small xorshift generator: random tests are replayable from a seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap_or(0)
+    }
+}
