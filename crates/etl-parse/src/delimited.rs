@@ -131,9 +131,10 @@ pub fn parse(
         // The direct path writes ordinary string rows straight from the
         // buffer; the test hook turns it off to compare the two paths.
         let direct = !em.infers() && std::env::var_os("ETL_PARSE_NO_DIRECT").is_none();
+        let mut backoff = Backoff::default();
         loop {
-            if direct {
-                rows.direct(&mut scanner, em, run)?;
+            if direct && backoff.ready() {
+                backoff.took(rows.direct(&mut scanner, em, run)?);
             }
             let Some(next) = scanner.next_record().map_err(io_err)? else {
                 break;
@@ -153,16 +154,7 @@ pub fn parse(
                     )?;
                 }
                 Next::TooLong { line, preview } => {
-                    run.records_in += 1;
-                    run.reject(&Reject {
-                        line: line + opts.skip_rows,
-                        error: format!(
-                            "record longer than --max-line-bytes ({} bytes)",
-                            run.max_line_bytes
-                        ),
-                        input: RejectInput::Raw(String::from_utf8_lossy(&preview).into_owned()),
-                        source: Some(name.to_owned()),
-                    })?;
+                    too_long(run, line + opts.skip_rows, &preview, name)?;
                 }
             }
         }
@@ -214,6 +206,50 @@ pub fn parse(
     Ok(())
 }
 
+/// Rejects a record longer than `--max-line-bytes`.
+fn too_long(run: &mut Run, line: u64, preview: &[u8], name: &str) -> Result<()> {
+    run.records_in += 1;
+    run.reject(&Reject {
+        line,
+        error: format!(
+            "record longer than --max-line-bytes ({} bytes)",
+            run.max_line_bytes
+        ),
+        input: RejectInput::Raw(String::from_utf8_lossy(preview).into_owned()),
+        source: Some(name.to_owned()),
+    })
+}
+
+/// When the direct path stops before writing a record, the next records go
+/// the other way, more of them each time (up to 64): a file of rows it never
+/// takes costs little. A record it takes resets the count.
+#[derive(Debug, Default)]
+struct Backoff {
+    step: u32,
+    skip: u32,
+}
+
+impl Backoff {
+    /// Whether to try the direct path before the next record.
+    fn ready(&mut self) -> bool {
+        if self.skip == 0 {
+            return true;
+        }
+        self.skip -= 1;
+        false
+    }
+
+    /// What the last try did: `took` some records or none.
+    fn took(&mut self, took: bool) {
+        if took {
+            self.step = 0;
+        } else {
+            self.step = (self.step * 2 + 1).min(64);
+            self.skip = self.step;
+        }
+    }
+}
+
 /// Turns records (bytes + field ranges) into output rows: the header, NUL
 /// and UTF-8 checks, ragged rows, and the emitter.
 struct Rows<'o> {
@@ -226,16 +262,17 @@ struct Rows<'o> {
 impl Rows<'_> {
     /// Writes the ordinary records from the scanner's position with its
     /// direct path (once the header is known), until one is not ordinary
-    /// or the buffered input ends.
+    /// or the buffered input ends. False when it wrote none.
     fn direct<R: Read>(
         &mut self,
         scanner: &mut Scanner<R>,
         em: &mut Emitter,
         run: &mut Run,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(keys) = &self.keys else {
-            return Ok(());
+            return Ok(true);
         };
+        let mut any = false;
         let (chunks, ranges) = keys.string_chunks();
         let origin = self.origin;
         loop {
@@ -259,8 +296,9 @@ impl Rows<'_> {
             run.records_in += done.records;
             run.records_out += done.records;
             run.progress.advance(done.records, done.bytes);
+            any |= done.records > 0;
             if !done.more {
-                return Ok(());
+                return Ok(any);
             }
         }
     }
@@ -402,6 +440,30 @@ impl<R: Read> Read for FinalNewline<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_direct_path_backs_off_while_it_takes_nothing() {
+        let mut b = Backoff::default();
+        // Records skipped after each try that took nothing: 1, 3, 7, ...
+        // up to 64; a try that took records resets.
+        let mut skipped = Vec::new();
+        for _ in 0..8 {
+            assert!(b.ready());
+            b.took(false);
+            let mut n = 0;
+            while !b.ready() {
+                n += 1;
+            }
+            skipped.push(n);
+            // `ready` said yes: that try is the next loop's.
+            b.skip = 0;
+        }
+        assert_eq!(skipped, [1, 3, 7, 15, 31, 63, 64, 64]);
+        b.took(true);
+        assert!(b.ready());
+        b.took(false);
+        assert_eq!(b.skip, 1);
+    }
 
     fn skipped(input: &[u8], n: u64, cap: usize) -> String {
         let mut r = BufReader::with_capacity(cap, input);
