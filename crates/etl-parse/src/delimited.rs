@@ -128,9 +128,9 @@ pub fn parse(
         // The tuned scanner (see fastcsv); the csv crate below handles the
         // dialect options it does not.
         let mut scanner = Scanner::new(reader, delimiter, opts.quote, run.max_line_bytes);
-        // The direct path writes ordinary rows straight from the
+        // The direct path writes ordinary string rows straight from the
         // buffer; the test hook turns it off to compare the two paths.
-        let direct = std::env::var_os("ETL_PARSE_NO_DIRECT").is_none();
+        let direct = !em.infers() && std::env::var_os("ETL_PARSE_NO_DIRECT").is_none();
         let mut backoff = Backoff::default();
         loop {
             if direct && backoff.ready() {
@@ -273,8 +273,7 @@ impl Rows<'_> {
             return Ok(true);
         };
         let mut any = false;
-        let infer = em.infers();
-        let (chunks, ranges) = keys.chunks(infer);
+        let (chunks, ranges) = keys.string_chunks();
         let origin = self.origin;
         loop {
             let mut row = self.row;
@@ -289,7 +288,7 @@ impl Rows<'_> {
             };
             let mut done = Direct::default();
             em.lines(|out, limit| {
-                done = scanner.direct_records(chunks, ranges, out, limit, infer, suffix.take());
+                done = scanner.direct_records(chunks, ranges, out, limit, suffix.take());
                 done.records
             })
             .map_err(|e| Error::stdout(&e))?;

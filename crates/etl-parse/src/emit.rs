@@ -140,10 +140,6 @@ pub struct Keys {
     string_keys_packed: Vec<u8>,
     /// Each string key's range in `string_keys_packed`.
     string_key_ranges: Vec<(usize, usize)>,
-    /// The keys as they are (`{"a":`, `,"b":`), packed the same way, for
-    /// rows whose values write their own quotes (`--infer`).
-    bare_keys_packed: Vec<u8>,
-    bare_key_ranges: Vec<(usize, usize)>,
 }
 
 impl Keys {
@@ -172,33 +168,17 @@ impl Keys {
             string_key_ranges.push((from, string_keys_packed.len()));
         }
         string_keys_packed.extend_from_slice(&[0; 16]);
-        let mut bare_keys_packed = keys.concat();
-        let bare_key_ranges = keys
-            .iter()
-            .scan(0, |at, k| {
-                *at += k.len();
-                Some((*at - k.len(), *at))
-            })
-            .collect();
-        bare_keys_packed.extend_from_slice(&[0; 16]);
         Self {
             keys,
             string_keys_packed,
             string_key_ranges,
-            bare_keys_packed,
-            bare_key_ranges,
         }
     }
 
-    /// The packed chunks and each column's range in them, for the scanner's
-    /// direct path: with each value's quotes (`{"a":"`, `","b":"`), or as
-    /// they are (`{"a":`, `,"b":`, for `--infer`).
-    pub fn chunks(&self, bare: bool) -> (&[u8], &[(usize, usize)]) {
-        if bare {
-            (&self.bare_keys_packed, &self.bare_key_ranges)
-        } else {
-            (&self.string_keys_packed, &self.string_key_ranges)
-        }
+    /// The packed string-row chunks and each column's range in them (for
+    /// the scanner's direct path).
+    pub fn string_chunks(&self) -> (&[u8], &[(usize, usize)]) {
+        (&self.string_keys_packed, &self.string_key_ranges)
     }
 
     /// The column count.

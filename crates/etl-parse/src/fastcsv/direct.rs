@@ -27,7 +27,7 @@ use std::io::Read;
 use memchr::memchr;
 
 use super::{classify, prefix_xor, Scanner};
-use crate::emit::{infer_text, put, Inferred};
+use crate::emit::put;
 
 /// Writes what follows a record's last value, before `}`.
 pub type Suffix<'a> = Option<&'a mut dyn FnMut(&mut Vec<u8>)>;
@@ -171,47 +171,6 @@ fn write_value(
     true
 }
 
-/// Writes a field's value (its key is written): a string's content, or
-/// with `infer` (the key has no opening quote for the value) integers,
-/// plain decimals and booleans as JSON, an empty field as null, anything
-/// else as a string. False at a NUL byte.
-#[inline]
-fn write_field(
-    out: &mut Vec<u8>,
-    buf: &[u8],
-    v: &Value,
-    c: &Classes,
-    quote: u8,
-    escaped: &mut Vec<u8>,
-    infer: bool,
-) -> bool {
-    if !infer {
-        return write_value(out, buf, v, c, quote, escaped);
-    }
-    // A value with bytes to escape or pairs is never one of those.
-    if v.special == 0 {
-        match infer_text(&buf[v.a..v.b]) {
-            Inferred::Number => {
-                put(out, buf, v.a, v.b);
-                return true;
-            }
-            Inferred::Bool(b) => {
-                out.extend_from_slice(if b { b"true" } else { b"false" });
-                return true;
-            }
-            Inferred::Null => {
-                out.extend_from_slice(b"null");
-                return true;
-            }
-            Inferred::Text => {}
-        }
-    }
-    out.push(b'"');
-    let wrote = write_value(out, buf, v, c, quote, escaped);
-    out.push(b'"');
-    wrote
-}
-
 /// The masks of one classified block (`bits j` = byte `at + j`).
 #[derive(Debug, Clone, Copy)]
 struct Classes {
@@ -262,10 +221,8 @@ fn from_bit(k: usize) -> u64 {
 
 /// Closes a record's last value and the record: the suffix, `}`, the line end.
 #[inline]
-fn end_record(out: &mut Vec<u8>, infer: bool, suffix: &mut Suffix<'_>) {
-    if !infer {
-        out.push(b'"');
-    }
+fn end_record(out: &mut Vec<u8>, suffix: &mut Suffix<'_>) {
+    out.push(b'"');
     if let Some(f) = suffix.as_mut() {
         f(out);
     }
@@ -300,7 +257,6 @@ impl<R: Read> Scanner<R> {
         ranges: &[(usize, usize)],
         out: &mut Vec<u8>,
         limit: usize,
-        infer: bool,
         mut suffix: Suffix<'_>,
     ) -> Direct {
         let mut done = Direct::default();
@@ -350,7 +306,7 @@ impl<R: Read> Scanner<R> {
                 };
                 let value = Value::new(buf[fs] == quote, fs, p, special, at, prev);
                 put(out, key_chunks, ka, kb);
-                if !write_field(out, buf, &value, &c, quote, &mut escaped, infer) {
+                if !write_value(out, buf, &value, &c, quote, &mut escaped) {
                     break 'blocks;
                 }
                 field += 1;
@@ -381,7 +337,7 @@ impl<R: Read> Scanner<R> {
                 }
                 let lf_here = c.quoted_lf & rec_here;
                 lines += 1 + rec_lf + u64::from(lf_here.count_ones());
-                end_record(out, infer, &mut suffix);
+                end_record(out, &mut suffix);
                 done.records += 1;
                 (rs, rec_out, rec_lf) = (next, out.len(), 0);
                 (fs, field) = (next, 0);
