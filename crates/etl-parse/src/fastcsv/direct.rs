@@ -236,12 +236,6 @@ fn range_in(lo: usize, hi: usize, at: usize) -> u64 {
     from_bit(lo) & !from_bit(hi)
 }
 
-/// Bits `lo..hi` of a block (`lo <= hi < 64`).
-#[inline]
-fn span(lo: usize, hi: usize) -> u64 {
-    (u64::MAX << lo) & ((1u64 << hi) - 1)
-}
-
 impl<R: Read> Scanner<R> {
     /// Appends the ordinary records from the current position to `out` as
     /// JSON lines: `key_chunks` are the packed header chunks (`{"a":"`,
@@ -327,7 +321,7 @@ impl<R: Read> Scanner<R> {
                 };
                 // The record's part in this block (earlier blocks' parts
                 // were checked at their ends).
-                let rec_here = span(rs.saturating_sub(at), j);
+                let rec_here = range_in(rs, p, at);
                 if field != ranges.len()
                     || c.bad & rec_here != 0
                     || p - rs > max_record
