@@ -12,8 +12,10 @@
 //! - A field without quotes or escapes is copied as it is.
 //! - A doubled quote `""` becomes `\"`, which has the same length: the field
 //!   is copied and the first quote of each pair overwritten with `\`.
-//! - Other fields (control characters, quoted newlines, backslashes) go
-//!   through the JSON string escaper, pair by pair.
+//! - Other fields (control characters, quoted newlines, backslashes) are
+//!   escaped byte by byte where the block masks (of one block, or of two
+//!   for a field across a boundary) mark them; a longer field goes through
+//!   the JSON string escaper, pair by pair.
 //!
 //! The first record that is not ordinary (a quote out of place, a short or
 //! long row, invalid UTF-8, a NUL byte, an empty line, an over-long record,
@@ -54,6 +56,27 @@ enum Place {
     Far,
 }
 
+/// The masks of the previous block that a field across two blocks needs.
+#[derive(Debug, Default, Clone, Copy)]
+struct Prev {
+    escape: u64,
+    doubled: u64,
+}
+
+/// A field's value: its bytes `a..b` and what the masks say of them.
+#[derive(Debug, Clone, Copy)]
+struct Value {
+    a: usize,
+    b: usize,
+    quoted: bool,
+    /// Its bytes to escape and doubled quotes, in all of its blocks.
+    special: u64,
+    /// The current block's start.
+    at: usize,
+    /// Which blocks hold its masks.
+    place: Place,
+}
+
 impl Value {
     /// Field `fs..p` (`quoted`: it starts with a quote; an empty field's
     /// first byte is its delimiter or line end, never one), in the block at
@@ -84,27 +107,6 @@ impl Place {
             Place::Far
         }
     }
-}
-
-/// The masks of the previous block that a field across two blocks needs.
-#[derive(Debug, Default, Clone, Copy)]
-struct Prev {
-    escape: u64,
-    doubled: u64,
-}
-
-/// A field's value: its bytes `a..b` and what the masks say of them.
-#[derive(Debug, Clone, Copy)]
-struct Value {
-    a: usize,
-    b: usize,
-    quoted: bool,
-    /// Its bytes to escape and doubled quotes, in all of its blocks.
-    special: u64,
-    /// The current block's start.
-    at: usize,
-    /// Which blocks hold its masks.
-    place: Place,
 }
 
 /// Writes a field's value (its key is written): copied as it is when
@@ -182,10 +184,16 @@ struct Classes {
     escape: u64,
     /// The second quote of each doubled pair.
     doubled: u64,
-    /// Bytes to escape and doubled quotes.
-    special: u64,
     /// Line feeds inside quotes.
     quoted_lf: u64,
+}
+
+impl Classes {
+    /// Bytes to escape and doubled quotes.
+    #[inline]
+    fn special(&self) -> u64 {
+        self.escape | self.doubled
+    }
 }
 
 /// The state carried from one block to the next.
@@ -294,7 +302,7 @@ impl<R: Read> Scanner<R> {
                 // Field `fs..p`: its special bytes here and in earlier
                 // blocks. (Quotes out of place are checked per record.)
                 let here = from_fs & ((1u64 << j) - 1);
-                let special = std::mem::take(&mut acc) | c.special & here;
+                let special = std::mem::take(&mut acc) | c.special() & here;
                 let Some(&(ka, kb)) = ranges.get(field) else {
                     break 'blocks;
                 };
@@ -354,7 +362,7 @@ impl<R: Read> Scanner<R> {
                 }
                 rec_lf += u64::from((c.quoted_lf & rest).count_ones());
             }
-            acc |= c.special & from_fs;
+            acc |= c.special() & from_fs;
             prev = Prev {
                 escape: c.escape,
                 doubled: c.doubled,
@@ -416,7 +424,6 @@ fn classify_at(
         bad,
         escape: m.escape & valid,
         doubled: open & after_close,
-        special: (m.escape & valid) | (open & after_close),
         quoted_lf: m.lf & in_q & valid,
     }
 }
@@ -448,9 +455,10 @@ fn write_special(
     Some(from)
 }
 
-/// Writes a field that needs escaping to `out` (cleared first); in a quoted field (`quote`) every
-/// quote is the first of a doubled pair, written once. False when the field
-/// holds a NUL byte (a reject: the record-at-a-time path words it).
+/// Writes a field that needs escaping to `out` (cleared first): in a quoted
+/// field (`quote`) every quote is the first of a doubled pair, written once.
+/// False when the field holds a NUL byte (a reject: the record-at-a-time
+/// path words it).
 fn write_escaped_field(out: &mut Vec<u8>, v: &[u8], quote: Option<u8>) -> bool {
     out.clear();
     if memchr(0, v).is_some() {
