@@ -12,28 +12,14 @@ setup() {
   cat > pipeline.sh <<'SH'
 printf '{"t":5}\n' | etl-checkpoint filter --state state.json --key k --field t --type number > /dev/null
 if [ -f fail-once ]; then rm fail-once; echo "upstream busy" >&2; exit 75; fi
-echo "stage log line ETL_IMAP_PASSWORD is never printed" >&2
+echo "stage log line" >&2
+# A careless tool in the pipeline prints secrets: etl-run must not forward them.
+if [ -n "${LEAKY:-}" ]; then
+  echo "connecting with password $ETL_IMAP_PASSWORD to https://etl:$ETL_IMAP_PASSWORD@db.example/w?token=tok-$ETL_IMAP_PASSWORD" >&2
+  printf 'salt %s\n' "$ETL_MASK_SALT" >&2
+fi
 exit "${EXIT_WITH:-0}"
 SH
-}
-
-# webhook: a loopback HTTP listener saving each POST body to hook.json.
-start_webhook() {
-  python3 - > hook.port <<'PY' &
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        open("hook.json", "wb").write(body)
-        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
-    def log_message(self, *a): pass
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.handle_request()
-PY
-  HOOK_PID=$!
-  for _ in $(seq 1 50); do [ -s hook.port ] && break; sleep 0.1; done
-  HOOK_URL="http://127.0.0.1:$(cat hook.port)/alert"
 }
 
 @test "success: the pipeline's pending watermark is committed, one runs-log line" {
@@ -56,7 +42,7 @@ PY
 
 @test "a final failure: pending discarded, the webhook alerted, the pipeline's exit code" {
   start_webhook
-  export EXIT_WITH=65 ETL_IMAP_PASSWORD=supersecret-value
+  export EXIT_WITH=65 ETL_IMAP_PASSWORD=supersecret-value ETL_MASK_SALT=salty-5ecret LEAKY=1
   run -65 "$ETL_RUN" --state state.json --runs-log runs.ndjson --notify-url "$HOOK_URL" -- pipeline.sh
   wait "$HOOK_PID" || true
   run -1 --separate-stderr etl-checkpoint get --state state.json k
@@ -70,8 +56,17 @@ PY
   assert_output --partial "stage log line"
   run -0 jq -c '[.status, .exit_code]' runs.ndjson
   assert_output '["failed",65]'
-  # Secrets from the environment appear in neither the alert nor the runs log.
-  run ! grep -q supersecret hook.json runs.ndjson
+  # Regression: the alert carried the last stderr lines unredacted. The
+  # pipeline printed the secrets (the terminal still shows them); the alert
+  # says where they were, never what they are.
+  run -0 jq -r '.log_tail | join("\n")' hook.json
+  assert_output --partial "connecting with password [redacted:ETL_IMAP_PASSWORD] to https://etl:***@db.example/w?token=***"
+  assert_output --partial "salt [redacted:ETL_MASK_SALT]"
+  [ -s hook.json ] && [ -s runs.ndjson ]
+  for s in supersecret salty-5ecret; do
+    run grep -c -F "$s" hook.json runs.ndjson
+    assert_failure 1
+  done
 }
 
 @test "two runs at once: the second exits 75 without running" {

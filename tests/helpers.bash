@@ -72,3 +72,43 @@ sheet_values() {
 duckdb_count() {
   etl-merge --db "$ETL_DB" --table orders --key order_id --query 'SELECT count(*) AS n FROM orders' < /dev/null 2>/dev/null | jq -r .n
 }
+
+# descendant_pids PID NAME: the pids of the processes called NAME among the
+# descendants of PID (from ps), so a test ends only processes it started,
+# never every process of that name on the machine.
+descendant_pids() {
+  ps -e -o pid=,ppid=,comm= | awk -v root="$1" -v name="$2" '
+    { pid[NR] = $1; ppid[NR] = $2; comm[NR] = $3 }
+    END {
+      inside[root] = 1
+      do {
+        changed = 0
+        for (i = 1; i <= NR; i++)
+          if ((ppid[i] in inside) && !(pid[i] in inside)) { inside[pid[i]] = 1; changed = 1 }
+      } while (changed)
+      for (i = 1; i <= NR; i++) if ((pid[i] in inside) && pid[i] != root && comm[i] == name) print pid[i]
+    }'
+}
+
+# start_webhook [SUFFIX]: a loopback HTTP listener saving the first POST body
+# to hook.json ($HOOK_URL, with SUFFIX appended, e.g. a query; $HOOK_PID);
+# it ends after that one request.
+start_webhook() {
+  python3 - > hook.port <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        open("hook.json", "wb").write(body)
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.handle_request()
+PY
+  HOOK_PID=$!
+  for _ in $(seq 1 100); do [ -s hook.port ] && break; sleep 0.1; done
+  [ -s hook.port ] || { echo "the webhook listener did not start" >&2; return 1; }
+  HOOK_URL="http://127.0.0.1:$(cat hook.port)/alert${1:-}"
+}
+

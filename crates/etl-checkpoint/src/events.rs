@@ -59,6 +59,18 @@ pub fn nothing_pending(run_id: &str) {
     info!(target_run_id = run_id, "nothing pending for run {run_id}");
 }
 
+/// `commit` kept a committed value greater than the run's pending one.
+pub fn kept_greater(key: &str, committed: &Value, pending: &Value, run_id: &str) {
+    let (committed, pending) = (committed.to_raw_text(), pending.to_raw_text());
+    warn!(
+        key,
+        committed = committed.as_str(),
+        pending = pending.as_str(),
+        commit_run_id = run_id,
+        "watermark {key} not moved back from {committed} to {pending} (run {run_id} is older than the committed value; `etl-checkpoint set` moves it back on purpose)"
+    );
+}
+
 /// `discard` dropped pending values.
 pub fn discarded(runs: usize) {
     info!(runs, "discarded the pending values of {runs} run(s)");

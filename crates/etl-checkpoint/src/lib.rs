@@ -129,7 +129,12 @@ Example:\n  etl-checkpoint set --state state.json orders 2026-11-01T00:00:00Z --
     /// Promote the pending values of a run to committed (idempotent).
     #[command(
         long_about = "Promote the pending values of one run (all keys) to committed and remove them. \
-Idempotent: with nothing pending for the run it logs that and exits 0. Pending values of other runs are left alone.",
+Idempotent: with nothing pending for the run it logs that and exits 0. Pending values of other runs are left alone.\n\n\
+A commit never moves a watermark back: when the committed value is greater than the run's \
+pending one (an older run committed after a newer one), the committed value stays and a \
+warning says so. Values compare by their type: numbers exactly, timestamps by instant, \
+strings bytewise, IMAP UIDs per UIDVALIDITY, Maildir by (time, name), mbox by offset. \
+`etl-checkpoint set` is the way to move a watermark back on purpose.",
         after_long_help = "Example:\n  ETL_RUN_ID=nightly-2026-11-21 sh -c 'etl-checkpoint filter ... | load && etl-checkpoint commit --state state.json'"
     )]
     Commit(RunArgs),
@@ -296,7 +301,7 @@ fn commit(a: &RunArgs, run: &mut Run) -> Result<()> {
         .clone()
         .ok_or_else(|| Error::missing_setting("--run-id", "ETL_RUN_ID"))?;
     let keys = a.state.store()?.update(|st| {
-        let keys = st.commit(&id);
+        let keys = st.commit_with(&id, keep_greater);
         let changed = keys.is_some();
         Ok((keys, changed))
     })?;
@@ -311,6 +316,29 @@ fn commit(a: &RunArgs, run: &mut Run) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A commit never moves a watermark back: when the committed value of a key
+/// is greater than the run's pending one (an older run committed after a
+/// newer one), the committed value stays and a warning says so. `set` is
+/// the explicit way to move a watermark back.
+fn keep_greater(key: &str, old: Option<&Entry>, new: Entry) -> Entry {
+    let Some(old) = old else { return new };
+    let same_kind = old.kind.is_some() && old.kind == new.kind;
+    let kind = new.kind.as_deref().unwrap_or("");
+    if same_kind
+        && watermark::compare_stored(kind, &old.value, &new.value)
+            == Some(std::cmp::Ordering::Greater)
+    {
+        events::kept_greater(
+            key,
+            &old.value,
+            &new.value,
+            new.run_id.as_deref().unwrap_or(""),
+        );
+        return old.clone();
+    }
+    new
 }
 
 fn discard(a: &DiscardArgs) -> Result<()> {

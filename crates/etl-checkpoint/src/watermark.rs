@@ -131,6 +131,58 @@ pub fn parse(kind: Kind, v: &Value, tz: Option<&TimeZone>) -> Result<Seen, Strin
     }
 }
 
+/// How a committed and a pending value of one key compare, by the key's
+/// type: `timestamp`, `number` and `string` as [`parse`] reads them; `mail`
+/// (etl-fetch-mail's watermarks) by IMAP `(uidvalidity, uid)` (RFC 3501:
+/// a new UIDVALIDITY is always greater), Maildir `(mtime_ns, name)` or mbox
+/// `offset`. `None` when they cannot be compared (another type, a value of
+/// another shape): the pending value is then taken as it is.
+pub fn compare_stored(kind: &str, old: &Value, new: &Value) -> Option<Ordering> {
+    let typed = match kind {
+        "timestamp" => Some(Kind::Timestamp),
+        "number" => Some(Kind::Number),
+        "string" => Some(Kind::String),
+        _ => None,
+    };
+    if let Some(k) = typed {
+        let (a, b) = (parse(k, old, None).ok()?, parse(k, new, None).ok()?);
+        return a.mark.partial_cmp(&b.mark);
+    }
+    if kind != "mail" {
+        return None;
+    }
+    let (a, b): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&old.to_json()).ok()?,
+        serde_json::from_str(&new.to_json()).ok()?,
+    );
+    let num = |v: &serde_json::Value, f: &str| v.get(f).and_then(serde_json::Value::as_i64);
+    let text = |v: &serde_json::Value, f: &str| {
+        v.get(f)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let pair = |v: &serde_json::Value| -> Option<(i64, i64, String)> {
+        if let (Some(validity), Some(uid)) = (num(v, "uidvalidity"), num(v, "uid")) {
+            return Some((validity, uid, String::new()));
+        }
+        if let (Some(mtime), Some(name)) = (num(v, "mtime_ns"), text(v, "name")) {
+            return Some((mtime, 0, name));
+        }
+        num(v, "offset").map(|o| (o, 0, String::new()))
+    };
+    let shape = |v: &serde_json::Value| {
+        (
+            v.get("uid").is_some(),
+            v.get("name").is_some(),
+            v.get("offset").is_some(),
+        )
+    };
+    if shape(&a) != shape(&b) {
+        return None;
+    }
+    Some(pair(&a)?.cmp(&pair(&b)?))
+}
+
 /// `--overlap`: how far before the committed watermark to start again.
 #[derive(Debug, Clone)]
 pub enum Overlap {
@@ -253,6 +305,49 @@ mod tests {
         assert!(parse(Kind::String, &Value::from(5_u64), None)
             .unwrap_err()
             .contains("--type number"));
+    }
+
+    #[test]
+    fn stored_values_compare_by_their_type() {
+        let v = |s: &str| Value::parse(s).unwrap();
+        let c = |k: &str, a: &str, b: &str| compare_stored(k, &v(a), &v(b));
+        assert_eq!(c("number", "9", "5"), Some(Ordering::Greater));
+        assert_eq!(c("number", "\"10\"", "\"9\""), Some(Ordering::Greater));
+        assert_eq!(
+            c(
+                "timestamp",
+                "\"2026-11-21T06:00:00Z\"",
+                "\"2026-11-21T07:00:00+02:00\""
+            ),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(c("string", "\"b\"", "\"a\""), Some(Ordering::Greater));
+        let imap = |validity: u32, uid: u32| format!(r#"{{"uidvalidity":{validity},"uid":{uid}}}"#);
+        assert_eq!(c("mail", &imap(7, 9), &imap(7, 5)), Some(Ordering::Greater));
+        assert_eq!(
+            c("mail", &imap(7, 9), &imap(8, 1)),
+            Some(Ordering::Less),
+            "a new UIDVALIDITY is greater"
+        );
+        assert_eq!(
+            c(
+                "mail",
+                r#"{"mtime_ns":5,"name":"b"}"#,
+                r#"{"mtime_ns":5,"name":"a"}"#
+            ),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            c("mail", r#"{"offset":90}"#, r#"{"offset":100}"#),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            c("mail", r#"{"offset":90}"#, &imap(1, 1)),
+            None,
+            "other shapes"
+        );
+        assert_eq!(c("number", "9", "\"x\""), None);
+        assert_eq!(c("mail-actions", "1", "2"), None);
     }
 
     #[test]

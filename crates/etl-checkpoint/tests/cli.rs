@@ -571,3 +571,46 @@ fn version_and_help_go_to_stdout() {
     assert!(v.stdout.starts_with("etl-checkpoint "));
     assert_eq!(v.stderr, "");
 }
+
+/// Regression: committing an older run's pending value after a newer run's
+/// moved the watermark back (9 became 5), so the next run re-delivered
+/// records the warehouse already had.
+#[test]
+fn commit_never_moves_a_watermark_back() {
+    let s = Scratch::new();
+    let st = s.state();
+    let st = st.to_str().unwrap();
+    s.filter("newer", &num_args(), "{\"id\":9}\n");
+    s.filter("older", &num_args(), "{\"id\":5}\n");
+    assert_eq!(s.commit("newer").code, 0);
+    let late = s.commit("older");
+    assert_eq!(late.code, 0, "{}", late.stderr);
+    assert_eq!(s.get("k").stdout, "9\n", "{}", late.stderr);
+    assert!(
+        late.log_with("not moved back from 9 to 5"),
+        "a warning says so: {}",
+        late.stderr
+    );
+    assert!(
+        !s.state_json().to_json().contains("\"older\":"),
+        "the late run's pending values are gone"
+    );
+    // A greater value still moves it forward, and `set` moves it back on purpose.
+    s.filter("next", &num_args(), "{\"id\":12}\n");
+    assert_eq!(s.commit("next").code, 0);
+    assert_eq!(s.get("k").stdout, "12\n");
+    assert_eq!(s.run(&["set", "--state", st, "k", "5"], "").code, 0);
+    assert_eq!(s.get("k").stdout, "5\n");
+}
+
+/// The same for timestamps, compared by instant whatever their offset.
+#[test]
+fn commit_compares_timestamps_by_instant() {
+    let s = Scratch::new();
+    let ts = ["--key", "t", "--field", "at", "--type", "timestamp"];
+    s.filter("newer", &ts, "{\"at\":\"2026-11-21T06:00:00Z\"}\n");
+    s.filter("older", &ts, "{\"at\":\"2026-11-21T07:30:00+02:00\"}\n");
+    assert_eq!(s.commit("newer").code, 0);
+    assert_eq!(s.commit("older").code, 0);
+    assert_eq!(s.get("t").stdout, "2026-11-21T06:00:00Z\n");
+}

@@ -32,14 +32,18 @@ fn a_held_lock_makes_commit_exit_75_without_touching_the_state() {
     let store = StateFile::new(s.state(), Duration::from_secs(10));
     pend(&store, "a", "k", 1);
     let before = std::fs::read(s.state()).unwrap();
+    // Held for the whole test: a commit that waited would never end (the
+    // harness's timeout would fail it), so exit 75 itself proves it did not
+    // wait. Regression: this was a 2 s bound on the clock, a race on a
+    // loaded machine.
     let lock = store.lock().unwrap();
-    let t = Instant::now();
     let out = s.commit("a");
     assert_eq!(out.code, 75, "{}", out.stderr);
     assert!(out.log_with("locked by another process"), "{}", out.stderr);
     assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "--lock-timeout 0 must not wait"
+        out.log_with("waited 0s"),
+        "--lock-timeout 0 must not wait: {}",
+        out.stderr
     );
     assert_eq!(std::fs::read(s.state()).unwrap(), before);
     drop(lock);
@@ -67,7 +71,28 @@ fn lock_timeout_waits_for_the_holder() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait for the condition, not for a lucky sleep: the child has the lock
+    // file open (it is trying to take the lock we hold).
+    let lock_path = s
+        .state()
+        .with_extension("json.lock")
+        .canonicalize()
+        .unwrap();
+    let fds = format!("/proc/{}/fd", child.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(&fds)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|p| p == lock_path))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the child never opened {}",
+            lock_path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(lock);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));

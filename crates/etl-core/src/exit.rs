@@ -1,4 +1,4 @@
-//! The exit codes every command uses: the BSD sysexits table of DESIGN.md.
+//! The exit codes every command uses: the BSD sysexits table of etl(7).
 //!
 //! One enum so that a code is never a bare number at a call site; cron
 //! scripts branch on these values, so they never change.

@@ -1,4 +1,4 @@
-//! etl-core: the contract every etlkit command keeps (see `DESIGN.md`).
+//! etl-core: the contract every etlkit command keeps (see `etl(7)`, `man/man7/etl.7`).
 //!
 //! This crate is deliberately small and boring: the NDJSON record model and
 //! its reader and writer, logging, rejects, the run summary, exit codes,
@@ -17,6 +17,7 @@ pub mod names;
 pub mod progress;
 pub mod reader;
 pub mod record;
+pub mod redact;
 pub mod rejects;
 pub mod run;
 pub mod state;

@@ -18,6 +18,18 @@ use tracing_subscriber::Layer;
 
 use crate::error::{Error, Result};
 use crate::record::{write_str, write_value, Value};
+use crate::redact;
+
+/// `v` with the URLs of a string masked ([`redact::urls_in`]).
+pub(crate) fn redact_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) => match redact::urls_in(s) {
+            std::borrow::Cow::Owned(masked) => Value::String(masked),
+            std::borrow::Cow::Borrowed(_) => v.clone(),
+        },
+        other => other.clone(),
+    }
+}
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -118,6 +130,11 @@ fn format_line(
     fields: &[(&str, Value)],
     ts: &jiff::Timestamp,
 ) -> String {
+    // URL credentials and query values never reach a log line, whichever
+    // event or library error carried them.
+    let msg = &*redact::urls_in(msg);
+    let fields: Vec<(&str, Value)> = fields.iter().map(|(k, v)| (*k, redact_value(v))).collect();
+    let fields = fields.as_slice();
     match l.format {
         LogFormat::Json => {
             let mut out = Vec::with_capacity(160);
@@ -230,6 +247,24 @@ mod tests {
             "{\"ts\":\"2026-11-21T06:00:00.123Z\",\"level\":\"warn\",\"cmd\":\"etl-x\",\"run_id\":\"R1\",\"msg\":\"line 3: \\\"bad\\\"\",\"line\":3,\"file\":\"a b\"}\n"
         );
         assert!(Value::parse(line.trim_end()).is_ok());
+    }
+
+    #[test]
+    fn url_secrets_never_reach_a_line() {
+        let ts = jiff::Timestamp::UNIX_EPOCH;
+        for format in [LogFormat::Json, LogFormat::Text] {
+            let line = format_line(
+                &logger(format),
+                Level::WARN,
+                "https://u:pw1@h/a.csv?token=tok1: HTTP 503",
+                &[("url", Value::from("https://h/a.csv?sig=sig1"))],
+                &ts,
+            );
+            for secret in ["pw1", "tok1", "sig1"] {
+                assert!(!line.contains(secret), "{line}");
+            }
+            assert!(line.contains("https://u:***@h/a.csv?token=***"), "{line}");
+        }
     }
 
     #[test]

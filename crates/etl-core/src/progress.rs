@@ -25,6 +25,10 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     records: u64,
     bytes: u64,
+    /// What a record is called on the line (`records`, `messages`, `rows`).
+    unit: &'static str,
+    /// The command's own counts, shown after the rate (API requests, ...).
+    extra: String,
 }
 
 impl Progress {
@@ -41,6 +45,23 @@ impl Progress {
             bar: None,
             records: 0,
             bytes: 0,
+            unit: "records",
+            extra: String::new(),
+        }
+    }
+
+    /// Calls the items `unit` on the line (`messages` for etl-fetch-mail,
+    /// `rows` for etl-push-sheets).
+    pub fn set_unit(&mut self, unit: &'static str) {
+        self.unit = unit;
+    }
+
+    /// The command's own counts, shown after the rate (e.g. `12 requests,
+    /// 1 quota wait`); redrawn at once.
+    pub fn set_extra(&mut self, extra: String) {
+        self.extra = extra;
+        if self.enabled {
+            self.redraw();
         }
     }
 
@@ -60,7 +81,7 @@ impl Progress {
     pub fn advance(&mut self, records: u64, bytes: u64) {
         self.records += records;
         self.bytes += bytes;
-        if self.enabled && records > 0 {
+        if self.enabled && (records > 0 || bytes > 0) {
             self.redraw();
         }
     }
@@ -84,8 +105,14 @@ impl Progress {
         });
         #[allow(clippy::cast_precision_loss)] // a display rate
         let rate = self.records as f64 / elapsed.as_secs_f64();
+        let unit = self.unit;
+        let extra = if self.extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.extra)
+        };
         bar.set_message(format!(
-            "{} records, {}, {rate:.0} records/s, {:.1}s",
+            "{} {unit}, {}, {rate:.0} {unit}/s{extra}, {:.1}s",
             self.records,
             HumanBytes(self.bytes),
             elapsed.as_secs_f64()
@@ -143,5 +170,22 @@ mod tests {
         assert!(msg.starts_with("1024 records, 1.00 MiB, "), "{msg}");
         p.finish();
         assert!(!p.is_shown());
+    }
+
+    #[test]
+    fn units_and_the_commands_own_counts() {
+        let mut p = Progress::with_target(true, ProgressDrawTarget::hidden);
+        p.started -= Duration::from_secs(2);
+        p.set_unit("rows");
+        p.advance(3, 300);
+        p.set_extra("2 requests, 1 quota wait".into());
+        let msg = p.bar.as_ref().unwrap().message();
+        assert!(msg.starts_with("3 rows, 300 B, "), "{msg}");
+        assert!(msg.contains(" rows/s, 2 requests, 1 quota wait, "), "{msg}");
+        let mut p = Progress::with_target(false, ProgressDrawTarget::hidden);
+        p.started -= Duration::from_secs(2);
+        p.set_extra("x".into());
+        p.advance(3, 300);
+        assert!(!p.is_shown(), "--quiet or not a terminal");
     }
 }

@@ -62,7 +62,9 @@ impl Reject {
         use crate::record::{write_record, write_str, write_value};
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(format!("{{\"line\":{},\"error\":", self.line).as_bytes());
-        write_str(&mut out, &self.error);
+        // The error and the source name may quote a URL; the input is data
+        // and is kept byte-exact.
+        write_str(&mut out, &crate::redact::urls_in(&self.error));
         out.extend_from_slice(b",\"stage\":");
         write_str(&mut out, stage);
         out.extend_from_slice(b",\"input\":");
@@ -83,7 +85,7 @@ impl Reject {
         }
         if let Some(src) = &self.source {
             out.extend_from_slice(b",\"source\":");
-            write_str(&mut out, src);
+            write_str(&mut out, &crate::redact::urls_in(src));
         }
         out.extend_from_slice(b",\"run_id\":");
         write_str(&mut out, run_id);

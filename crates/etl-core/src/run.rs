@@ -144,7 +144,7 @@ impl Run {
                 out.push(b',');
                 write_str(&mut out, k);
                 out.push(b':');
-                write_value(&mut out, v);
+                write_value(&mut out, &crate::log::redact_value(v));
             }
             out.extend_from_slice(b"}\n");
             atomic_write(path, &out).map_err(|e| Error::output(path, &e))?;

@@ -106,14 +106,29 @@ impl State {
     }
 
     /// Promotes every pending value of `run_id` to committed and removes
-    /// them. Returns the keys committed (`None`: nothing was pending).
+    /// them, replacing whatever was committed. Returns the keys committed
+    /// (`None`: nothing was pending). `etl-checkpoint commit` uses
+    /// [`State::commit_with`] so a watermark never moves backwards.
     pub fn commit(&mut self, run_id: &str) -> Option<Vec<String>> {
+        self.commit_with(run_id, |_, _, new| new)
+    }
+
+    /// Like [`State::commit`], but `resolve(key, committed, pending)` decides
+    /// what is stored for each key: the pending entry, the committed one (a
+    /// watermark that must not move back) or a merge of both. The stored
+    /// entry is stamped with this run and the time of the commit.
+    pub fn commit_with(
+        &mut self,
+        run_id: &str,
+        mut resolve: impl FnMut(&str, Option<&Entry>, Entry) -> Entry,
+    ) -> Option<Vec<String>> {
         let run = self.pending.remove(run_id)?;
         let keys = run.values.keys().cloned().collect();
         for (key, mut entry) in run.values {
             entry.updated = now();
             entry.run_id = Some(run_id.to_owned());
-            self.committed.insert(key, entry);
+            let stored = resolve(&key, self.committed.get(&key), entry);
+            self.committed.insert(key, stored);
         }
         Some(keys)
     }

@@ -57,3 +57,29 @@ pub fn local_pending(key: &str) {
         "pending watermark for {key} recorded; `etl-checkpoint commit` makes it stick"
     );
 }
+
+pub fn actions_pending(key: &str, messages: usize) {
+    info!(
+        key,
+        messages, "{messages} message(s) to mark or move once this run is committed ({key})"
+    );
+}
+
+pub fn actions_applied(mailbox: &str, messages: usize, action: &str) {
+    info!(
+        mailbox,
+        messages,
+        action,
+        "applied the committed mailbox actions: {messages} message(s) of {mailbox}: {action}"
+    );
+}
+
+pub fn actions_dropped(mailbox: &str, stored: u32, now: u32, messages: usize) {
+    warn!(
+        mailbox,
+        stored,
+        now,
+        messages,
+        "{mailbox}: UIDVALIDITY changed from {stored} to {now} since the run was committed; its {messages} mailbox action(s) cannot be applied (UIDs no longer name the same messages) and were dropped"
+    );
+}

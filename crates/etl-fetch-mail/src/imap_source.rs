@@ -2,6 +2,7 @@
 //! for what is new, UID FETCH BODY.PEEK[] in batches, reconnects with
 //! backoff that resume after the last delivered UID.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -11,7 +12,10 @@ use etl_core::state::StateFile;
 use etl_core::{Error, Exit, Result};
 use serde_json::json;
 
-use crate::{committed, events, secret, set_pending, Auth, Cli, OnUidvalidity, Origin, Sink, Tls};
+use crate::{
+    committed, events, secret, set_pending, set_pending_kind, Auth, Cli, OnUidvalidity, Origin,
+    Sink, Tls,
+};
 
 /// A plain or TLS connection.
 pub enum Stream {
@@ -299,6 +303,7 @@ fn criteria(cli: &Cli) -> Result<String> {
 }
 
 /// Fetches every mailbox.
+#[allow(clippy::too_many_lines)] // credentials, committed actions, then each mailbox with reconnects and its pending state
 pub fn fetch(
     cli: &Cli,
     sink: &mut Sink<'_>,
@@ -333,6 +338,18 @@ pub fn fetch(
         )?,
     };
     let search = criteria(cli)?;
+    if let Some(s) = state {
+        apply_committed(
+            cli,
+            &password,
+            s,
+            &format!("imap-actions/{user}@{host}/"),
+            sink,
+        )?;
+    }
+    if cli.apply_committed {
+        return Ok(());
+    }
     for mailbox in &cli.mailbox {
         let key = format!("imap/{user}@{host}/{mailbox}");
         let prior = committed(state, &key)?;
@@ -349,6 +366,7 @@ pub fn fetch(
                 .and_then(|v| u32::try_from(v).ok())
                 .unwrap_or(0),
             started: false,
+            acted: Vec::new(),
         };
         let mut attempt = 0u32;
         loop {
@@ -389,8 +407,147 @@ pub fn fetch(
                 )?;
                 events::pending(&key, done.last_uid);
             }
+            if (cli.mark_seen || cli.move_to.is_some()) && !done.acted.is_empty() {
+                // Applied by a later run, once this one is committed.
+                let actions = format!("imap-actions/{user}@{host}/{mailbox}/{run_id}");
+                set_pending_kind(
+                    s,
+                    run_id,
+                    &actions,
+                    &json!({
+                        "mailbox": mailbox,
+                        "uidvalidity": v,
+                        "uids": uid_set(&done.acted),
+                        "mark_seen": cli.mark_seen,
+                        "move_to": cli.move_to,
+                    }),
+                    "mail-actions",
+                )?;
+                events::actions_pending(&actions, done.acted.len());
+            }
         }
     }
+    Ok(())
+}
+
+/// A UID set in IMAP's compact form (`1:3,7,9:10`), from sorted UIDs.
+fn uid_set(uids: &[u32]) -> String {
+    debug_assert!(uids.windows(2).all(|w| w[0] < w[1]));
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            let _ = write!(out, "{start}:{end}");
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The UIDs of a set written by [`uid_set`] (`None`: not such a set).
+fn uid_list(set: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for r in set.split(',').filter(|r| !r.is_empty()) {
+        match r.split_once(':') {
+            Some((a, b)) => out.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
+            None => out.push(r.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// Applies the committed mailbox actions (`--mark-seen`, `--move-to`) of
+/// earlier runs of this account, then removes them from the state. An
+/// action is applied only once its run was committed, so a failed pipeline
+/// leaves its messages where they were. Applying twice is harmless (a UID
+/// already moved is no longer in the mailbox): a crash between the change
+/// and the state update costs nothing.
+fn apply_committed(
+    cli: &Cli,
+    password: &str,
+    state: &StateFile,
+    prefix: &str,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    let st = state.load()?;
+    let todo: Vec<(String, serde_json::Value)> = st
+        .committed
+        .iter()
+        .filter(|(k, e)| k.starts_with(prefix) && e.kind.as_deref() == Some("mail-actions"))
+        .filter_map(|(k, e)| Some((k.clone(), serde_json::from_str(&e.value.to_json()).ok()?)))
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let host = cli.host.clone().unwrap_or_default();
+    let mut s = connect(cli, password).map_err(|f| match f {
+        Fail::Final(e) => e,
+        Fail::Connection(e) => Error::new(
+            Exit::Unavailable,
+            format!("IMAP {host}: {e} (applying the committed mailbox actions)"),
+        ),
+    })?;
+    let final_err = |e: imap::Error, what: &str| match e {
+        imap::Error::No(t) | imap::Error::Bad(t) => {
+            Error::new(Exit::Unavailable, format!("{what}: {}", t.trim()))
+        }
+        other => Error::new(Exit::Unavailable, format!("IMAP {host}: {what}: {other}")),
+    };
+    // Two committed runs may name the same message (a run that failed
+    // after its fetch and was committed by hand): each is changed once.
+    let mut applied = std::collections::HashSet::new();
+    for (key, a) in todo {
+        let mailbox = a["mailbox"].as_str().unwrap_or("INBOX");
+        let uids: Vec<u32> = uid_list(a["uids"].as_str().unwrap_or(""))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| applied.insert((mailbox.to_owned(), *u)))
+            .collect();
+        let set = &uid_set(&uids);
+        let n = uids.len();
+        let stored = a["uidvalidity"]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0);
+        let mb = s
+            .select(mailbox)
+            .map_err(|e| final_err(e, &format!("selecting {mailbox:?}")))?;
+        let now = mb.uid_validity.unwrap_or(0);
+        if now != stored {
+            events::actions_dropped(mailbox, stored, now, n);
+        } else if n > 0 {
+            let mut done = Vec::new();
+            if a["mark_seen"].as_bool() == Some(true) {
+                s.uid_store(set, "+FLAGS.SILENT (\\Seen)")
+                    .map_err(|e| final_err(e, &format!("flagging {mailbox:?} \\Seen")))?;
+                sink.counts.marked_seen += n as u64;
+                done.push("marked seen".to_owned());
+            }
+            if let Some(dest) = a["move_to"].as_str() {
+                s.uid_mv(set, dest)
+                    .map_err(|e| final_err(e, &format!("moving to {dest:?}")))?;
+                sink.counts.moved += n as u64;
+                done.push(format!("moved to {dest}"));
+            }
+            events::actions_applied(mailbox, n, &done.join(", "));
+        }
+        state.update(|st| {
+            let had = st.committed.remove(&key).is_some();
+            Ok(((), had))
+        })?;
+    }
+    let _ = s.logout();
     Ok(())
 }
 
@@ -401,6 +558,9 @@ struct Progress {
     prior_validity: Option<u32>,
     prior_uid: u32,
     started: bool,
+    /// UIDs whose attachments were stored: the messages --mark-seen and
+    /// --move-to act on once the run is committed.
+    acted: Vec<u32>,
 }
 
 #[allow(clippy::too_many_lines)] // select, search, then batches: one pass over a mailbox
@@ -412,13 +572,8 @@ fn mailbox_pass(
     sink: &mut Sink<'_>,
     p: &mut Progress,
 ) -> std::result::Result<(), Fail> {
-    let writes = cli.mark_seen || cli.move_to.is_some();
-    let mb = if writes {
-        s.select(mailbox)
-    } else {
-        s.examine(mailbox)
-    };
-    let mb = mb.map_err(|e| match e {
+    // Read-only: mailbox changes wait for the run's commit (apply_committed).
+    let mb = s.examine(mailbox).map_err(|e| match e {
         imap::Error::No(t) => {
             Fail::Final(Error::config(format!("mailbox {mailbox:?}: {}", t.trim())))
         }
@@ -443,6 +598,7 @@ fn mailbox_pass(
         // Rebuilt while we were reconnecting: start over.
         events::uidvalidity_changed(mailbox, p.uidvalidity.unwrap_or(0), validity);
         p.last_uid = 0;
+        p.acted.clear();
     }
     p.uidvalidity = Some(validity);
     let from = p.last_uid + 1;
@@ -500,7 +656,6 @@ fn mailbox_pass(
             }
         }
         bodies.sort_unstable_by_key(|(u, _)| *u);
-        let mut acted = Vec::new();
         let mut items: Vec<(u32, Option<Vec<u8>>)> =
             bodies.into_iter().map(|(u, b)| (u, Some(b))).collect();
         items.extend(large.iter().map(|(u, _)| (*u, None)));
@@ -525,32 +680,28 @@ fn mailbox_pass(
                         label: format!("UID {uid}"),
                     };
                     if sink.message(&raw, &origin)? {
-                        acted.push(uid);
+                        p.acted.push(uid);
                     }
                 }
             }
             p.last_uid = p.last_uid.max(uid);
         }
-        if !acted.is_empty() {
-            let set = acted
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            if cli.mark_seen {
-                s.uid_store(&set, "+FLAGS.SILENT (\\Seen)")
-                    .map_err(|e| io_fail(&e))?;
-            }
-            if let Some(dest) = &cli.move_to {
-                s.uid_mv(&set, dest).map_err(|e| match e {
-                    imap::Error::No(t) | imap::Error::Bad(t) => Fail::Final(Error::new(
-                        Exit::Unavailable,
-                        format!("moving to {dest:?}: {}", t.trim()),
-                    )),
-                    other => io_fail(&other),
-                })?;
-            }
-        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_round_trip_in_compact_form() {
+        let uids = [1, 2, 3, 7, 9, 10, 4_000_000_000];
+        let set = uid_set(&uids);
+        assert_eq!(set, "1:3,7,9:10,4000000000");
+        assert_eq!(uid_list(&set).unwrap(), uids);
+        assert_eq!(uid_set(&[]), "");
+        assert_eq!(uid_list("").unwrap(), Vec::<u32>::new());
+        assert!(uid_list("1:x").is_none());
+    }
 }

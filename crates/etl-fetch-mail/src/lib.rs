@@ -43,8 +43,15 @@ mailbox's UIDVALIDITY are written as pending for this run (ETL_RUN_ID); \
 `etl-checkpoint commit` makes them stick after the whole pipeline succeeded, and the next \
 run asks only for newer UIDs. A failed pipeline therefore fetches the same messages again \
 (stored files are recognised, not duplicated). The mailbox is read with BODY.PEEK and \
-never modified, unless --mark-seen or --move-to, which act only on messages whose \
-attachments are already on disk.
+never modified by the run that fetches.
+
+--mark-seen and --move-to change the mailbox only for messages of a committed run: the \
+run records them (the messages whose attachments are on disk) in --state as pending \
+mailbox actions beside its watermark; `etl-checkpoint commit` commits both together; the \
+next etl-fetch-mail with the same --state applies the committed actions first (or at \
+once: `etl-fetch-mail --apply-committed`, e.g. right after commit). A failed pipeline \
+therefore leaves its messages where they were, unseen, for the next run. Both flags \
+need --state.
 
 Selection: --since, --before, --from, --to, --subject, --unseen and --header are IMAP \
 SEARCH criteria (applied to local mail by etl-fetch-mail itself); --attachment GLOB, \
@@ -209,12 +216,20 @@ pub struct Cli {
     /// Messages fetched per round trip (memory holds one batch).
     #[arg(long, value_name = "N", default_value_t = 50, help_heading = "IMAP")]
     pub batch: usize,
-    /// After storing its attachments, flag the message \Seen.
-    #[arg(long, help_heading = "IMAP")]
+    /// Flag the messages whose attachments were stored \Seen, once this run is committed (needs --state).
+    #[arg(long, help_heading = "IMAP", requires = "state")]
     pub mark_seen: bool,
-    /// After storing its attachments, move the message to MAILBOX.
-    #[arg(long, value_name = "MAILBOX", help_heading = "IMAP")]
+    /// Move the messages whose attachments were stored to MAILBOX, once this run is committed (needs --state).
+    #[arg(
+        long,
+        value_name = "MAILBOX",
+        help_heading = "IMAP",
+        requires = "state"
+    )]
     pub move_to: Option<String>,
+    /// Apply the committed --mark-seen/--move-to actions of earlier runs, then exit without fetching.
+    #[arg(long, help_heading = "IMAP", requires = "state", requires = "host")]
+    pub apply_committed: bool,
     /// When the mailbox's UIDVALIDITY changed since the last run.
     #[arg(long, value_enum, default_value_t = OnUidvalidity::Refetch, help_heading = "IMAP")]
     pub on_uidvalidity_change: OnUidvalidity,
@@ -350,6 +365,10 @@ pub struct Counts {
     pub bytes: u64,
     pub rejected: u64,
     pub skipped: u64,
+    /// Messages flagged \Seen by committed actions applied in this run.
+    pub marked_seen: u64,
+    /// Messages moved by committed actions applied in this run.
+    pub moved: u64,
 }
 
 /// The shared part of every source: parse, filter, store, print.
@@ -378,6 +397,8 @@ impl Sink<'_> {
     pub fn message(&mut self, raw: &[u8], origin: &Origin) -> Result<bool> {
         self.counts.messages_seen += 1;
         self.run.records_in += 1;
+        // The progress line (a terminal, not --quiet): messages and bytes.
+        self.run.progress.advance(1, raw.len() as u64);
         let (env, atts) = match mime::attachments(raw, self.include_inline) {
             Ok(x) => x,
             Err(mime::Malformed(e)) => {
@@ -463,9 +484,11 @@ fn check_sources(cli: &Cli) -> Result<usize> {
 #[allow(clippy::needless_pass_by_value)]
 pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     check_sources(&cli)?;
+    // --apply-committed stores nothing: it needs no --out-dir.
     let out_dir = cli
         .out_dir
         .clone()
+        .or_else(|| cli.apply_committed.then(|| PathBuf::from(".")))
         .ok_or_else(|| Error::missing_setting("--out-dir", "ETL_OUT_DIR"))?;
     std::fs::create_dir_all(&out_dir).map_err(|e| {
         Error::new(
@@ -482,6 +505,7 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
         .as_ref()
         .map(|p| etl_core::state::StateFile::new(p.clone(), Duration::from_secs(30)));
     let run_id = run.run_id().to_owned();
+    run.progress.set_unit("messages");
     let mut sink = Sink {
         out_dir,
         filter,
@@ -505,6 +529,8 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     run.set_count("bytes", c.bytes);
     run.set_count("rejected", c.rejected);
     run.set_count("skipped", c.skipped);
+    run.set_count("marked_seen", c.marked_seen);
+    run.set_count("moved", c.moved);
     result
 }
 
@@ -515,13 +541,26 @@ pub(crate) fn set_pending(
     key: &str,
     value: &J,
 ) -> Result<()> {
+    set_pending_kind(state, run_id, key, value, "mail")
+}
+
+/// Records `value` as this run's pending value of `key`, of type `kind`
+/// (`mail`: a watermark; `mail-actions`: mailbox changes to apply once the
+/// run is committed).
+pub(crate) fn set_pending_kind(
+    state: &etl_core::state::StateFile,
+    run_id: &str,
+    key: &str,
+    value: &J,
+    kind: &str,
+) -> Result<()> {
     let v =
         etl_core::Value::parse(&value.to_string()).map_err(|e| Error::internal(e.to_string()))?;
     state.update(|st| {
         st.set_pending(
             run_id,
             key,
-            etl_core::state::Entry::new(v, Some("mail"), Some(run_id)),
+            etl_core::state::Entry::new(v, Some(kind), Some(run_id)),
         );
         Ok(((), true))
     })

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_etl-fetch-mail");
 
-fn corpora() -> Option<PathBuf> {
+fn corpora() -> PathBuf {
     etl_testkit::corpora("eml")
 }
 
@@ -38,7 +38,7 @@ fn fetch(args: &[&str], eml: &[PathBuf]) -> (i32, Vec<Value>, String, tempfile::
 /// every attachment (inline parts with a name count with --include-inline).
 #[test]
 fn php_mime_mail_parser_attachments() {
-    let Some(dir) = corpora() else { return };
+    let dir = corpora();
     let dir = dir.join("php-mime-mail-parser");
     let cases: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(dir.join("expected_provideData.json")).unwrap(),
@@ -106,7 +106,7 @@ fn php_mime_mail_parser_attachments() {
 /// nested message is a reject, not a crash.
 #[test]
 fn mailparse_cases() {
-    let Some(dir) = corpora() else { return };
+    let dir = corpora();
     let files = dir.join("mailparse/tests/files");
     let (code, lines, err, _dir) = fetch(&[], &[files.join("test_email_01.txt")]);
     assert_eq!(code, 0, "{err}");
@@ -142,7 +142,7 @@ fn mailparse_cases() {
 /// postal-mime's attachment counts (the MIME torture test among them).
 #[test]
 fn postal_mime_counts() {
-    let Some(dir) = corpora() else { return };
+    let dir = corpora();
     let dir = dir.join("postal-mime");
     for (file, want) in [
         ("mimetorture.eml", 9),

@@ -4,14 +4,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{build, commit, sha256sum, Dovecot};
+use common::{build, commit, discard, sha256sum, Dovecot};
 use serde_json::Value;
 
-fn corpora_file(rel: &str) -> Option<std::path::PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpora")
-        .join(rel);
-    p.exists().then_some(p)
+/// A file of the shared corpora (the test fails when it is absent).
+fn corpora_file(rel: &str) -> std::path::PathBuf {
+    etl_testkit::corpora(rel)
 }
 
 fn csv(dir: &Path, name: &str, body: &str) -> String {
@@ -33,38 +31,30 @@ fn attachments_arrive_byte_exact_with_their_manifest() {
         "--attach",
         &a,
     ]));
-    let mut files = vec![Path::new(&a).to_path_buf()];
-    if let Some(x) = corpora_file("xlsx/calamine/date.xlsx").or_else(|| {
-        std::fs::read_dir(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/xlsx/calamine"),
-        )
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "xlsx"))
-    }) {
-        let spec = format!(
-            "{}|report.xlsx|application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            x.display()
-        );
-        let name = format!("résumé {}.csv", "ü");
-        let b = csv(src.path(), "b.csv", "x\n1\n");
-        dv.deliver(&build(&[
-            "--subject",
-            "Weekly",
-            "--attach",
-            &spec,
-            "--attach",
-            &format!("{b}|{name}"),
-        ]));
-        files.push(x);
-        files.push(Path::new(&b).to_path_buf());
-    }
-    if let Some(z) = corpora_file("zip/zip2/chinese.zip") {
-        let spec = format!("{}|reports.zip|application/zip", z.display());
-        dv.deliver(&build(&["--subject", "Zipped", "--attach", &spec]));
-        files.push(z);
-    }
+    let x = corpora_file("xlsx/calamine/date.xlsx");
+    let spec = format!(
+        "{}|report.xlsx|application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        x.display()
+    );
+    let name = format!("résumé {}.csv", "ü");
+    let b = csv(src.path(), "b.csv", "x\n1\n");
+    dv.deliver(&build(&[
+        "--subject",
+        "Weekly",
+        "--attach",
+        &spec,
+        "--attach",
+        &format!("{b}|{name}"),
+    ]));
+    let z = corpora_file("zip/zip2/chinese.zip");
+    let spec = format!("{}|reports.zip|application/zip", z.display());
+    dv.deliver(&build(&["--subject", "Zipped", "--attach", &spec]));
+    let files = [
+        Path::new(&a).to_path_buf(),
+        x,
+        Path::new(&b).to_path_buf(),
+        z,
+    ];
     let out = tempfile::tempdir().unwrap();
     let f = dv.fetch(out.path(), &[]);
     assert_eq!(f.code, 0, "{}", f.stderr);
@@ -88,12 +78,14 @@ fn attachments_arrive_byte_exact_with_their_manifest() {
     assert_eq!(first["subject"], "Daily orders");
     assert_eq!(first["date"], "2026-11-21T10:00:00Z");
     assert_eq!(first["uid"], 1);
-    if files.len() == 3 {
-        assert_eq!(
-            f.lines[2]["filename"], "résumé ü.csv",
-            "RFC 2231 name decoded"
-        );
-    }
+    // Regression: this sat under `if files.len() == 3` (there were 4 files,
+    // or 1) and never ran.
+    assert_eq!(
+        f.lines[2]["filename"], "résumé ü.csv",
+        "RFC 2231 name decoded"
+    );
+    assert_eq!(f.lines[1]["filename"], "report.xlsx");
+    assert_eq!(f.lines[3]["filename"], "reports.zip");
     let s = f.summary();
     assert_eq!(s["attachments_stored"].as_u64(), Some(files.len() as u64));
     assert_eq!(
@@ -102,7 +94,7 @@ fn attachments_arrive_byte_exact_with_their_manifest() {
     );
     // The mailbox was only read (BODY.PEEK): nothing became \Seen.
     assert!(
-        dv.flags().iter().all(|f| !f.contains('S')),
+        !dv.flags().is_empty() && dv.flags().iter().all(|f| !f.contains('S')),
         "{:?}",
         dv.flags()
     );
@@ -398,25 +390,36 @@ fn hostile_filenames_stay_inside_the_output_directory() {
 }
 
 #[test]
-fn mark_seen_and_move_only_after_storage() {
+fn mark_seen_only_after_storage_and_commit() {
     let mut dv = Dovecot::start();
     let src = tempfile::tempdir().unwrap();
     let a = csv(src.path(), "a.csv", "n\n1\n");
     dv.deliver(&build(&["--attach", &a]));
     dv.deliver(&build(&["--subject", "no attachment"]));
+    let state = src.path().join("state.json");
+    let st = state.to_str().unwrap();
     // Storage fails (--out-dir is a file): nothing is marked.
     let file = src.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let f = dv.fetch(&file, &["--mark-seen"]);
+    let f = dv.fetch(&file, &["--mark-seen", "--state", st]);
     assert_ne!(f.code, 0);
     assert!(
-        dv.flags().iter().all(|f| !f.contains('S')),
+        !dv.flags().is_empty() && dv.flags().iter().all(|f| !f.contains('S')),
         "{:?}",
         dv.flags()
     );
     let out = tempfile::tempdir().unwrap();
-    let f = dv.fetch(out.path(), &["--mark-seen"]);
+    let f = dv.fetch(out.path(), &["--mark-seen", "--state", st]);
     assert_eq!(f.code, 0, "{}", f.stderr);
+    assert!(
+        !dv.flags().is_empty() && dv.flags().iter().all(|f| !f.contains('S')),
+        "not before the run is committed: {:?}",
+        dv.flags()
+    );
+    commit(&state);
+    let f = dv.fetch(out.path(), &["--apply-committed", "--state", st]);
+    assert_eq!((f.code, f.lines.len()), (0, 0), "{}", f.stderr);
+    assert_eq!(f.summary()["marked_seen"], 1, "{}", f.stderr);
     assert_eq!(
         dv.flags().iter().filter(|f| f.contains('S')).count(),
         1,
@@ -424,6 +427,86 @@ fn mark_seen_and_move_only_after_storage() {
     );
     let f = dv.fetch(out.path(), &["--unseen"]);
     assert_eq!(f.lines.len(), 0, "--unseen skips it now");
+    // Without --state there is no commit to wait for: refused.
+    let f = dv.fetch(out.path(), &["--mark-seen"]);
+    assert_eq!(f.code, 64, "{}", f.stderr);
+    assert!(f.stderr.contains("--state"), "{}", f.stderr);
+}
+
+/// Regression: --move-to moved the messages as soon as their attachments
+/// were on disk, so when a later stage failed (watermark not committed)
+/// the next run never saw them again. Now the pipeline fails after the
+/// fetch, the next run fetches the same messages, and after a success each
+/// is moved exactly once.
+#[test]
+fn moved_only_after_the_pipeline_commits_and_exactly_once() {
+    let mut dv = Dovecot::start();
+    let archive = dv.maildir().join(".Archive");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(archive.join(sub)).unwrap();
+    }
+    std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&archive)
+        .status()
+        .unwrap();
+    let count = |dir: &Path| {
+        ["cur", "new"]
+            .iter()
+            .map(|s| std::fs::read_dir(dir.join(s)).unwrap().count())
+            .sum::<usize>()
+    };
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    let b = csv(src.path(), "b.csv", "n\n2\n");
+    dv.deliver(&build(&["--attach", &a]));
+    dv.deliver(&build(&["--attach", &b, "--subject", "second"]));
+    let state = src.path().join("state.json");
+    let st = state.to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let args = ["--move-to", "Archive", "--state", st, "--unseen"];
+    // Run 1: the fetch succeeds, a later stage fails: its pending values
+    // are discarded (as etl-run does), nothing is committed.
+    let f = dv.fetch(out.path(), &args);
+    assert_eq!((f.code, f.uids()), (0, vec![1, 2]), "{}", f.stderr);
+    assert_eq!(
+        (count(&dv.maildir()), count(&archive)),
+        (2, 0),
+        "nothing moved yet"
+    );
+    discard(&state);
+    // Run 2 fetches the same messages again, and this time the pipeline succeeds.
+    let f = dv.fetch(out.path(), &args);
+    assert_eq!((f.code, f.uids()), (0, vec![1, 2]), "{}", f.stderr);
+    assert_eq!((count(&dv.maildir()), count(&archive)), (2, 0));
+    commit(&state);
+    // Run 3 applies the committed moves first, then finds nothing new.
+    let f = dv.fetch(out.path(), &args);
+    assert_eq!((f.code, f.lines.len()), (0, 0), "{}", f.stderr);
+    assert_eq!(f.summary()["moved"], 2, "{}", f.stderr);
+    assert_eq!(
+        (count(&dv.maildir()), count(&archive)),
+        (0, 2),
+        "each moved once"
+    );
+    let f = dv.fetch(out.path(), &["--mailbox", "Archive"]);
+    assert_eq!(f.lines.len(), 2, "{}", f.stderr);
+    // Run 4: nothing left to apply, nothing moved twice.
+    commit(&state);
+    let f = dv.fetch(out.path(), &args);
+    assert_eq!(
+        (f.code, f.summary()["moved"].as_u64()),
+        (0, Some(0)),
+        "{}",
+        f.stderr
+    );
+    assert_eq!((count(&dv.maildir()), count(&archive)), (0, 2));
+    assert!(
+        !std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("imap-actions"),
+        "applied actions leave the state"
+    );
 }
 
 #[test]
@@ -545,9 +628,14 @@ fn move_to_another_mailbox_after_storage() {
     let a = csv(src.path(), "a.csv", "n\n1\n");
     dv.deliver(&build(&["--attach", &a]));
     dv.deliver(&build(&["--subject", "no attachment"]));
+    let state = src.path().join("state.json");
+    let st = state.to_str().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let f = dv.fetch(out.path(), &["--move-to", "Archive"]);
+    let f = dv.fetch(out.path(), &["--move-to", "Archive", "--state", st]);
     assert_eq!((f.code, f.lines.len()), (0, 1), "{}", f.stderr);
+    commit(&state);
+    let f = dv.fetch(out.path(), &["--apply-committed", "--state", st]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
     let f = dv.fetch(out.path(), &["--mailbox", "Archive"]);
     assert_eq!(f.lines.len(), 1, "moved: {}", f.stderr);
     let f = dv.fetch(out.path(), &[]);
@@ -584,6 +672,66 @@ fn password_from_a_file_or_a_command() {
     );
     assert_eq!(f.code, 78, "{}", f.stderr);
     assert!(f.stderr.contains("password command failed"), "{}", f.stderr);
+}
+
+/// The IMAP password, from the environment, a file or a command, at debug
+/// level, in a good run and a refused login: never in a log line, the
+/// summary, the rejects or the state (tests/secrets.bats does the rest).
+#[test]
+fn imap_secrets_never_reach_a_log() {
+    let mut dv = Dovecot::start();
+    let src = tempfile::tempdir().unwrap();
+    let a = csv(src.path(), "a.csv", "n\n1\n");
+    dv.deliver(&build(&["--attach", &a]));
+    let pw = src.path().join("pw");
+    std::fs::write(&pw, format!("{}\n", common::PASSWORD)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let login = dv.login_args(common::USER);
+    let mut base: Vec<&str> = login.iter().map(String::as_str).collect();
+    let summary = src.path().join("summary.json");
+    let rejects = src.path().join("rejects.ndjson");
+    let state = src.path().join("state.json");
+    base.extend([
+        "--out-dir",
+        out.path().to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+        "--rejects",
+        rejects.to_str().unwrap(),
+        "--max-rejects",
+        "5",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    let cmd = format!("printf '%s\\n' {}", common::PASSWORD);
+    let debug = ("ETL_LOG", "debug");
+    let runs = [
+        common::run(&base, &[("ETL_IMAP_PASSWORD", common::PASSWORD), debug]),
+        common::run(
+            &[&base[..], &["--password-file", pw.to_str().unwrap()]].concat(),
+            &[debug],
+        ),
+        common::run(
+            &[&base[..], &["--password-command", &cmd]].concat(),
+            &[debug],
+        ),
+    ];
+    let mut seen = String::new();
+    for f in &runs {
+        assert_eq!(f.code, 0, "{}", f.stderr);
+        seen += &f.stderr;
+        seen += &std::fs::read_to_string(&summary).unwrap();
+    }
+    // A refused login says who was refused, never with what.
+    let wrong = "wr0ng-pa55word";
+    let f = common::run(&base, &[("ETL_IMAP_PASSWORD", wrong), debug]);
+    assert_eq!(f.code, 77, "{}", f.stderr);
+    seen += &f.stderr;
+    seen += &std::fs::read_to_string(&rejects).unwrap_or_default();
+    seen += &std::fs::read_to_string(&state).unwrap();
+    for secret in [common::PASSWORD, wrong] {
+        assert!(!seen.contains(secret), "{secret} leaked: {seen}");
+    }
 }
 
 /// XOAUTH2 as with Gmail: a service-account key with domain-wide

@@ -48,6 +48,7 @@ fn now_micros() -> i64 {
 #[allow(clippy::needless_pass_by_value)] // the signature `etl_core::main` calls
 pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     let started = now_micros();
+    let pause = pause_point()?;
     let (db_path, types) = check_args(&cli)?;
     let table = Table {
         schema: cli.schema.clone(),
@@ -75,6 +76,7 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
         run,
     )?;
     events::staged(staged.rows, staged.cols.len(), &staged.sha256);
+    pause_if(pause, "staged");
     db::exec(&conn, "creating _etl_runs", RUNS_DDL)?;
     let key_text = cli.key.join(",");
 
@@ -140,8 +142,36 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
         db::exec(&conn, "rolling back the dry run", "ROLLBACK")?;
         return emitted;
     }
+    pause_if(pause, "merged");
     db::exec(&conn, "committing", "COMMIT")?;
+    pause_if(pause, "committed");
     emit_after(&conn, &cli, &table, run, &targets, false)
+}
+
+/// `ETL_MERGE_PAUSE_AT` (a testing hook, shown in `--help`): where the run
+/// stops and waits to be killed, so a crash test kills it at a known point.
+fn pause_point() -> Result<Option<&'static str>> {
+    match std::env::var("ETL_MERGE_PAUSE_AT") {
+        Err(_) => Ok(None),
+        Ok(v) => ["staged", "merged", "committed"]
+            .into_iter()
+            .find(|p| *p == v)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "ETL_MERGE_PAUSE_AT={v:?}: expected staged, merged or committed (a testing hook)"
+                ))
+            }),
+    }
+}
+
+fn pause_if(pause: Option<&str>, point: &str) {
+    if pause == Some(point) {
+        events::paused(point);
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 /// The column types known before staging: the table's columns, then

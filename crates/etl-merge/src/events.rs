@@ -69,3 +69,11 @@ pub fn merged(table: &str, mode: &str, counts: [u64; 4], dry_run: bool) {
 pub fn empty_input(table: &str) {
     info!(table, "no records; {table} left as it was");
 }
+
+/// `ETL_MERGE_PAUSE_AT`: the run stopped at `point` and waits to be killed.
+pub fn paused(point: &str) {
+    warn!(
+        point,
+        "paused at {point} (ETL_MERGE_PAUSE_AT, a testing hook): waiting to be killed"
+    );
+}

@@ -105,7 +105,13 @@ Examples:
       --query 'SELECT customer, sum(amount) AS total FROM orders GROUP BY ALL ORDER BY 1'
 
   # A larger-than-memory merge on a small machine
-  etl-merge --db w.duckdb --table events --key id --memory-limit 256MB --threads 1 < big.ndjson";
+  etl-merge --db w.duckdb --table events --key id --memory-limit 256MB --threads 1 < big.ndjson
+
+Testing hook:
+  ETL_MERGE_PAUSE_AT=staged|merged|committed  stops the run at that point (after staging;
+  after the merge, before COMMIT; after COMMIT), logs \"paused at POINT\" and waits to be
+  killed: crash tests kill it there by pid instead of racing a timer. Any other value is a
+  usage error (64). Never set it in production.";
 
 /// `--mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,4 +1,5 @@
-//! Zip archives: every member parsed by its own format, `_member` added.
+//! Zip archives: every member parsed by its own format (`_member` added
+//! with `--provenance`).
 //!
 //! Members stream straight out of the archive (text formats) or are read into
 //! memory (spreadsheets and nested archives, which need random access), always
@@ -112,4 +113,32 @@ fn member_error(label: &str, e: &ZipError) -> Error {
         ZipError::UnsupportedArchive(m) => Error::data(format!("{label}: unsupported member: {m}")),
         other => Error::data(format!("{label}: unreadable member: {other}")),
     }
+}
+
+/// Decompresses every member of the zip inside a workbook (xlsx, xlsb, ods)
+/// under the limits before calamine opens it, so a workbook is held to
+/// `--max-decompressed-bytes` and `--max-ratio` like any archive (calamine
+/// inflates the parts itself, out of our reach). The data is rewound.
+pub fn check_workbook(data: &mut Seekable, limits: &Limits, name: &str) -> Result<()> {
+    use std::io::Seek;
+    {
+        let mut zip = ZipArchive::new(&mut *data)
+            .map_err(|e| Error::data(format!("{name}: not a readable workbook: {e}")))?;
+        for i in 0..zip.len() {
+            let Ok(file) = zip.by_index(i) else {
+                // calamine reports unreadable parts with its own message.
+                continue;
+            };
+            if file.is_dir() || file.encrypted() {
+                continue;
+            }
+            let compressed = std::rc::Rc::new(std::cell::Cell::new(file.compressed_size().max(1)));
+            let mut guarded = limits.guard(file, compressed);
+            if let Err(e) = std::io::copy(&mut guarded, &mut std::io::sink()) {
+                return Err(limits.read_error(name, &e));
+            }
+        }
+    }
+    data.rewind()
+        .map_err(|e| Error::new(etl_core::Exit::IoErr, format!("{name}: {e}")))
 }

@@ -124,84 +124,52 @@ pub fn parse(
         opts,
         origin,
     };
-    if opts.comment.is_none() && opts.escape.is_none() {
-        // The tuned scanner (see fastcsv); the csv crate below handles the
-        // dialect options it does not.
-        let mut scanner = Scanner::new(reader, delimiter, opts.quote, run.max_line_bytes);
-        // The direct path writes ordinary string rows straight from the
-        // buffer; the test hook turns it off to compare the two paths.
-        let direct = !em.infers() && std::env::var_os("ETL_PARSE_NO_DIRECT").is_none();
-        let mut backoff = Backoff::default();
-        loop {
-            if direct && backoff.ready() {
-                backoff.took(rows.direct(&mut scanner, em, run)?);
-            }
-            let Some(next) = scanner.next_record().map_err(io_err)? else {
-                break;
-            };
-            match next {
-                Next::Record(r) => {
-                    let line = r.line + opts.skip_rows;
-                    rows.row(
-                        em,
-                        run,
-                        r.bytes,
-                        r.fields,
-                        line,
-                        r.clean,
-                        r.utf8,
-                        r.field_clean,
-                    )?;
-                }
-                Next::TooLong { line, preview } => {
-                    too_long(run, line + opts.skip_rows, &preview, name)?;
-                }
-            }
-        }
-        return Ok(());
-    }
-    // csv-core reads a comment on the last line without a newline as an
-    // empty record: give such input its final newline.
-    let reader: Box<dyn Read + '_> = if opts.comment.is_some() {
-        Box::new(FinalNewline {
-            inner: reader,
-            last: b'\n',
-            done: false,
-        })
-    } else {
-        Box::new(reader)
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .quote(opts.quote)
-        .double_quote(true)
-        .escape(opts.escape)
-        .comment(opts.comment)
-        .flexible(true)
-        .has_headers(false)
-        .buffer_capacity(64 * 1024)
-        .from_reader(reader);
-    let mut rec = csv::ByteRecord::new();
-    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(64);
+    // The tuned scanner (see fastcsv) reads every dialect.
+    let mut scanner = Scanner::new(reader, delimiter, opts.quote, run.max_line_bytes)
+        .with_escape(opts.escape)
+        .with_comment(opts.comment);
+    // The direct path writes ordinary string rows straight from the buffer;
+    // the test hook turns it off to compare the two paths.
+    let direct = !em.infers()
+        && opts.escape.is_none()
+        && opts.comment.is_none()
+        && std::env::var_os("ETL_PARSE_NO_DIRECT").is_none();
+    let mut backoff = Backoff::default();
     loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                return Err(match e.into_kind() {
-                    csv::ErrorKind::Io(e) => io_err(e),
-                    other => Error::data(format!("{name}: {other:?}")),
-                })
+        if direct && backoff.ready() {
+            backoff.took(rows.direct(&mut scanner, em, run)?);
+        }
+        let Some(next) = scanner.next_record().map_err(io_err)? else {
+            break;
+        };
+        match next {
+            Next::Record(r) => {
+                let line = r.line + opts.skip_rows;
+                rows.row(
+                    em,
+                    run,
+                    r.bytes,
+                    r.fields,
+                    line,
+                    r.clean,
+                    r.utf8,
+                    r.field_clean,
+                )?;
+            }
+            Next::TooLong { line, preview } => {
+                too_long(run, line + opts.skip_rows, &preview, name)?;
+            }
+            Next::Malformed { line, raw, why } => {
+                let line = line + opts.skip_rows;
+                if rows.keys.is_none() && !opts.no_header {
+                    // Without its header no row can be read.
+                    return Err(Error::data(format!(
+                        "{name}: line {line}: the header: {why}"
+                    )));
+                }
+                malformed(run, line, raw, &why, name)?;
             }
         }
-        let line = rec.position().map_or(0, csv::Position::line) + opts.skip_rows;
-        ranges.clear();
-        ranges.extend(
-            (0..rec.len())
-                .filter_map(|i| rec.range(i))
-                .map(|r| (r.start, r.end)),
-        );
-        rows.row(em, run, rec.as_slice(), &ranges, line, false, false, None)?;
     }
     Ok(())
 }
@@ -216,6 +184,24 @@ fn too_long(run: &mut Run, line: u64, preview: &[u8], name: &str) -> Result<()> 
             run.max_line_bytes
         ),
         input: RejectInput::Raw(String::from_utf8_lossy(preview).into_owned()),
+        source: Some(name.to_owned()),
+    })
+}
+
+/// Rejects a record whose quotes are out of place, with the bytes the file
+/// holds (reading it would drop quote characters).
+fn malformed(run: &mut Run, line: u64, raw: &[u8], why: &str, name: &str) -> Result<()> {
+    run.records_in += 1;
+    let input = match std::str::from_utf8(raw) {
+        Ok(s) => RejectInput::Raw(s.to_owned()),
+        Err(_) => RejectInput::Bytes(raw.to_vec()),
+    };
+    run.reject(&Reject {
+        line,
+        error: format!(
+            "{why}; the row is rejected rather than read with quote characters dropped (--quote, or fix the file)"
+        ),
+        input,
         source: Some(name.to_owned()),
     })
 }
@@ -408,32 +394,6 @@ impl Rows<'_> {
         }
         run.records_out += 1;
         Ok(())
-    }
-}
-
-/// Adds a `\n` at the end of input that does not end with one.
-struct FinalNewline<R> {
-    inner: R,
-    last: u8,
-    done: bool,
-}
-
-impl<R: Read> Read for FinalNewline<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.last = buf[n - 1];
-            return Ok(n);
-        }
-        self.done = true;
-        if self.last == b'\n' || self.last == b'\r' {
-            return Ok(0);
-        }
-        buf[0] = b'\n';
-        Ok(1)
     }
 }
 

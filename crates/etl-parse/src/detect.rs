@@ -92,6 +92,25 @@ pub fn sniff(head: &[u8], ext: Option<Format>) -> Sniffed {
     if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
         return Sniffed::Ole;
     }
+    // Named like a zip (or a workbook), binary, and holding a zip record
+    // (a central directory or end record, prepended data before them): a
+    // damaged or self-extracting archive, opened as one so that it fails as
+    // one ("not a readable zip archive"), not read as text.
+    if matches!(
+        ext,
+        Some(Format::Zip | Format::Xlsx | Format::Xlsb | Format::Ods)
+    ) && head.contains(&0)
+        && [
+            &b"PK\x01\x02"[..],
+            b"PK\x05\x06",
+            b"PK\x06\x06",
+            b"PK\x03\x04",
+        ]
+        .iter()
+        .any(|sig| memchr::memmem::find(head, sig).is_some())
+    {
+        return Sniffed::ZipContainer;
+    }
     let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let first = text
         .iter()

@@ -6,9 +6,15 @@
 //! state machine, no copy. A row that contains a quote or a bare CR goes
 //! through an exact state machine with the csv crate's semantics (RFC 4180
 //! quoting, doubled quotes, quoted newlines; a quote inside an unquoted field
-//! is literal; text after a closing quote is kept; CR, LF and CRLF each end a
-//! record; empty lines are skipped). `--comment` and `--escape` use the csv
-//! crate itself (see `delimited`).
+//! is literal; CR, LF and CRLF each end a record; empty lines are skipped),
+//! with one difference: a record with text after a closing quote (`"a"b`) or
+//! a quoted field that is never closed is [`Next::Malformed`], a reject, not
+//! a record. Reading it would drop quote characters the file holds (the csv
+//! crate turns `"a"b` into `ab`); a value is read as the file holds it, or
+//! its row is rejected naming the line and why. `--comment` lines are
+//! skipped at the start of a record; with `--escape` (`\"` and `\\` inside
+//! quotes; before anything else the escape character is data, kept), every
+//! record with a quote takes the state machine.
 //!
 //! Between the two sits the block scanner, for rows with quotes: it
 //! classifies 64 bytes at a time into bitmasks (quote, delimiter, line end,
@@ -63,6 +69,16 @@ pub enum Next<'a> {
         /// Its first bytes.
         preview: Vec<u8>,
     },
+    /// A record whose quotes are out of place: its line, its raw bytes
+    /// (without the line end) and why.
+    Malformed {
+        /// Where it started.
+        line: u64,
+        /// The record as the file holds it.
+        raw: &'a [u8],
+        /// What is wrong, naming the field.
+        why: String,
+    },
 }
 
 /// Streams CSV records out of a reader.
@@ -93,6 +109,14 @@ pub struct Scanner<R> {
     utf8_seen: usize,
     /// The direct path's scratch for escaped fields (see `direct`).
     direct_escaped: Vec<u8>,
+    /// Set by the state machine: the record's quotes are out of place
+    /// (what is wrong, 1-based field).
+    malformed: Option<(&'static str, usize)>,
+    /// `--escape`: inside a quoted field it escapes a quote or itself; before
+    /// any other character it is kept, as the file holds it.
+    escape: Option<u8>,
+    /// `--comment`: a record that starts with it is skipped to its line end.
+    comment: Option<u8>,
 }
 
 /// One 64-byte block of a record, classified.
@@ -149,7 +173,29 @@ impl<R: Read> Scanner<R> {
             utf8_to: 0,
             utf8_seen: 0,
             direct_escaped: Vec::new(),
+            malformed: None,
+            escape: None,
+            comment: None,
         }
+    }
+
+    /// With `--comment`: lines that start with `comment` are skipped.
+    #[must_use]
+    pub fn with_comment(mut self, comment: Option<u8>) -> Self {
+        self.comment = comment;
+        self
+    }
+
+    /// With `--escape`: every record with a quote goes through the state
+    /// machine (the block scanner and the direct path know only doubled
+    /// quotes).
+    #[must_use]
+    pub fn with_escape(mut self, escape: Option<u8>) -> Self {
+        self.escape = escape.filter(|&e| e != self.quote);
+        if self.escape.is_some() {
+            self.use_blocks = false;
+        }
+        self
     }
 
     /// Reads more input, keeping the unconsumed bytes. Returns false at EOF.
@@ -243,6 +289,25 @@ impl<R: Read> Scanner<R> {
                 }
                 continue;
             }
+            if Some(self.buf[self.pos]) == self.comment {
+                // A comment line: skipped to its end (LF, CR LF or CR).
+                let avail = &self.buf[self.pos..self.end];
+                match memchr::memchr2(b'\n', b'\r', avail) {
+                    Some(i) if avail[i] == b'\n' || i + 1 < avail.len() || self.eof => {
+                        let crlf = avail[i] == b'\r' && avail.get(i + 1) == Some(&b'\n');
+                        self.pos += i + 1 + usize::from(crlf);
+                        self.line += 1;
+                    }
+                    None if self.eof => self.pos = self.end,
+                    _ => {
+                        if self.end - self.pos > self.max_record {
+                            return Ok(Some(self.too_long_unterminated()?));
+                        }
+                        self.fill()?;
+                    }
+                }
+                continue;
+            }
             let avail = &self.buf[self.pos..self.end];
             let found = memchr3(b'\n', self.quote, b'\r', avail);
             match found {
@@ -320,6 +385,17 @@ impl<R: Read> Scanner<R> {
         let line = self.line;
         self.line += newlines.max(1);
         self.pos = next;
+        if let Some((what, field)) = self.malformed.take() {
+            let mut raw = &self.buf[start..next];
+            while let [rest @ .., b'\n' | b'\r'] = raw {
+                raw = rest;
+            }
+            return Next::Malformed {
+                line,
+                raw,
+                why: format!("field {field}: {what}"),
+            };
+        }
         let clean = self.field_clean.iter().all(|&c| c);
         Next::Record(Record {
             bytes: &self.scratch,
@@ -589,11 +665,13 @@ impl<R: Read> Scanner<R> {
     /// `scratch` and noting per field whether it needs JSON escaping. It
     /// jumps between quotes with SIMD searches and copies runs in bulk.
     /// With `at_eof`, the end of the buffer ends the record.
+    #[allow(clippy::too_many_lines)] // one state machine: quoted fields, escapes, quotes out of place, line ends
     fn scan_from(&mut self, start: usize, at_eof: bool) -> Scan {
         let (delim, quote) = (self.delim, self.quote);
         self.scratch.clear();
         self.fields.clear();
         self.field_clean.clear();
+        self.malformed = None;
         let buf = &self.buf[..self.end];
         let len = buf.len();
         let mut newlines = 0;
@@ -606,7 +684,11 @@ impl<R: Read> Scanner<R> {
                 // A quoted field: runs up to each quote; `""` is one quote.
                 i += 1;
                 loop {
-                    let run_end = memchr(quote, &buf[i..]).map(|k| i + k);
+                    let run_end = match self.escape {
+                        None => memchr(quote, &buf[i..]),
+                        Some(esc) => memchr::memchr2(quote, esc, &buf[i..]),
+                    }
+                    .map(|k| i + k);
                     let Some(q) = run_end.or(if at_eof { Some(len) } else { None }) else {
                         return Scan::NeedMore;
                     };
@@ -616,8 +698,20 @@ impl<R: Read> Scanner<R> {
                         newlines += memchr_iter(b'\n', run).count() as u64;
                     }
                     self.scratch.extend_from_slice(run);
+                    if run_end.is_some() && Some(buf[q]) == self.escape {
+                        let Some(after) = unescape(buf, q, quote, at_eof, &mut self.scratch) else {
+                            return Scan::NeedMore;
+                        };
+                        i = after;
+                        clean = false;
+                        continue;
+                    }
                     if run_end.is_none() {
                         // Unterminated: the field runs to the end of input.
+                        self.malformed.get_or_insert((
+                            "a quoted field is not closed before the end of the input",
+                            self.fields.len() + 1,
+                        ));
                         self.fields.push((field_start, self.scratch.len()));
                         self.field_clean.push(clean);
                         return Scan::Done {
@@ -634,6 +728,13 @@ impl<R: Read> Scanner<R> {
                     }
                     if i >= len && !at_eof {
                         return Scan::NeedMore;
+                    }
+                    if i < len && buf[i] != delim && buf[i] != b'\n' && buf[i] != b'\r' {
+                        // `"a"b`: reading on would drop the closing quote.
+                        self.malformed.get_or_insert((
+                            "text after the closing quote (a quote character out of place)",
+                            self.fields.len() + 1,
+                        ));
                     }
                     break;
                 }
@@ -688,6 +789,25 @@ impl<R: Read> Scanner<R> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The `--escape` character at `buf[q]` inside a quoted field: `\"` and
+/// `\\` are one character; before anything else the escape character is
+/// data, kept as the file holds it. Pushes what it stands for to `out` and
+/// returns the position after it (`None`: the next byte is not read yet).
+fn unescape(buf: &[u8], q: usize, quote: u8, at_eof: bool, out: &mut Vec<u8>) -> Option<usize> {
+    let esc = buf[q];
+    match buf.get(q + 1) {
+        None if !at_eof => None,
+        Some(&c) if c == quote || c == esc => {
+            out.push(c);
+            Some(q + 2)
+        }
+        _ => {
+            out.push(esc);
+            Some(q + 1)
         }
     }
 }
@@ -853,9 +973,72 @@ mod tests {
                         .collect(),
                 )),
                 Next::TooLong { line, .. } => out.push((line, vec!["<too long>".into()])),
+                Next::Malformed { line, .. } => out.push((line, vec![MALFORMED.into()])),
             }
         }
         out
+    }
+
+    const MALFORMED: &str = "<malformed>";
+
+    /// `got` equals the csv crate's `want`, except that the records whose
+    /// quotes are out of place are rejects: those must be exactly the
+    /// records `malformed` says, judged independently of the scanner.
+    fn same_but_malformed(got: &[Vec<String>], want: &[Vec<String>], input: &[u8], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: record count");
+        for (g, w) in got.iter().zip(want) {
+            if g.len() == 1 && g[0] == MALFORMED {
+                continue;
+            }
+            assert_eq!(g, w, "{what}");
+        }
+        let flagged = got
+            .iter()
+            .filter(|g| g.len() == 1 && g[0] == MALFORMED)
+            .count();
+        assert_eq!(flagged, malformed_count(input), "{what}: malformed records");
+    }
+
+    /// How many records of `input` (comma, double quote) have a quote out
+    /// of place: a small, separate reading of RFC 4180 for the tests.
+    fn malformed_count(input: &[u8]) -> usize {
+        let (mut n, mut i, mut bad) = (0, 0, false);
+        let mut at_field_start = true;
+        while i < input.len() {
+            let b = input[i];
+            if at_field_start && b == b'"' {
+                i += 1;
+                loop {
+                    match input[i..].iter().position(|&c| c == b'"') {
+                        None => {
+                            return n + 1;
+                        }
+                        Some(k) => i += k + 1,
+                    }
+                    if input.get(i) == Some(&b'"') {
+                        i += 1;
+                        continue;
+                    }
+                    break;
+                }
+                if !matches!(input.get(i), None | Some(b',' | b'\n' | b'\r')) {
+                    bad = true;
+                }
+                at_field_start = false;
+                continue;
+            }
+            match b {
+                b',' => at_field_start = true,
+                b'\n' | b'\r' => {
+                    n += usize::from(bad);
+                    bad = false;
+                    at_field_start = true;
+                }
+                _ => at_field_start = false,
+            }
+            i += 1;
+        }
+        n + usize::from(bad)
     }
 
     /// The csv crate, as the reference for every input.
@@ -908,14 +1091,27 @@ mod tests {
             let want = reference(input);
             for cap in [1, 2, 3, 5, 8, 64, 4096] {
                 let got: Vec<Vec<String>> = all(input, cap).into_iter().map(|(_, f)| f).collect();
-                assert_eq!(
-                    got,
-                    want,
-                    "input {:?} buffer {cap}",
-                    String::from_utf8_lossy(input)
-                );
+                let what = format!("input {:?} buffer {cap}", String::from_utf8_lossy(input));
+                same_but_malformed(&got, &want, input, &what);
             }
         }
+        // Written out by hand: which records are rejects.
+        let m = |input: &[u8]| -> Vec<String> {
+            all(input, 4096)
+                .into_iter()
+                .map(|(_, f)| f.join("|"))
+                .collect()
+        };
+        assert_eq!(m(b"\"a\"\"b\"c,d\ne,f\n"), [MALFORMED, "e|f"]);
+        assert_eq!(m(b"\"ab\"cd,e\n"), [MALFORMED]);
+        assert_eq!(m(b"x,\"unterminated,x\ny,z"), [MALFORMED]);
+        assert_eq!(
+            m(b"5\" screen,\"ok\"\n"),
+            ["5\" screen|ok"],
+            "a quote inside an unquoted field is data"
+        );
+        assert_eq!(m(b"\"B\" ,c\n"), [MALFORMED]);
+        assert_eq!(m(b"\"a\"\"\",b\n"), ["a\"|b"]);
     }
 
     /// Random rows over the characters that matter, long enough to cross
@@ -969,19 +1165,32 @@ mod tests {
                     .collect();
                 let shown = String::from_utf8_lossy(&input);
                 let want = reference_with(&input, d, q);
+                let comma_quote: Vec<u8> = input
+                    .iter()
+                    .map(|&b| match b {
+                        b if b == d => b',',
+                        b if b == q => b'"',
+                        b',' | b'"' => b'x',
+                        x => x,
+                    })
+                    .collect();
                 for cap in [7, 64, 4096] {
                     let got: Vec<Vec<String>> = all_with(&input, cap, d, q)
                         .into_iter()
                         .map(|(_, f)| f)
                         .collect();
-                    assert_eq!(got, want, "input {shown:?} buffer {cap}");
+                    let what = format!("input {shown:?} buffer {cap}");
+                    same_but_malformed(&got, &want, &comma_quote, &what);
                 }
                 let lines = |blocks: bool| {
                     let mut s = Scanner::new(&input[..], d, q, 1 << 20);
                     s.use_blocks = blocks;
                     let mut out = Vec::new();
-                    while let Some(Next::Record(r)) = s.next_record().unwrap() {
-                        out.push(r.line);
+                    while let Some(n) = s.next_record().unwrap() {
+                        out.push(match n {
+                            Next::Record(r) => r.line,
+                            Next::TooLong { line, .. } | Next::Malformed { line, .. } => line,
+                        });
                     }
                     out
                 };
@@ -1009,6 +1218,7 @@ mod tests {
             seen.push(match n {
                 Next::Record(r) => format!("{}:{}", r.line, String::from_utf8_lossy(r.bytes)),
                 Next::TooLong { line, preview } => format!("{line}:too long {}", preview.len()),
+                Next::Malformed { line, .. } => format!("{line}:malformed"),
             });
         }
         assert_eq!(seen[0], "1:a,b");

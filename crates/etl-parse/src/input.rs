@@ -46,7 +46,9 @@ impl Source {
         match self {
             Source::Stdin => "-".into(),
             Source::File(p) => p.display().to_string(),
-            Source::Url(u) => u.clone(),
+            // A URL's credentials and query values (`?token=`) never reach a
+            // record (`_source`), a log line or a reject.
+            Source::Url(u) => etl_core::redact::url(u).into_owned(),
         }
     }
 
@@ -84,6 +86,11 @@ pub struct Http {
 }
 
 /// Decompression limits (`--max-decompressed-bytes`, `--max-ratio`).
+///
+/// `max_bytes` is the total of one input: every stream decompressed while
+/// reading it (its gzip/bzip2/xz/zstd layer, each archive member, nested
+/// archives, the zip inside an xlsx/xlsb/ods) counts into one running
+/// total, reset by [`Limits::start_input`]. The ratio is checked per stream.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Total bytes one input may decompress to.
@@ -91,6 +98,8 @@ pub struct Limits {
     /// Largest decompressed:compressed ratio (checked past 1 MiB).
     pub max_ratio: u64,
     tripped: Rc<std::cell::RefCell<Option<String>>>,
+    /// Bytes decompressed so far for the current input.
+    total: Rc<Cell<u64>>,
 }
 
 impl Limits {
@@ -100,7 +109,14 @@ impl Limits {
             max_bytes,
             max_ratio,
             tripped: Rc::new(std::cell::RefCell::new(None)),
+            total: Rc::new(Cell::new(0)),
         }
+    }
+
+    /// A new input starts: its decompressed bytes count from zero.
+    pub fn start_input(&self) {
+        self.total.set(0);
+        *self.tripped.borrow_mut() = None;
     }
 
     /// If a limit (or corrupt compressed data) stopped the read, the
@@ -159,7 +175,9 @@ impl<R: Read> Read for Guarded<R> {
             }
         })?;
         self.out += n as u64;
-        let trip = if self.out > self.limits.max_bytes {
+        let total = self.limits.total.get() + n as u64;
+        self.limits.total.set(total);
+        let trip = if total > self.limits.max_bytes {
             Some("decompressed size exceeds --max-decompressed-bytes")
         } else if self.out > 1 << 20
             && self.out / self.compressed.get().max(1) > self.limits.max_ratio
@@ -394,6 +412,7 @@ fn fetch(url: &str, http: &Http) -> Result<reqwest::blocking::Response> {
         .map_err(|e| Error::internal(format!("HTTP client: {e}")))?;
     let mut delay = Duration::from_millis(200);
     let mut attempt = 0;
+    let shown = etl_core::redact::url(url);
     loop {
         let outcome = client.get(url).timeout(http.timeout).send();
         let retryable = match &outcome {
@@ -410,20 +429,20 @@ fn fetch(url: &str, http: &Http) -> Result<reqwest::blocking::Response> {
                     _ => Some(Exit::Unavailable),
                 };
                 if let Some(exit) = exit {
-                    return Err(Error::new(exit, format!("{url}: HTTP {s}")));
+                    return Err(Error::new(exit, format!("{shown}: HTTP {s}")));
                 }
                 format!("HTTP {s}")
             }
-            Err(e) => format!("{e}"),
+            Err(e) => format!("{e}").replace(url, &shown),
         };
         if attempt >= http.retries {
             return Err(Error::new(
                 Exit::Unavailable,
-                format!("{url}: {retryable} (after {} attempts)", attempt + 1),
+                format!("{shown}: {retryable} (after {} attempts)", attempt + 1),
             ));
         }
         attempt += 1;
-        events::http_retry(url, attempt, &retryable, delay);
+        events::http_retry(&shown, attempt, &retryable, delay);
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(10));
     }

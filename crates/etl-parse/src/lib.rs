@@ -1,6 +1,6 @@
 //! etl-parse: the files clients send (CSV/TSV, XLSX/XLS/XLSB/ODS, JSON,
 //! NDJSON, ZIP; gzip/bzip2/xz/zstd-compressed) turned into the NDJSON record
-//! stream of DESIGN.md.
+//! stream of etl(7).
 //!
 //! `input` opens and decompresses, `detect` decides the format, `text`
 //! decodes to UTF-8, and one module per family parses (`delimited`,
@@ -43,7 +43,7 @@ Formats are recognised by content (magic bytes, then sniffing), then by extensio
 --format overrides. Delimited text (delimiter sniffed among , ; TAB |), Excel (xlsx, xlsm, \
 xlsb, xls), OpenDocument (ods), JSON (an array of objects, or the array at --json-path), \
 NDJSON (validated and passed through unchanged) and zip archives (every member parsed by \
-its own format, `_member` added). gzip, bzip2, xz and zstd compression is removed \
+its own format; --provenance adds `_member` to tell members apart, --member picks them). gzip, bzip2, xz and zstd compression is removed \
 transparently, under --max-decompressed-bytes and --max-ratio.
 
 Text is decoded to UTF-8: a UTF-8 BOM is removed, UTF-16 with a BOM is decoded, \
@@ -139,7 +139,7 @@ pub struct Cli {
         help_heading = "Delimited text"
     )]
     pub quote: String,
-    /// Escape character inside quoted fields (e.g. `\\` for `\"`), besides doubled quotes.
+    /// Escape character inside quoted fields, besides doubled quotes: with `\`, `\"` is a quote and `\\` one backslash; before any other character it is data, kept.
     #[arg(long, value_name = "CHAR", help_heading = "Delimited text")]
     pub escape: Option<String>,
     /// Lines starting with CHAR are comments and skipped (e.g. `#`).
@@ -203,7 +203,7 @@ pub struct Cli {
     /// Only archive members whose path or name matches GLOB (e.g. '*.csv'; repeatable).
     #[arg(long, value_name = "GLOB", action = ArgAction::Append, help_heading = "Archives")]
     pub member: Vec<String>,
-    /// Stop (exit 65) when one input decompresses to more than SIZE.
+    /// Stop (exit 65) when one input decompresses to more than SIZE in all (its compression, every archive member, the zip inside a workbook).
     #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = etl_core::config::parse_size,
         env = "ETL_MAX_DECOMPRESSED_BYTES", help_heading = "Archives")]
     pub max_decompressed_bytes: usize,
@@ -305,6 +305,9 @@ impl Parser<'_> {
             return if format == Format::Zip {
                 archive::parse(data, job.origin, self, run, job.depth)
             } else {
+                if matches!(format, Format::Xlsx | Format::Xlsb | Format::Ods) {
+                    archive::check_workbook(&mut data, &self.limits, &label)?;
+                }
                 sheets::parse(data, format, &self.sheets, job.origin, &mut self.em, run)
             };
         }
@@ -532,6 +535,8 @@ fn parse_source(
     origin: &Origin,
     run: &mut Run,
 ) -> Result<()> {
+    // --max-decompressed-bytes is the total of one input, whatever it holds.
+    parser.limits.start_input();
     let mut stdin = io::stdin().lock();
     let opened = input::open(src, &parser.http, &parser.limits, &mut stdin)?;
     let name = src.name();
@@ -541,7 +546,8 @@ fn parse_source(
         depth: 0,
     };
     let ext_name = match src {
-        Source::Url(u) => u.split(['?', '#']).next().unwrap_or(u).to_owned(),
+        // The redacted name: its path is the URL's, its credentials masked.
+        Source::Url(_) => name.split(['?', '#']).next().unwrap_or(&name).to_owned(),
         _ => name.clone(),
     };
     parser.parse_opened(

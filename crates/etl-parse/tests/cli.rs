@@ -101,6 +101,35 @@ fn quote_escape_and_comment() {
         ok(&d.run(&["--escape", "\\", "e.csv"])),
         [r#"{"a":"say \"hi\"","b":"2"}"#]
     );
+    // Regression: the escape character before anything but a quote or
+    // itself was dropped (`c\d` read as `cd`); it is data, kept.
+    d.write("e2.csv", b"a,b,c\n1,\"x\\\\y\",\"c\\d\"\n");
+    assert_eq!(
+        ok(&d.run(&["--escape", "\\", "e2.csv"])),
+        [r#"{"a":"1","b":"x\\y","c":"c\\d"}"#]
+    );
+    // Regression: a closing quote followed by text (`"a"b`) was read with
+    // the quotes dropped; the row is now a reject naming line and field.
+    d.write("stray.csv", b"a,b\n\"x\"y,1\n2,3\n");
+    let out = d.run(&["--max-rejects", "1", "--rejects", "r.ndjson", "stray.csv"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(ok(&out), [r#"{"a":"2","b":"3"}"#]);
+    let rej: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(d.path().join("r.ndjson"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(rej["line"], 2);
+    assert_eq!(rej["input"], "\"x\"y,1", "the row as the file holds it");
+    assert!(
+        rej["error"]
+            .as_str()
+            .unwrap()
+            .contains("field 1: text after the closing quote"),
+        "{rej}"
+    );
+    assert_eq!(d.run(&["stray.csv"]).code, 65, "beyond --max-rejects 0");
     d.write("c.csv", b"# exported 2026-11-21\na,b\n1,2\n# trailer");
     assert_eq!(
         ok(&d.run(&["--comment", "#", "c.csv"])),
@@ -314,6 +343,45 @@ fn compressed_and_zip_members_with_glob_and_limits() {
     assert!(out.logged("--max-decompressed-bytes"), "{}", out.stderr);
 }
 
+/// Regression: --max-decompressed-bytes applied per member, not per input
+/// as documented (three 600 KiB members passed a 1 MiB limit), and did not
+/// cover the zip inside a workbook at all.
+#[test]
+fn decompression_limit_is_the_total_of_one_input_workbooks_included() {
+    let d = Dir::new();
+    let member = {
+        let mut m = b"n\n".to_vec();
+        m.extend(std::iter::repeat_n(b"12345678\n".as_slice(), 600 * 1024 / 9).flatten());
+        m
+    };
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for name in ["a.csv", "b.csv", "c.csv"] {
+        z.start_file(name, opts).unwrap();
+        z.write_all(&member).unwrap();
+    }
+    d.write("three.zip", &z.finish().unwrap().into_inner());
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    z.start_file("a.csv", opts).unwrap();
+    z.write_all(&member).unwrap();
+    d.write("one.zip", &z.finish().unwrap().into_inner());
+    let limit = ["--max-ratio", "100000", "--max-decompressed-bytes", "1MiB"];
+    let out = d.run(&[&limit[..], &["three.zip"]].concat());
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(out.logged("--max-decompressed-bytes"), "{}", out.stderr);
+    // Each input has its own total: two inputs of 600 KiB each pass.
+    let out = d.run(&[&limit[..], &["one.zip", "one.zip"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(ok(&out).len(), 2 * (600 * 1024 / 9));
+    // A workbook is a zip too: its parts count against the same limit.
+    let xlsx = corpora().join("xlsx/calamine/date.xlsx");
+    let xlsx = xlsx.to_str().unwrap();
+    assert_eq!(d.run(&[xlsx]).code, 0);
+    let out = d.run(&["--max-decompressed-bytes", "2KiB", xlsx]);
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(out.logged("--max-decompressed-bytes"), "{}", out.stderr);
+}
+
 #[test]
 fn missing_input_is_66_before_any_output() {
     let d = Dir::new();
@@ -368,7 +436,7 @@ fn manifest_lines_and_carry() {
 
 #[test]
 fn spreadsheets_sheets_listing_errors_and_password() {
-    let Some(root) = corpora() else { return };
+    let root = corpora();
     let f = root.join("frictionless");
     let c = root.join("xlsx/calamine");
     let r = |dir: &Path, args: &[&str]| run_in(dir, args, b"");
@@ -511,6 +579,54 @@ fn urls_stream_with_retries_and_map_statuses() {
             .code,
         69
     );
+}
+
+/// Regression: etl-parse logged whole URLs, `?token=...` included, in its
+/// retry warnings, errors, `_source` and rejects.
+#[test]
+fn url_credentials_and_query_values_never_reach_logs_records_or_rejects() {
+    let d = Dir::new();
+    let base = serve(vec![(503, "busy"), (200, "a,b\n1,2\n3,4,5\n")]);
+    let url = format!("{base}/daily.csv?token=tok-5ecret&sig=sig-5ecret")
+        .replace("http://", "http://user:pw-5ecret@");
+    let out = d.run(&[
+        "--retries",
+        "2",
+        "--provenance",
+        "--max-rejects",
+        "5",
+        "--rejects",
+        "rejects.ndjson",
+        "--summary",
+        "summary.json",
+        &url,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.logged("retrying"), "{}", out.stderr);
+    let rejects = std::fs::read_to_string(d.path().join("rejects.ndjson")).unwrap();
+    let summary = std::fs::read_to_string(d.path().join("summary.json")).unwrap();
+    assert!(
+        rejects.contains("line 3") || rejects.contains("\"line\":3"),
+        "{rejects}"
+    );
+    let everything = format!("{}{}{rejects}{summary}", out.stdout, out.stderr);
+    for secret in ["tok-5ecret", "sig-5ecret", "pw-5ecret"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked: {everything}"
+        );
+    }
+    assert!(
+        out.stdout.contains("/daily.csv?token=***&sig=***"),
+        "_source still says where the rows came from: {}",
+        out.stdout
+    );
+    // The error of a URL that fails is masked too.
+    let base = serve(vec![(403, "no")]);
+    let out = d.run(&[&format!("{base}/x.csv?key=key-5ecret")]);
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    assert!(!out.stderr.contains("key-5ecret"), "{}", out.stderr);
+    assert!(out.stderr.contains("x.csv?key=***"), "{}", out.stderr);
 }
 
 #[test]

@@ -46,6 +46,22 @@ struct Shared {
     stats: Stats,
     pacer: Window,
     cfg: RetryCfg,
+    /// The run's progress line (on a terminal, without --quiet): rows
+    /// written, bytes sent, requests and quota waits.
+    progress: etl_core::progress::Progress,
+    quota_waits: u64,
+}
+
+impl Shared {
+    fn show(&mut self) {
+        let (calls, waits) = (self.stats.api_calls, self.quota_waits);
+        let s = |n: u64| if n == 1 { "" } else { "s" };
+        self.progress.set_extra(format!(
+            "{calls} request{}, {waits} quota wait{}",
+            s(calls),
+            s(waits)
+        ));
+    }
 }
 
 /// A sheet's properties as the run needs them.
@@ -134,6 +150,8 @@ impl Delegate for Ctl<'_> {
     fn pre_request(&mut self) {
         self.shared.stats.api_calls += 1;
         self.shared.stats.bytes_sent += self.call.bytes;
+        self.shared.progress.advance(0, self.call.bytes);
+        self.shared.show();
         if self.call.write {
             self.shared.stats.write_calls += 1;
             self.shared.pacer.record(Instant::now());
@@ -192,6 +210,8 @@ macro_rules! call {
             let wait = $self.shared.pacer.wait_at(Instant::now());
             if !wait.is_zero() {
                 events::pacing(wait);
+                $self.shared.quota_waits += 1;
+                $self.shared.show();
                 tokio::time::sleep(wait).await;
             }
         }
@@ -209,6 +229,9 @@ macro_rules! call {
             .doit()
             .await;
         let (attempts, status) = ($d.attempt, $d.last_status);
+        if call.write {
+            $self.shared.pacer.settle_last(Instant::now());
+        }
         match result {
             Ok((_, v)) => Ok(v),
             Err(e) => Err(classify(
@@ -236,6 +259,8 @@ impl Api {
                 stats: Stats::default(),
                 pacer: Window::new(writes_per_minute, Duration::from_secs(60)),
                 cfg,
+                progress: etl_core::progress::Progress::new(false),
+                quota_waits: 0,
             },
             spreadsheet,
             dry_run: false,
@@ -248,11 +273,26 @@ impl Api {
         &self.shared.stats
     }
 
+    /// Lends the run's progress line to the client for the calls.
+    pub fn set_progress(&mut self, mut progress: etl_core::progress::Progress) {
+        progress.set_unit("rows");
+        self.shared.progress = progress;
+    }
+
+    /// Gives the progress line back (the run clears it at the end).
+    pub fn take_progress(&mut self) -> etl_core::progress::Progress {
+        std::mem::replace(
+            &mut self.shared.progress,
+            etl_core::progress::Progress::new(false),
+        )
+    }
+
     /// Counts rows and cells written (by the caller, which knows them).
     pub fn wrote(&mut self, rows: u64, cells: u64) {
         if !self.dry_run {
             self.shared.stats.rows_written += rows;
             self.shared.stats.cells_written += cells;
+            self.shared.progress.advance(rows, 0);
         }
     }
 

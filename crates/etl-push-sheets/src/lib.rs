@@ -6,6 +6,7 @@
 //! of at most `--max-request-bytes`, writes paced to stay inside Google's
 //! per-minute quota, failures retried with backoff.
 
+pub mod a1;
 mod api;
 mod auth;
 pub mod cells;

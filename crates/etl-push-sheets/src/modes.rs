@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::a1::{self, Grid, MAX_COLUMNS};
 use etl_core::{Error, Exit, Record, Result, Run};
-use etl_sheets_emulator::a1::{self, Grid, MAX_COLUMNS};
 use google_sheets4::api::ValueRange;
 use google_sheets4::{hyper_rustls, hyper_util, Sheets};
 use serde_json::{json, Value as J};
@@ -35,13 +35,8 @@ pub fn parse_start(s: &str) -> Result<Start> {
             "--start-cell {s:?}: expected one cell like A1 or C5"
         ))
     };
-    let r = a1::parse(s).map_err(|_| bad())?;
-    match (r.sheet, r.start_row, r.start_col, r.end_row, r.end_col) {
-        (None, Some(row), Some(col), Some(er), Some(ec)) if er == row + 1 && ec == col + 1 => {
-            Ok(Start { row, col })
-        }
-        _ => Err(bad()),
-    }
+    let (row, col) = a1::parse_cell(s).ok_or_else(bad)?;
+    Ok(Start { row, col })
 }
 
 fn to_u32(n: u64) -> u32 {
@@ -109,6 +104,10 @@ pub async fn push(
         },
     };
     let deadline = Duration::from_secs(cli.timeout);
+    api.set_progress(std::mem::replace(
+        &mut run.progress,
+        etl_core::progress::Progress::new(false),
+    ));
     let work = async {
         match cli.mode {
             Mode::Replace if cli.in_place => ctx.replace_in_place(&mut api, &mut sp).await,
@@ -124,6 +123,7 @@ pub async fn push(
             format!("no end within --timeout {} s", cli.timeout),
         )),
     };
+    run.progress = api.take_progress();
     let st = api.stats().clone();
     run.records_out = match &result {
         Ok(n) if !cli.dry_run => *n,

@@ -54,6 +54,17 @@ impl Window {
             self.log.push_back(at);
         }
     }
+
+    /// The last event ended at `at`: it counts from then. A request is
+    /// recorded when it is sent, but Google counts it when it arrives, a
+    /// moment later; counting it from its reply keeps the next window's
+    /// start after Google's (a request sent exactly 60 s after the first was
+    /// once counted inside Google's minute and drew a 429).
+    pub fn settle_last(&mut self, at: Instant) {
+        if let Some(last) = self.log.back_mut() {
+            *last = (*last).max(at);
+        }
+    }
 }
 
 /// The delay before retry number `attempt` (0 for the first retry): a
@@ -113,6 +124,25 @@ mod tests {
         assert_eq!(
             Window::new(0, Duration::from_secs(60)).wait_at(t0),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_request_counts_from_its_reply() {
+        let t0 = Instant::now();
+        let mut w = Window::new(1, Duration::from_secs(60));
+        w.record(t0);
+        // Google received it 300 ms later; its reply came at 500 ms.
+        w.settle_last(t0 + Duration::from_millis(500));
+        assert_eq!(
+            w.wait_at(t0 + Duration::from_secs(60)),
+            Duration::from_millis(500)
+        );
+        w.settle_last(t0);
+        assert_eq!(
+            w.wait_at(t0 + Duration::from_secs(60)),
+            Duration::from_millis(500),
+            "never earlier than recorded"
         );
     }
 

@@ -84,7 +84,7 @@ fn replace_again_keeps_name_and_place_and_drops_old_rows() {
         before[1]["sheetId"], after[1]["sheetId"],
         "a new sheet replaced the old one"
     );
-    assert!(after.iter().all(|p| p.get("hidden").is_none()));
+    assert!(!after.is_empty() && after.iter().all(|p| p.get("hidden").is_none()));
     assert_eq!(
         after[1]["gridProperties"],
         json!({"rowCount": 2, "columnCount": 2}),
@@ -192,9 +192,10 @@ fn on_new_column_in_replace() {
         "{}",
         out.stderr
     );
+    let writes = emu.writes();
     assert!(
-        emu.writes().iter().all(|w| w["status"] == 200),
-        "nothing failed server-side"
+        !writes.is_empty() && writes.iter().all(|w| w["status"] == 200),
+        "nothing failed server-side: {writes:?}"
     );
     let out = emu.push(
         &["--spreadsheet", "book", "--on-new-column", "ignore"],
@@ -718,10 +719,11 @@ fn impersonation_and_authorized_user_credentials() {
         &emu.path("dwd.json"),
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(emu
-        .writes()
-        .iter()
-        .all(|w| w["account"] == "boss@example.com"));
+    let writes = emu.writes();
+    assert!(
+        !writes.is_empty() && writes.iter().all(|w| w["account"] == "boss@example.com"),
+        "{writes:?}"
+    );
     // The plain key may not impersonate.
     let out = emu.push(
         &["--spreadsheet", "boss", "--impersonate", "boss@example.com"],

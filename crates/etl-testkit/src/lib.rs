@@ -6,20 +6,31 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// `SUB` of the shared test corpora (`../shared/corpora` beside the
-/// project), or `None` after saying why on stderr: the test then skips.
-pub fn corpora(sub: &str) -> Option<PathBuf> {
+/// project).
+///
+/// # Panics
+/// When it is absent: a test of a corpus never passes without the corpus
+/// (CI has `../shared`; a missing fixture is a failure that says what is
+/// missing, never a silent pass).
+pub fn corpora(sub: &str) -> PathBuf {
+    shared(&Path::new("corpora").join(sub))
+}
+
+/// `REL` of the shared folder beside the project (`../shared`).
+///
+/// # Panics
+/// When it is absent, naming the path.
+pub fn shared(rel: &Path) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpora")
-        .join(sub);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} is absent (the shared corpora sit beside the project)",
-            p.display()
-        );
-        None
-    }
+        .join("../../../shared")
+        .join(rel);
+    assert!(
+        p.exists(),
+        "missing fixture: {} (the shared folder sits beside the project; \
+         its tests fail without it rather than pass)",
+        p.display()
+    );
+    p
 }
 
 /// The `summary` event among a command's JSON log lines on stderr.

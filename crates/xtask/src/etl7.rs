@@ -46,7 +46,10 @@ by the event's own fields:
 .PP
 ERROR means data loss or that an operator must act; WARN means something was
 skipped, repaired or retried; INFO is one line per phase, never per record.
-Secrets never appear in logs. \fBETL_LOG\fR sets the level. \fBrun_id\fR comes
+Secrets never appear in logs: the credentials and query values of every URL in
+a message, a field, a summary or a reject's error are masked
+(\fBhttps://user:***@host/path?token=***\fR), whichever library wrote the
+message. \fBETL_LOG\fR sets the level. \fBrun_id\fR comes
 from \fBETL_RUN_ID\fR; where it is unset each process makes a UUIDv7. The cron
 wrapper sets one per pipeline run so the lines of every stage correlate.
 .SH SUMMARY
@@ -84,6 +87,18 @@ A stage that advances a watermark (\fBetl\-checkpoint filter\fR, later
 pipeline succeeded; \fBdiscard\fR drops them. A failed run leaves the committed
 state as it was, so the next run fetches the same input again, and idempotent
 loads (upsert by key) make that harmless.
+.PP
+A commit never moves a watermark back. Values compare by their type: numbers
+exactly, timestamps by instant, strings bytewise, IMAP UIDs per UIDVALIDITY,
+Maildir messages by (time, name), an mbox by offset. When an older run is
+committed after a newer one, the greater value stays and a warning says so;
+\fBetl\-checkpoint set\fR moves a watermark back on purpose.
+.PP
+Side effects on a source happen only for committed runs: \fBetl\-fetch\-mail
+\-\-mark\-seen\fR and \fB\-\-move\-to\fR record their mailbox changes as pending
+values of the run, and the next \fBetl\-fetch\-mail\fR with that state (or
+\fB\-\-apply\-committed\fR) applies the committed ones. A failed run leaves its
+messages where they were.
 .PP
 Every read\-modify\-write holds an exclusive lock (flock) on \fISTATE\fB.lock\fR;
 a held lock is waited for up to \fB\-\-lock\-timeout\fR seconds (default 0), then

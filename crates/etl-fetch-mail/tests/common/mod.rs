@@ -377,3 +377,15 @@ pub fn commit(state: &Path) {
         })
         .unwrap();
 }
+
+/// Drops every pending value of the state file (what `etl-checkpoint
+/// discard --all` does after a pipeline failed).
+pub fn discard(state: &Path) {
+    let store = etl_core::state::StateFile::new(state.to_path_buf(), Duration::from_secs(5));
+    store
+        .update(|st| {
+            st.pending.clear();
+            Ok(((), true))
+        })
+        .unwrap();
+}

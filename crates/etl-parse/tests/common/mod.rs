@@ -10,8 +10,8 @@ use etl_core::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-parse");
 
-/// The shared corpora, or None (the test then skips with a message).
-pub fn corpora() -> Option<PathBuf> {
+/// The shared corpora (a test fails when they are absent).
+pub fn corpora() -> PathBuf {
     etl_testkit::corpora("")
 }
 
