@@ -59,7 +59,10 @@ if [ ! -e healed.pid ]; then
   # Gone (or a zombie of the bats shell): its port is free.
   while [ -e /proc/$EMU_PID ] && ! grep -q ') Z ' /proc/$EMU_PID/stat; do sleep 0.05; done
   for _ in \$(seq 1 200); do
-    etl-sheets-emulator --listen "${URL#http://}" --state emu.json >/dev/null 2>healed.log & pid=\$!
+    # Started with every descriptor above stderr closed: the pipes of
+    # etl-run and bats must not stay open in a server that outlives them.
+    ( for fd in \$(ls /proc/\$BASHPID/fd); do [ "\$fd" -gt 2 ] && eval "exec \$fd>&-"; done
+      exec etl-sheets-emulator --listen "${URL#http://}" --state emu.json >/dev/null 2>healed.log ) & pid=\$!
     # Up when it answers; the old one may still hold the port for a moment.
     for _ in \$(seq 1 50); do curl -sf "$URL/_emulator/spreadsheets/book" >/dev/null && break 2; kill -0 \$pid 2>/dev/null || break; sleep 0.05; done
   done

@@ -81,12 +81,14 @@ PY
   run -0 --separate-stderr bash -c "printf '{\"id\":1,\"name\":\"x\"}\n' \
     | etl-checkpoint filter --state cp.json --key k --field id --type number --summary cp.json.summary"
   echo "$stderr" > checkpoint.err
-  run -0 --separate-stderr bash -c "etl-fetch-mail --maildir mail --out-dir files2 --password-file pw.txt --summary fetch.json \
-    | etl-parse --manifest --summary parse2.json \
+  run --separate-stderr bash -c "set -o pipefail; etl-fetch-mail --maildir mail --out-dir files2 --state state2.json --password-file pw.txt --summary fetch.json \
+      --from reports@client.example --attachment '*.csv' --attachment '*.zip' --attachment '*.xlsx' \
+    | etl-parse --manifest --normalize-headers snake --summary parse2.json \
     | etl-transform --spec '$ETL_ROOT/examples/daily-client-sync/transform.toml' --max-rejects 10 --rejects t-rejects.ndjson --summary transform.json \
-    | etl-merge --db w2.duckdb --table orders --key order_id --summary merge.json --emit table \
+    | etl-merge --db w2.duckdb --table orders --key order_id --types 'amount=DECIMAL(12,2)' --summary merge.json --emit table \
     | etl-push-sheets --spreadsheet book --sheet Copy --summary push.json"
   echo "$stderr" > commands.err
+  [ "$status" -eq 0 ] || { grep -E '"level":"(error|warn)"' commands.err | tail -5; return 1; }
   [ -s push.json ] && [ -s merge.json ] && [ -s fetch.json ]
   # The secrets: the ones set above, the service account's private key, and
   # the access tokens the emulator issued.
@@ -96,7 +98,7 @@ PY
   [ "${#tokens[@]}" -gt 0 ]
   written=(demo.out demo/runs.ndjson demo/rejects.ndjson demo/state.json job.out runs.ndjson rejects.ndjson
     state.json hook.json parse.out parse.err parse.json parse-rejects.ndjson checkpoint.err cp.json.summary
-    commands.err fetch.json parse2.json transform.json t-rejects.ndjson merge.json push.json)
+    commands.err fetch.json state2.json parse2.json transform.json t-rejects.ndjson merge.json push.json)
   for f in "${written[@]}"; do [ -e "$f" ] || { echo "missing: $f" >&2; return 1; }; done
   for s in "${secrets[@]}" "${tokens[@]}"; do
     [ "${#s}" -ge 8 ]
