@@ -76,6 +76,16 @@ pub struct CommonArgs {
     /// No progress line on a terminal.
     #[arg(long, short = 'q', global = true, help_heading = "Common options")]
     pub quiet: bool,
+
+    /// Print this command's man page or shell completions and exit (e.g. --generate man > etl-parse.1).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "KIND",
+        global = true,
+        help_heading = "Common options"
+    )]
+    pub generate: Option<crate::docs::Generate>,
 }
 
 impl Default for CommonArgs {
@@ -88,6 +98,7 @@ impl Default for CommonArgs {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             env_file: None,
             quiet: false,
+            generate: None,
         }
     }
 }
@@ -185,6 +196,18 @@ pub fn main_with<A>(
 where
     A: CommandFactory + FromArgMatches + HasCommon,
 {
+    // --generate needs none of the command's required flags: it is served
+    // before clap checks them.
+    // A bad KIND is left to clap, which names the kinds there are (64).
+    if let Some(Some(kind)) = crate::docs::Generate::from_args(&args) {
+        use std::io::Write;
+        let page = kind.render(&command::<A>());
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(&page).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Exit::IoErr.code(),
+            _ => 0,
+        };
+    }
     if let Err(e) = load_env_file(env_file_arg(&args).as_deref()) {
         log::emit(tracing::Level::ERROR, e.message(), &[]);
         return e.exit_code().code();

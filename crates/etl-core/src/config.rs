@@ -259,3 +259,34 @@ mod tests {
         assert!(parse_size("5 parsecs").is_err());
     }
 }
+
+/// A testing hook read from the environment (shown in the command's
+/// `--help`): on only when set to exactly `1`; unset is off; any other
+/// value is a usage error (64), so a typo never passes for "off".
+pub fn test_switch(name: &str) -> crate::error::Result<bool> {
+    match std::env::var_os(name) {
+        None => Ok(false),
+        Some(v) if v == "1" => Ok(true),
+        Some(v) => Err(crate::error::Error::usage(format!(
+            "{name}={}: a testing hook, on only as {name}=1 (unset it otherwise)",
+            v.to_string_lossy()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod switch_tests {
+    #[test]
+    fn only_an_explicit_1_turns_a_test_switch_on() {
+        let name = "ETL_CORE_TEST_SWITCH_FOR_UNIT_TEST";
+        assert!(!super::test_switch(name).unwrap());
+        std::env::set_var(name, "1");
+        assert!(super::test_switch(name).unwrap());
+        std::env::set_var(name, "0");
+        assert_eq!(
+            super::test_switch(name).unwrap_err().exit_code(),
+            crate::Exit::Usage
+        );
+        std::env::remove_var(name);
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod events;
 pub mod exit;
@@ -19,6 +20,7 @@ pub mod reader;
 pub mod record;
 pub mod redact;
 pub mod rejects;
+pub mod retry;
 pub mod run;
 pub mod state;
 pub mod writer;

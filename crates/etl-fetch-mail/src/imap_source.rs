@@ -385,13 +385,17 @@ pub fn fetch(
                             format!("IMAP {host}: {e} (gave up after {attempt} reconnects)"),
                         ));
                     }
-                    let delay = cli
-                        .retry_base_ms
-                        .saturating_mul(1 << attempt.min(16))
-                        .min(64_000);
+                    // etl-core's one retry policy: full jitter up to the
+                    // base doubling, at most 64 s.
+                    let delay = etl_core::retry::Backoff {
+                        base: Duration::from_millis(cli.retry_base_ms),
+                        cap: Duration::from_secs(64),
+                    }
+                    .delay(attempt, None);
                     attempt += 1;
-                    events::reconnecting(&e, attempt, delay);
-                    std::thread::sleep(Duration::from_millis(delay));
+                    let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    events::reconnecting(&e, attempt, ms);
+                    std::thread::sleep(delay);
                 }
             }
         }

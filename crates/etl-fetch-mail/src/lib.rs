@@ -207,10 +207,10 @@ pub struct Cli {
         help_heading = "IMAP"
     )]
     pub timeout: u64,
-    /// Reconnect attempts after a dropped connection (backoff 1 s doubling), then exit 69.
+    /// Reconnect attempts after a dropped connection (random backoff up to 1 s doubling, at most 64 s), then exit 69.
     #[arg(long, value_name = "N", default_value_t = 5, help_heading = "IMAP")]
     pub max_retries: u32,
-    /// First reconnect delay in milliseconds (doubles per attempt; lower it in tests).
+    /// Ceiling of the first reconnect delay in milliseconds (doubles per attempt; lower it in tests).
     #[arg(long, value_name = "MS", default_value_t = 1000, help_heading = "IMAP")]
     pub retry_base_ms: u64,
     /// Messages fetched per round trip (memory holds one batch).

@@ -29,23 +29,15 @@ fn refused(e: &oauth::Error) -> Error {
 
 /// An access token for `user` with `scope`.
 pub fn token(path: &Path, user: &str, scope: &str) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::new(
-            Exit::Config,
-            format!("{}: cannot read the OAuth credentials: {e}", path.display()),
-        )
-    })?;
-    let kind: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| config(path, &format!("not a credentials JSON file: {e}")))?;
+    // Read and checked by the one loader etl-push-sheets uses too.
+    let creds = etl_google::load(path)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::internal(format!("tokio runtime: {e}")))?;
     rt.block_on(async {
-        let token = match kind["type"].as_str() {
-            Some("service_account") => {
-                let key: oauth::ServiceAccountKey = serde_json::from_str(&text)
-                    .map_err(|e| config(path, &format!("not a service-account key: {e}")))?;
+        let token = match creds {
+            etl_google::Credentials::ServiceAccount(key) => {
                 let auth = oauth::ServiceAccountAuthenticator::builder(key)
                     .subject(user)
                     .build()
@@ -53,27 +45,14 @@ pub fn token(path: &Path, user: &str, scope: &str) -> Result<String> {
                     .map_err(|e| config(path, &format!("unusable service-account key: {e}")))?;
                 auth.token(&[scope]).await.map_err(|e| refused(&e))?
             }
-            Some("authorized_user") => {
-                let secret: oauth::authorized_user::AuthorizedUserSecret =
-                    serde_json::from_str(&text).map_err(|e| {
-                        config(path, &format!("not authorized-user credentials: {e}"))
-                    })?;
-                let auth = oauth::AuthorizedUserAuthenticator::builder(secret)
+            etl_google::Credentials::AuthorizedUser(u) => {
+                let auth = oauth::AuthorizedUserAuthenticator::builder(u.secret())
                     .build()
                     .await
                     .map_err(|e| {
                         config(path, &format!("unusable authorized-user credentials: {e}"))
                     })?;
                 auth.token(&[scope]).await.map_err(|e| refused(&e))?
-            }
-            other => {
-                return Err(config(
-                    path,
-                    &format!(
-                    "credentials of type {:?}: expected \"service_account\" or \"authorized_user\"",
-                    other.unwrap_or("(none)")
-                ),
-                ))
             }
         };
         token

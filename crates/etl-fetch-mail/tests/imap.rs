@@ -441,15 +441,7 @@ fn mark_seen_only_after_storage_and_commit() {
 #[test]
 fn moved_only_after_the_pipeline_commits_and_exactly_once() {
     let mut dv = Dovecot::start();
-    let archive = dv.maildir().join(".Archive");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(archive.join(sub)).unwrap();
-    }
-    std::process::Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&archive)
-        .status()
-        .unwrap();
+    let archive = dv.folder("Archive");
     let count = |dir: &Path| {
         ["cur", "new"]
             .iter()
@@ -614,16 +606,7 @@ fn many_messages_in_batches() {
 #[test]
 fn move_to_another_mailbox_after_storage() {
     let mut dv = Dovecot::start();
-    // A Maildir++ folder "Archive".
-    let archive = dv.maildir().join(".Archive");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(archive.join(sub)).unwrap();
-    }
-    std::process::Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&archive)
-        .status()
-        .unwrap();
+    dv.folder("Archive");
     let src = tempfile::tempdir().unwrap();
     let a = csv(src.path(), "a.csv", "n\n1\n");
     dv.deliver(&build(&["--attach", &a]));

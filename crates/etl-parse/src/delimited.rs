@@ -133,7 +133,7 @@ pub fn parse(
     let direct = !em.infers()
         && opts.escape.is_none()
         && opts.comment.is_none()
-        && std::env::var_os("ETL_PARSE_NO_DIRECT").is_none();
+        && !etl_core::config::test_switch("ETL_PARSE_NO_DIRECT")?;
     let mut backoff = Backoff::default();
     loop {
         if direct && backoff.ready() {

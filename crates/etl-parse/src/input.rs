@@ -401,8 +401,8 @@ pub fn decompress<'a>(
     })
 }
 
-/// GETs `url` with retries (5xx, 429, connection errors; exponential
-/// backoff) and returns the body as a stream.
+/// GETs `url` with retries (5xx, 429, connection errors; etl-core's
+/// backoff, honouring Retry-After) and returns the body as a stream.
 fn fetch(url: &str, http: &Http) -> Result<reqwest::blocking::Response> {
     let client = reqwest::blocking::Client::builder()
         .connect_timeout(http.timeout)
@@ -410,14 +410,25 @@ fn fetch(url: &str, http: &Http) -> Result<reqwest::blocking::Response> {
         .user_agent(concat!("etl-parse/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::internal(format!("HTTP client: {e}")))?;
-    let mut delay = Duration::from_millis(200);
+    // etl-core's one retry policy: full jitter up to 200 ms doubling, at
+    // most 10 s, never shorter than the server's Retry-After.
+    let backoff = etl_core::retry::Backoff {
+        base: Duration::from_millis(200),
+        cap: Duration::from_secs(10),
+    };
     let mut attempt = 0;
     let shown = etl_core::redact::url(url);
     loop {
         let outcome = client.get(url).timeout(http.timeout).send();
+        let mut retry_after = None;
         let retryable = match &outcome {
             Ok(resp) => {
                 let s = resp.status();
+                retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(etl_core::retry::parse_retry_after);
                 if s.is_success() {
                     return outcome.map_err(|e| Error::internal(e.to_string()));
                 }
@@ -441,10 +452,10 @@ fn fetch(url: &str, http: &Http) -> Result<reqwest::blocking::Response> {
                 format!("{shown}: {retryable} (after {} attempts)", attempt + 1),
             ));
         }
+        let delay = backoff.delay(attempt, retry_after);
         attempt += 1;
         events::http_retry(&shown, attempt, &retryable, delay);
         std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 

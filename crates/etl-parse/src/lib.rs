@@ -78,7 +78,11 @@ Examples:
   etl-parse --cell-errors empty --sheet 0 book.xls      # #N/A cells read as empty
   etl-parse --max-decompressed-bytes 512MiB --max-ratio 200 upload.zip
   etl-parse --infer orders.csv | etl-merge --db w.duckdb --table orders --key id
-  etl-fetch-mail ... | etl-parse --manifest --carry date,from   # adds _date, _from";
+  etl-fetch-mail ... | etl-parse --manifest --carry date,from   # adds _date, _from
+
+Testing hook:
+  ETL_PARSE_NO_DIRECT=1  every CSV record takes the record-at-a-time path instead of the
+  direct path (the differential test compares the two); any other value exits 64.";
 
 /// The `etl-parse` command line.
 #[allow(clippy::struct_excessive_bools)] // command-line switches

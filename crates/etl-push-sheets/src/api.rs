@@ -12,12 +12,12 @@ use google_sheets4::api::{
 };
 use google_sheets4::common::{Delegate, Retry};
 use google_sheets4::{hyper_util, Sheets};
-use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::auth::Connector;
 use crate::events;
-use crate::pace::{backoff, parse_retry_after, Window};
+use crate::pace::Window;
+use etl_core::retry::{parse_retry_after, Backoff};
 
 /// Retry settings.
 #[derive(Debug, Clone)]
@@ -118,14 +118,11 @@ impl Ctl<'_> {
         if self.attempt >= self.shared.cfg.max_retries {
             return Retry::Abort;
         }
-        let unit: f64 = rand::thread_rng().gen();
-        let mut delay = backoff(
-            self.attempt,
-            self.shared.cfg.base,
-            self.shared.cfg.cap,
-            retry_after,
-            unit,
-        );
+        let mut delay = Backoff {
+            base: self.shared.cfg.base,
+            cap: self.shared.cfg.cap,
+        }
+        .delay(self.attempt, retry_after);
         if self.call.write {
             delay += self.shared.pacer.wait_at(Instant::now() + delay);
         }

@@ -11,12 +11,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etl_core::{Error, Exit, Result};
+use etl_core::{Error, Result};
 use google_sheets4::common::GetToken;
 use google_sheets4::{hyper_rustls, hyper_util, yup_oauth2};
 use serde_json::Value;
-
-const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
 pub type Connector =
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
@@ -122,24 +120,15 @@ fn config_err(path: &Path, what: &str) -> Error {
     Error::config(format!("{}: {what}", path.display()))
 }
 
-/// Reads the credentials file and builds the token source.
+/// Reads the credentials file (etl-google's loader, shared with
+/// etl-fetch-mail) and builds the token source.
 pub async fn load(
     path: &Path,
     impersonate: Option<&str>,
     client: hyper_util::client::legacy::Client<Connector, String>,
 ) -> Result<(Auth, String)> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::new(
-            Exit::Config,
-            format!("{}: cannot read the credentials: {e}", path.display()),
-        )
-    })?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| config_err(path, &format!("not a credentials JSON file: {e}")))?;
-    match v["type"].as_str() {
-        Some("service_account") => {
-            let key: yup_oauth2::ServiceAccountKey = serde_json::from_value(v.clone())
-                .map_err(|e| config_err(path, &format!("not a service-account key: {e}")))?;
+    match etl_google::load(path)? {
+        etl_google::Credentials::ServiceAccount(key) => {
             let account = impersonate.map_or_else(|| key.client_email.clone(), str::to_owned);
             let mut b = yup_oauth2::ServiceAccountAuthenticator::with_client(
                 key,
@@ -154,41 +143,26 @@ pub async fn load(
                 .map_err(|e| config_err(path, &format!("unusable service-account key: {e}")))?;
             Ok((Auth::ServiceAccount(a), account))
         }
-        Some("authorized_user") => {
+        etl_google::Credentials::AuthorizedUser(u) => {
             if impersonate.is_some() {
                 return Err(Error::usage("--impersonate needs a service-account key (domain-wide delegation), not authorized-user credentials"));
             }
-            let field = |k: &str| {
-                v[k].as_str().map(str::to_owned).ok_or_else(|| {
-                    config_err(path, &format!("authorized-user credentials without {k:?}"))
-                })
-            };
+            let account = u
+                .account
+                .clone()
+                .unwrap_or_else(|| "the authorized user".to_owned());
             let user = UserAuth {
-                client_id: field("client_id")?,
-                client_secret: field("client_secret")?,
-                refresh_token: field("refresh_token")?,
-                token_uri: v["token_uri"]
-                    .as_str()
-                    .unwrap_or(GOOGLE_TOKEN_URI)
-                    .to_owned(),
+                client_id: u.client_id,
+                client_secret: u.client_secret,
+                refresh_token: u.refresh_token,
+                token_uri: u.token_uri,
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(60))
                     .build()
                     .map_err(|e| Error::internal(format!("HTTP client: {e}")))?,
                 cache: Arc::new(Mutex::new(None)),
             };
-            let account = v["account"]
-                .as_str()
-                .unwrap_or("the authorized user")
-                .to_owned();
             Ok((Auth::User(user), account))
         }
-        other => Err(config_err(
-            path,
-            &format!(
-                "credentials of type {:?}: expected \"service_account\" or \"authorized_user\"",
-                other.unwrap_or("(none)")
-            ),
-        )),
     }
 }

@@ -1,5 +1,5 @@
-//! Staying inside Google's quota: a sliding-window limiter for writes and
-//! exponential backoff with full jitter for retries.
+//! Staying inside Google's quota: a sliding-window limiter for writes. The
+//! retry backoff is etl-core's one policy (`etl_core::retry`).
 //!
 //! Why a sliding window rather than a refilling bucket: Google counts write
 //! requests per user per minute. A bucket holding N tokens and refilling N per
@@ -67,39 +67,6 @@ impl Window {
     }
 }
 
-/// The delay before retry number `attempt` (0 for the first retry): a
-/// uniformly random time up to `base` doubled per attempt, capped at `cap`
-/// ("full jitter"), but never shorter than the server's `Retry-After`.
-pub fn backoff(
-    attempt: u32,
-    base: Duration,
-    cap: Duration,
-    retry_after: Option<Duration>,
-    unit: f64,
-) -> Duration {
-    let ceiling = base
-        .checked_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX))
-        .unwrap_or(cap)
-        .min(cap);
-    let jitter = ceiling.mul_f64(unit.clamp(0.0, 1.0));
-    match retry_after {
-        Some(r) => jitter.max(r),
-        None => jitter,
-    }
-}
-
-/// Parses a `Retry-After` value: delay seconds or an HTTP date.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(s) = v.parse::<u64>() {
-        return Some(Duration::from_secs(s));
-    }
-    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-    let now = jiff::Timestamp::now();
-    let secs = (when.as_second() - now.as_second()).max(0);
-    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,22 +111,5 @@ mod tests {
             Duration::from_millis(500),
             "never earlier than recorded"
         );
-    }
-
-    #[test]
-    fn backoff_doubles_to_the_cap_and_honours_retry_after() {
-        let s = Duration::from_secs;
-        assert_eq!(backoff(0, s(1), s(64), None, 1.0), s(1));
-        assert_eq!(backoff(3, s(1), s(64), None, 1.0), s(8));
-        assert_eq!(backoff(10, s(1), s(64), None, 1.0), s(64));
-        assert_eq!(backoff(40, s(1), s(64), None, 1.0), s(64));
-        assert_eq!(backoff(3, s(1), s(64), None, 0.5), s(4));
-        assert_eq!(backoff(0, s(1), s(64), Some(s(5)), 0.5), s(5));
-        assert_eq!(parse_retry_after("7"), Some(s(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(s(0))
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }

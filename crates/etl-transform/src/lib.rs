@@ -135,7 +135,11 @@ Examples:
         --mask customer=hash --rejects rejects.ndjson
   etl-transform --check --spec orders.toml          # validate a spec, read nothing
   ETL_MASK_SALT_FILE=/etc/etl/salt etl-transform --spec orders.toml < day1.ndjson
-  etl-transform --set 'total=0.1 + 0.2' <<< '{}'    # {\"total\":0.3}";
+  etl-transform --set 'total=0.1 + 0.2' <<< '{}'    # {\"total\":0.3}
+
+Testing hook:
+  ETL_TRANSFORM_NO_FAST_PATH=1  every record takes the general path instead of the
+  flat-record fast path (the differential test compares the two); any other value exits 64.";
 
 /// `--on-drift`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -571,6 +575,9 @@ pub fn run_with_args(cli: &Cli, args: &[OsString], run: &mut Run) -> Result<()> 
         schema.as_ref().map(|s| s.path.as_str()),
     );
     let mut p = Pipeline::new(planned, schema, on_drift, ctx);
+    if etl_core::config::test_switch("ETL_TRANSFORM_NO_FAST_PATH")? {
+        p.general_only();
+    }
     p.run(&cli.files, run)
 }
 

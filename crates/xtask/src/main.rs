@@ -6,7 +6,6 @@
 //!   fails when they drift from the code (cargo's `xtask-build-man` habit).
 //! - `completions DIR`: bash, zsh and fish completions for every command.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -88,7 +87,8 @@ fn render_tree(
         .unwrap_or_else(|| cmd.get_name())
         .to_owned();
     let path = dir.join(format!("{name}.1"));
-    fs::write(&path, render_page(cmd, parent)?)?;
+    // The same renderer as every command's `--generate man`.
+    fs::write(&path, etl_core::docs::man_page(cmd, parent))?;
     written.push(path);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         render_tree(sub, Some(&name), dir, written)?;
@@ -96,81 +96,7 @@ fn render_tree(
     Ok(())
 }
 
-fn render_page(cmd: &clap::Command, parent: Option<&str>) -> Result<Vec<u8>> {
-    let man = clap_mangen::Man::new(cmd.clone())
-        .manual("etlkit manual")
-        .source(format!(
-            "etlkit {}",
-            cmd.get_version().unwrap_or(env!("CARGO_PKG_VERSION"))
-        ));
-    let mut out = Vec::new();
-    man.render_title(&mut out)?;
-    man.render_name_section(&mut out)?;
-    man.render_synopsis_section(&mut out)?;
-    man.render_description_section(&mut out)?;
-    man.render_options_section(&mut out)?;
-    if cmd.has_subcommands() {
-        man.render_subcommands_section(&mut out)?;
-    }
-    if let Some(text) = cmd.get_after_long_help() {
-        out.extend_from_slice(sections(&text.to_string()).as_bytes());
-    }
-    let mut see_also = String::from(".SH \"SEE ALSO\"\n");
-    if let Some(parent) = parent {
-        let _ = write!(see_also, "{parent}(1), ");
-    }
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let _ = write!(
-            see_also,
-            "{}(1), ",
-            sub.get_display_name().unwrap_or_else(|| sub.get_name())
-        );
-    }
-    see_also.push_str("etl(7)\n");
-    out.extend_from_slice(see_also.as_bytes());
-    Ok(out)
-}
-
-/// Turns help text ("Heading:" lines followed by indented lines) into roff
-/// sections whose bodies are not refilled (examples keep their layout).
-pub(crate) fn sections(text: &str) -> String {
-    let mut out = String::new();
-    let mut open = false;
-    for line in text.lines() {
-        let heading = !line.starts_with(' ') && line.ends_with(':') && !line.is_empty();
-        if heading {
-            if open {
-                out.push_str(".fi\n");
-            }
-            let _ = writeln!(
-                out,
-                ".SH \"{}\"\n.nf",
-                line.trim_end_matches(':').to_uppercase()
-            );
-            open = true;
-        } else {
-            if !open {
-                out.push_str(".SH NOTES\n.nf\n");
-                open = true;
-            }
-            let _ = writeln!(out, "{}", escape(line));
-        }
-    }
-    if open {
-        out.push_str(".fi\n");
-    }
-    out
-}
-
-/// Escapes a text line for roff.
-pub(crate) fn escape(line: &str) -> String {
-    let s = line.replace('\\', "\\e").replace('-', "\\-");
-    if s.starts_with('.') || s.starts_with('\'') {
-        format!("\\&{s}")
-    } else {
-        s
-    }
-}
+pub(crate) use etl_core::docs::escape;
 
 fn completions(dir: &Path) -> Result {
     fs::create_dir_all(dir)?;

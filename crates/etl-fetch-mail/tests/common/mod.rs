@@ -222,6 +222,22 @@ impl Dovecot {
         self.dir.path().join("mail").join(USER)
     }
 
+    /// A Maildir++ folder NAME of the mailbox (its directory), owned by the
+    /// mail user.
+    pub fn folder(&self, name: &str) -> PathBuf {
+        let dir = self.maildir().join(format!(".{name}"));
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let st = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        dir
+    }
+
     /// Delivers a raw message into the Maildir (Dovecot sees it at the next SELECT).
     pub fn deliver(&mut self, raw: &[u8]) {
         self.seq += 1;
