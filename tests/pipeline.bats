@@ -120,7 +120,8 @@ PY
   # etl-merge pauses after its merge, before COMMIT (ETL_MERGE_PAUSE_AT, its
   # testing hook), and is killed there, by pid: a kill that lands before
   # COMMIT by construction, and never another etl-merge on this machine.
-  # (This test once ran `pkill -9 -x etl-merge` when the log said "staged".)
+  # (This test once killed every etl-merge on the machine, by name, when the
+  # log said "staged".)
   ETL_MERGE_PAUSE_AT=merged ETL_RUN_ID=run-1 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB" 2> job.log &
   runner=$!
   for _ in $(seq 1 1200); do

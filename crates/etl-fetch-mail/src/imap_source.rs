@@ -511,48 +511,57 @@ fn apply_committed(
     // Two committed runs may name the same message (a run that failed
     // after its fetch and was committed by hand): each is changed once.
     let mut applied = std::collections::HashSet::new();
-    for (key, a) in todo {
-        let mailbox = a["mailbox"].as_str().unwrap_or("INBOX");
-        let uids: Vec<u32> = uid_list(a["uids"].as_str().unwrap_or(""))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|u| applied.insert((mailbox.to_owned(), *u)))
-            .collect();
-        let set = &uid_set(&uids);
-        let n = uids.len();
-        let stored = a["uidvalidity"]
-            .as_u64()
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(0);
-        let mb = s
-            .select(mailbox)
-            .map_err(|e| final_err(e, &format!("selecting {mailbox:?}")))?;
-        let now = mb.uid_validity.unwrap_or(0);
-        if now != stored {
-            events::actions_dropped(mailbox, stored, now, n);
-        } else if n > 0 {
-            let mut done = Vec::new();
-            if a["mark_seen"].as_bool() == Some(true) {
-                s.uid_store(set, "+FLAGS.SILENT (\\Seen)")
-                    .map_err(|e| final_err(e, &format!("flagging {mailbox:?} \\Seen")))?;
-                sink.counts.marked_seen += n as u64;
-                done.push("marked seen".to_owned());
+    let mut finished = Vec::new();
+    let outcome = (|| -> Result<()> {
+        for (key, a) in todo {
+            let mailbox = a["mailbox"].as_str().unwrap_or("INBOX");
+            let uids: Vec<u32> = uid_list(a["uids"].as_str().unwrap_or(""))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|u| applied.insert((mailbox.to_owned(), *u)))
+                .collect();
+            let set = &uid_set(&uids);
+            let n = uids.len();
+            let stored = a["uidvalidity"]
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0);
+            let mb = s
+                .select(mailbox)
+                .map_err(|e| final_err(e, &format!("selecting {mailbox:?}")))?;
+            let now = mb.uid_validity.unwrap_or(0);
+            if now != stored {
+                events::actions_dropped(mailbox, stored, now, n);
+            } else if n > 0 {
+                let mut done = Vec::new();
+                if a["mark_seen"].as_bool() == Some(true) {
+                    s.uid_store(set, "+FLAGS.SILENT (\\Seen)")
+                        .map_err(|e| final_err(e, &format!("flagging {mailbox:?} \\Seen")))?;
+                    sink.counts.marked_seen += n as u64;
+                    done.push("marked seen".to_owned());
+                }
+                if let Some(dest) = a["move_to"].as_str() {
+                    s.uid_mv(set, dest)
+                        .map_err(|e| final_err(e, &format!("moving to {dest:?}")))?;
+                    sink.counts.moved += n as u64;
+                    done.push(format!("moved to {dest}"));
+                }
+                events::actions_applied(mailbox, n, &done.join(", "));
             }
-            if let Some(dest) = a["move_to"].as_str() {
-                s.uid_mv(set, dest)
-                    .map_err(|e| final_err(e, &format!("moving to {dest:?}")))?;
-                sink.counts.moved += n as u64;
-                done.push(format!("moved to {dest}"));
-            }
-            events::actions_applied(mailbox, n, &done.join(", "));
+            finished.push(key);
         }
-        state.update(|st| {
-            let had = st.committed.remove(&key).is_some();
-            Ok(((), had))
-        })?;
-    }
+        Ok(())
+    })();
     let _ = s.logout();
-    Ok(())
+    // One locked write for every action applied, also when a later one failed.
+    state.update(|st| {
+        let before = st.committed.len();
+        for key in &finished {
+            st.committed.remove(key);
+        }
+        Ok(((), st.committed.len() != before))
+    })?;
+    outcome
 }
 
 /// How far a mailbox got (kept across reconnects).

@@ -69,9 +69,7 @@ pub fn parse(
                 "{label}: the member is encrypted (password-protected); etl-parse cannot read it"
             )));
         }
-        let compressed = std::rc::Rc::new(std::cell::Cell::new(file.compressed_size().max(1)));
-        let limits: &Limits = &parser.limits;
-        let guarded = limits.guard(file, compressed);
+        let guarded = guard_member(&parser.limits, file);
         events::member(&name, &member_name);
         parser.parse_stream(
             Job {
@@ -88,6 +86,16 @@ pub fn parse(
         events::no_members(&name, parser.member_glob.as_ref().map(|g| g.glob().glob()));
     }
     Ok(())
+}
+
+/// A zip member's decompressed stream under the limits (its ratio against
+/// the compressed size the archive declares).
+fn guard_member<'a, R: Read>(
+    limits: &Limits,
+    file: zip::read::ZipFile<'a, R>,
+) -> crate::input::Guarded<zip::read::ZipFile<'a, R>> {
+    let compressed = std::rc::Rc::new(std::cell::Cell::new(file.compressed_size().max(1)));
+    limits.guard(file, compressed)
 }
 
 fn skip_metadata(name: &str) -> bool {
@@ -132,8 +140,7 @@ pub fn check_workbook(data: &mut Seekable, limits: &Limits, name: &str) -> Resul
             if file.is_dir() || file.encrypted() {
                 continue;
             }
-            let compressed = std::rc::Rc::new(std::cell::Cell::new(file.compressed_size().max(1)));
-            let mut guarded = limits.guard(file, compressed);
+            let mut guarded = guard_member(limits, file);
             if let Err(e) = std::io::copy(&mut guarded, &mut std::io::sink()) {
                 return Err(limits.read_error(name, &e));
             }
