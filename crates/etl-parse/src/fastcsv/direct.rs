@@ -28,7 +28,8 @@ use std::io::Read;
 
 use memchr::memchr;
 
-use super::{classify, prefix_xor, Scanner};
+use super::classify::{classify_block, from_bit, range_in, Carry, Classes};
+use super::Scanner;
 use crate::emit::put;
 
 /// Writes what follows a record's last value, before `}`.
@@ -173,60 +174,6 @@ fn write_value(
     true
 }
 
-/// The masks of one classified block (`bits j` = byte `at + j`).
-#[derive(Debug, Clone, Copy)]
-struct Classes {
-    /// Delimiters and line ends outside quotes.
-    structure: u64,
-    /// Line ends outside quotes.
-    ends: u64,
-    bad: u64,
-    escape: u64,
-    /// The second quote of each doubled pair.
-    doubled: u64,
-    /// Line feeds inside quotes.
-    quoted_lf: u64,
-}
-
-impl Classes {
-    /// Bytes to escape and doubled quotes.
-    #[inline]
-    fn special(&self) -> u64 {
-        self.escape | self.doubled
-    }
-}
-
-/// The state carried from one block to the next.
-#[derive(Debug, Clone, Copy)]
-struct Carry {
-    /// All ones when the previous block ended inside quotes.
-    inside: u64,
-    /// Bit 63 of the previous block's delimiters, line ends and closing
-    /// quotes (1 before the first block: a record starts there).
-    structure_or_close: u64,
-    /// Bit 63 of the previous block's closing quotes.
-    close: u64,
-}
-
-impl Carry {
-    /// Before a record's first block: outside quotes, after a line end.
-    const START: Self = Self {
-        inside: 0,
-        structure_or_close: 1,
-        close: 0,
-    };
-}
-
-/// Bits `k..` of a block (none when `k` is 64 or more).
-#[inline]
-fn from_bit(k: usize) -> u64 {
-    if k < 64 {
-        u64::MAX << k
-    } else {
-        0
-    }
-}
-
 /// Closes a record's last value and the record: the suffix, `}`, the line end.
 #[inline]
 fn end_record(out: &mut Vec<u8>, suffix: &mut Suffix<'_>) {
@@ -235,13 +182,6 @@ fn end_record(out: &mut Vec<u8>, suffix: &mut Suffix<'_>) {
         f(out);
     }
     out.extend_from_slice(b"}\n");
-}
-
-/// The bits of byte positions `lo..hi` in the block at `at`.
-#[inline]
-fn range_in(lo: usize, hi: usize, at: usize) -> u64 {
-    let (lo, hi) = (lo.saturating_sub(at), hi.saturating_sub(at));
-    from_bit(lo) & !from_bit(hi)
 }
 
 impl<R: Read> Scanner<R> {
@@ -290,7 +230,7 @@ impl<R: Read> Scanner<R> {
         let mut lines = 0u64;
         let mut at = start;
         'blocks: while at < end {
-            let c = classify_at(buf, at, end, delim, quote, &mut carry);
+            let c = classify_block(buf, at, end, delim, quote, &mut carry);
             // The current field's bits in this block (from its start on);
             // a record may start one byte into the block, after a CR LF.
             let mut from_fs = from_bit(fs.saturating_sub(at));
@@ -377,54 +317,6 @@ impl<R: Read> Scanner<R> {
         done.bytes = (rs - start) as u64;
         self.direct_escaped = escaped;
         done
-    }
-}
-
-/// Classifies the block at `at` (padded past `end`) and updates `carry`.
-#[inline]
-fn classify_at(
-    buf: &[u8],
-    at: usize,
-    end: usize,
-    delim: u8,
-    quote: u8,
-    carry: &mut Carry,
-) -> Classes {
-    let n = (end - at).min(64);
-    let m = if n == 64 {
-        let chunk: &[u8; 64] = buf[at..at + 64].try_into().unwrap_or(&[b'a'; 64]);
-        classify(chunk, delim, quote)
-    } else {
-        let mut chunk = [b'a'; 64];
-        chunk[..n].copy_from_slice(&buf[at..at + n]);
-        classify(&chunk, delim, quote)
-    };
-    // Padding past `end` is no class at all.
-    let valid = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-    let quotes = m.quote & valid;
-    let in_q = prefix_xor(quotes) ^ carry.inside;
-    let open = quotes & in_q;
-    let close = quotes & !in_q;
-    let structure = (m.delim | m.line_end) & !in_q & valid;
-    let sc = structure | close;
-    // An opening quote must follow a delimiter, a line end or a closing
-    // quote (a pair); the byte after a closing quote must be a delimiter, a
-    // line end or an opening quote (the pair's second).
-    let after_close = close << 1 | carry.close;
-    let bad = (open & !(sc << 1 | carry.structure_or_close))
-        | (after_close & !(structure | open) & valid);
-    *carry = Carry {
-        inside: 0u64.wrapping_sub(in_q >> 63),
-        structure_or_close: sc >> 63,
-        close: close >> 63,
-    };
-    Classes {
-        structure,
-        ends: m.line_end & !in_q & valid,
-        bad,
-        escape: m.escape & valid,
-        doubled: open & after_close,
-        quoted_lf: m.lf & in_q & valid,
     }
 }
 
