@@ -20,15 +20,13 @@
 //! the same key rules (`steps::rename` on the plan's key list), and a
 //! differential test holds them to the same output.
 
-use std::collections::HashSet;
-
 use etl_core::record::{is_json_number, next_json_special, write_str, write_value};
 use etl_core::{Number, Record, Value};
 
-use crate::cast::Cast;
+use crate::access::{Access, Keyed};
 use crate::expr::Lookup;
 use crate::pipeline::Planned;
-use crate::steps::{self, Ctx, Fields, Keyed, MaskKind, Outcome, Step};
+use crate::steps::{Ctx, Fields, Outcome, Step};
 
 /// How many shapes are remembered; a stream with more (rare: keys in
 /// varying order) recompiles the oldest slot's plan when it comes back.
@@ -104,29 +102,30 @@ impl Cells {
     }
 }
 
-/// What a plan does in one step to one record (slots index the cells).
-#[derive(Debug)]
-enum Op {
-    /// The step's value operation (trim, lower, replace, null-if, ...).
-    Value(usize),
-    /// Cast number `.0` of the step, on the slot.
-    Cast(usize, usize),
-    /// `default`: fill the slot when it is null or blank.
-    Default(usize),
-    /// Put the step's constant (default, add, run id, loaded at) in the slot.
-    Fill(usize),
-    /// `coalesce`: the first non-empty source, into the target.
-    Coalesce(usize, Vec<usize>),
-    /// `filter` (no target) or `set` (the target): the expression's fields
-    /// bound to their slots.
-    Eval(Vec<(String, usize)>, Option<usize>),
-    /// `require`: the slot of each listed name (None when absent).
-    Require(Vec<Option<usize>>),
-    /// `unique`: the slot of each key name.
-    Unique(Vec<Option<usize>>),
-    /// Mask number `.0` of the step, on the slot.
-    Mask(usize, usize),
+/// Where a field a step names is in the cells.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// The record has it, in this slot.
+    Has(usize),
+    /// The record does not have it; the step adds it in this slot.
+    New(usize),
+    /// The record does not have it.
+    No,
 }
+
+impl Slot {
+    fn has(self) -> Option<usize> {
+        match self {
+            Slot::Has(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The fields one step names (see `Step::field_names`), or for a value
+/// step on `*` every field, each with its slot. `None` for the steps
+/// the plan has done (the key steps).
+type StepPlan = Option<Vec<(Box<str>, Slot)>>;
 
 /// The plan of one shape.
 #[derive(Debug)]
@@ -137,8 +136,8 @@ struct Plan {
     ok: bool,
     /// Slots: the input values, then the fields steps create.
     slots: usize,
-    /// The operations of each step.
-    ops: Vec<Vec<Op>>,
+    /// What each step reads and writes.
+    steps: Vec<StepPlan>,
     /// Output fields in order: `"key":` as JSON text, the key, the slot.
     out: Vec<(Box<[u8]>, String, usize)>,
 }
@@ -147,6 +146,12 @@ struct Plan {
 struct Names(Vec<(String, usize)>);
 
 impl Keyed for Names {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn name_at(&self, i: usize) -> &str {
+        &self.0[i].0
+    }
     fn position(&self, name: &str) -> Option<usize> {
         self.0.iter().position(|(k, _)| k == name)
     }
@@ -155,6 +160,13 @@ impl Keyed for Names {
     }
     fn rename_at(&mut self, i: usize, name: String) {
         self.0[i].0 = name;
+    }
+    fn move_to(&mut self, i: usize, to: usize) {
+        let f = self.0.remove(i);
+        self.0.insert(to, f);
+    }
+    fn truncate(&mut self, n: usize) {
+        self.0.truncate(n);
     }
 }
 
@@ -181,7 +193,7 @@ impl Plan {
             keys,
             ok: false,
             slots: 0,
-            ops: Vec::with_capacity(steps.len()),
+            steps: Vec::with_capacity(steps.len()),
             out: Vec::new(),
         };
         let mut names = Names(Vec::with_capacity(plan.keys.len()));
@@ -196,106 +208,45 @@ impl Plan {
         }
         let mut slots = names.0.len();
         for p in steps {
-            let mut ops = Vec::new();
-            match &p.step {
-                Step::Select(list) => {
-                    let mut kept = Vec::with_capacity(list.len());
-                    for n in list {
-                        if let Some(i) = names.position(n) {
-                            kept.push(names.0.remove(i));
-                        }
-                    }
-                    names.0 = kept;
-                }
-                Step::Drop(list) => {
-                    for n in list {
-                        if let Some(i) = names.position(n) {
-                            names.0.remove(i);
-                        }
-                    }
-                }
-                Step::Rename(pairs) => {
-                    for (old, new) in pairs {
-                        steps::rename(&mut names, old, new);
-                    }
-                }
-                Step::RenameRegex(..) | Step::NormalizeKeys(_) => {
-                    let renames = p.step.key_renames(names.0.iter().map(|(k, _)| k.as_str()));
-                    for (old, new) in renames {
-                        steps::rename(&mut names, &old, &new);
-                    }
-                }
-                Step::Reorder(list) => {
-                    let mut at = 0;
-                    for n in list {
-                        if let Some(i) = names.position(n) {
-                            if i >= at {
-                                let f = names.0.remove(i);
-                                names.0.insert(at, f);
-                                at += 1;
-                            }
-                        }
-                    }
-                }
+            let step = &p.step;
+            let planned = match step {
                 // Values on this path are never objects: nothing to flatten.
-                Step::Flatten(_) => {}
+                Step::Flatten(_) => None,
                 Step::Unflatten(sep) => {
                     if names.0.iter().any(|(k, _)| k.contains(sep.as_str())) {
                         return plan;
                     }
+                    None
                 }
-                Step::Cast(casts) => {
-                    for (c, (f, _)) in casts.iter().enumerate() {
-                        if let Some(s) = names.slot(f) {
-                            ops.push(Op::Cast(c, s));
+                _ if step.is_key_step() => {
+                    step.apply_keys(&mut names);
+                    None
+                }
+                _ if matches!(step.value_fields(), Some(Fields::All)) => Some(
+                    names
+                        .0
+                        .iter()
+                        .map(|(k, s)| (k.as_str().into(), Slot::Has(*s)))
+                        .collect(),
+                ),
+                _ => {
+                    // Every name is looked up before the step adds its
+                    // first field (an expression reading the field it
+                    // sets sees it absent).
+                    let mut fields: Vec<(Box<str>, Slot)> = step
+                        .field_names()
+                        .into_iter()
+                        .map(|n| (n.into(), names.slot(n).map_or(Slot::No, Slot::Has)))
+                        .collect();
+                    if step.adds_field() {
+                        if let Some((n, slot @ Slot::No)) = fields.first_mut() {
+                            *slot = Slot::New(names.slot_or_add(n, &mut slots));
                         }
                     }
+                    Some(fields)
                 }
-                Step::Trim(_)
-                | Step::CollapseSpaces(_)
-                | Step::Lower(_)
-                | Step::Upper(_)
-                | Step::Replace(..)
-                | Step::NullIf(..) => match p.step.value_fields() {
-                    Some(Fields::All) => ops.extend(names.0.iter().map(|&(_, s)| Op::Value(s))),
-                    Some(Fields::Some(list)) => {
-                        ops.extend(list.iter().filter_map(|n| names.slot(n)).map(Op::Value));
-                    }
-                    None => {}
-                },
-                Step::Default(f, _) => match names.slot(f) {
-                    Some(s) => ops.push(Op::Default(s)),
-                    None => ops.push(Op::Fill(names.slot_or_add(f, &mut slots))),
-                },
-                Step::Coalesce(target, srcs) => {
-                    let from = srcs.iter().filter_map(|n| names.slot(n)).collect();
-                    ops.push(Op::Coalesce(names.slot_or_add(target, &mut slots), from));
-                }
-                Step::Filter(e) => ops.push(Op::Eval(bindings(e, &names), None)),
-                Step::Set(f, e) => {
-                    let b = bindings(e, &names);
-                    ops.push(Op::Eval(b, Some(names.slot_or_add(f, &mut slots))));
-                }
-                Step::Require(list) => {
-                    ops.push(Op::Require(list.iter().map(|n| names.slot(n)).collect()));
-                }
-                Step::Unique(keys, _) => {
-                    ops.push(Op::Unique(keys.iter().map(|n| names.slot(n)).collect()));
-                }
-                Step::Mask(masks) => {
-                    for (m, (f, _)) in masks.iter().enumerate() {
-                        if let Some(s) = names.slot(f) {
-                            ops.push(Op::Mask(m, s));
-                        }
-                    }
-                }
-                Step::Add(f, _) => ops.push(Op::Fill(names.slot_or_add(f, &mut slots))),
-                Step::AddRunId => ops.push(Op::Fill(names.slot_or_add("_run_id", &mut slots))),
-                Step::AddLoadedAt => {
-                    ops.push(Op::Fill(names.slot_or_add("_loaded_at", &mut slots)));
-                }
-            }
-            plan.ops.push(ops);
+            };
+            plan.steps.push(planned);
         }
         plan.out = names
             .0
@@ -322,24 +273,95 @@ impl Plan {
     }
 }
 
-/// The expression's field names that exist at this point, with their slots.
-fn bindings(e: &crate::expr::Expr, names: &Names) -> Vec<(String, usize)> {
-    e.field_names()
-        .into_iter()
-        .filter_map(|n| names.slot(n).map(|s| (n.to_owned(), s)))
-        .collect()
+/// The current line's cells as one step reads and writes them: its
+/// fields by the slots the plan found for them.
+struct Slots<'a> {
+    fields: &'a [(Box<str>, Slot)],
+    cells: &'a mut Cells,
+    line: &'a str,
 }
 
-/// The cells an expression reads, by name.
+impl Slots<'_> {
+    fn slot(&self, i: usize) -> Slot {
+        self.fields.get(i).map_or(Slot::No, |f| f.1)
+    }
+}
+
+impl Access for Slots<'_> {
+    fn get(&mut self, i: usize, _: &str) -> Option<&mut Value> {
+        let s = self.slot(i).has()?;
+        Some(self.cells.value(s, self.line))
+    }
+
+    fn set(&mut self, i: usize, _: &str, v: Value) {
+        if let Slot::Has(s) | Slot::New(s) = self.slot(i) {
+            self.cells.set(s, v);
+        }
+    }
+
+    fn each(&mut self, mut f: impl FnMut(&mut Value)) {
+        for &(_, slot) in self.fields {
+            if let Some(s) = slot.has() {
+                f(self.cells.value(s, self.line));
+            }
+        }
+    }
+
+    /// A raw string goes through the scratch buffer (no value built for
+    /// it), and the result into the slot's last value (its buffer reused).
+    fn rewrite(
+        &mut self,
+        i: usize,
+        _: &str,
+        f: impl FnOnce(&Value, &mut Value) -> Result<(), String>,
+    ) -> Option<Result<(), String>> {
+        let s = self.slot(i).has()?;
+        let cells = &mut *self.cells;
+        if let Some(text) = cells.raw_str(s, self.line) {
+            cells.fill_scratch(text);
+            let mut out = cells.take(s);
+            let r = f(&cells.scratch, &mut out);
+            cells.set(s, out);
+            return Some(r);
+        }
+        cells.value(s, self.line);
+        let v = cells.take(s);
+        let mut out = Value::Null;
+        let r = f(&v, &mut out);
+        cells.set(s, if r.is_ok() { out } else { v });
+        Some(r)
+    }
+
+    fn write_json(&mut self, i: usize, _: &str, out: &mut Vec<u8>) -> bool {
+        self.slot(i)
+            .has()
+            .map(|s| self.cells.write(out, s, self.line))
+            .is_some()
+    }
+
+    fn with_lookup<T>(&mut self, from: usize, f: impl FnOnce(&dyn Lookup) -> T) -> T {
+        let fields = self.fields.get(from..).unwrap_or_default();
+        for &(_, slot) in fields {
+            if let Some(s) = slot.has() {
+                self.cells.value(s, self.line);
+            }
+        }
+        f(&Bound {
+            fields,
+            cells: self.cells,
+        })
+    }
+}
+
+/// The cells an expression reads, by name (read into values first).
 struct Bound<'c> {
-    bind: &'c [(String, usize)],
+    fields: &'c [(Box<str>, Slot)],
     cells: &'c Cells,
 }
 
 impl Lookup for Bound<'_> {
     fn field(&self, name: &str) -> Option<&Value> {
-        let &(_, s) = self.bind.iter().find(|(n, _)| n == name)?;
-        // Bound cells are read before evaluation.
+        let s = self.fields.iter().find(|(n, _)| &**n == name)?.1.has()?;
         Some(&self.cells.vals[s])
     }
 }
@@ -422,16 +444,18 @@ impl Fast {
         }
     }
 
-    /// Runs the current plan's operations of step `i`.
+    /// Runs step `i` on the current line's cells (nothing for the steps
+    /// its plan has done).
     pub fn apply(&mut self, i: usize, step: &mut Step, ctx: &Ctx<'_>, line: &str) -> Outcome {
-        let plan = &self.plans[self.cur];
-        let cells = &mut self.cells;
-        for op in &plan.ops[i] {
-            if let Some(o) = run_op(op, step, ctx, cells, line) {
-                return o;
-            }
-        }
-        Outcome::Keep
+        let Some(fields) = &self.plans[self.cur].steps[i] else {
+            return Outcome::Keep;
+        };
+        let mut slots = Slots {
+            fields,
+            cells: &mut self.cells,
+            line,
+        };
+        step.apply_values(&mut slots, ctx)
     }
 
     /// Writes the current record as compact JSON (no newline).
@@ -460,194 +484,6 @@ impl Fast {
         }
         rec
     }
-}
-
-/// One operation; `Some` when it ends the record's way through the steps.
-fn run_op(
-    op: &Op,
-    step: &mut Step,
-    ctx: &Ctx<'_>,
-    cells: &mut Cells,
-    line: &str,
-) -> Option<Outcome> {
-    match (op, step) {
-        (Op::Value(s), step) => step.value_op(cells.value(*s, line)),
-        (Op::Cast(c, s), Step::Cast(casts)) => {
-            let (f, cast) = &casts[*c];
-            return cast_op(f, cast, *s, ctx, cells, line);
-        }
-        (Op::Default(s), Step::Default(_, val)) => {
-            let v = cells.value(*s, line);
-            if steps::is_empty(v) {
-                *v = Value::String(val.clone());
-            }
-        }
-        (Op::Fill(s), step) => {
-            let v = match step {
-                Step::Default(_, val) | Step::Add(_, val) => val.clone(),
-                Step::AddRunId => ctx.run_id.clone(),
-                Step::AddLoadedAt => ctx.loaded_at.clone(),
-                _ => return None,
-            };
-            cells.set(*s, Value::String(v));
-        }
-        (Op::Coalesce(target, from), _) => {
-            let mut found = Value::Null;
-            for &s in from {
-                let v = cells.value(s, line);
-                if !steps::is_empty(v) {
-                    found = v.clone();
-                    break;
-                }
-            }
-            cells.set(*target, found);
-        }
-        (Op::Eval(bind, target), step) => {
-            for &(_, s) in bind {
-                cells.value(s, line);
-            }
-            let b = Bound { bind, cells };
-            match (step, target) {
-                (Step::Filter(e), None) => match e.holds(&b, &ctx.env) {
-                    Ok(true) => {}
-                    Ok(false) => return Some(Outcome::Filtered),
-                    Err(m) => return Some(Outcome::Reject(format!("`{}`: {m}", e.source))),
-                },
-                (Step::Set(f, e), Some(t)) => {
-                    match e.eval(&b, &ctx.env).and_then(crate::expr::Val::into_value) {
-                        Ok(v) => cells.set(*t, v),
-                        Err(m) => {
-                            return Some(Outcome::Reject(format!(
-                                "field {f} = `{}`: {m}",
-                                e.source
-                            )))
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        (Op::Require(slots), Step::Require(list)) => {
-            let mut missing = Vec::new();
-            for (n, s) in list.iter().zip(slots) {
-                if s.is_none_or(|s| steps::is_empty(cells.value(s, line))) {
-                    missing.push(n.as_str());
-                }
-            }
-            if !missing.is_empty() {
-                return Some(Outcome::Reject(format!(
-                    "required field(s) missing or empty: {}",
-                    missing.join(", ")
-                )));
-            }
-        }
-        (Op::Unique(slots), Step::Unique(keys, seen)) => {
-            return unique(slots, keys, seen, cells, line);
-        }
-        (Op::Mask(m, s), Step::Mask(masks)) => {
-            let (f, kind) = &masks[*m];
-            return mask_op(f, *kind, *s, ctx, cells, line);
-        }
-        _ => {}
-    }
-    None
-}
-
-/// A cast of slot `s` (field `f`); a raw string goes through the scratch
-/// buffer into the slot's last value.
-fn cast_op(
-    f: &str,
-    cast: &Cast,
-    s: usize,
-    ctx: &Ctx<'_>,
-    cells: &mut Cells,
-    line: &str,
-) -> Option<Outcome> {
-    let r = match cells.raw_str(s, line) {
-        Some(text) => {
-            cells.fill_scratch(text);
-            let mut out = cells.take(s);
-            let r = cast.apply_into(&cells.scratch, &ctx.cast, &mut out);
-            cells.set(s, out);
-            r
-        }
-        None => cast
-            .apply(cells.value(s, line), &ctx.cast)
-            .map(|n| cells.set(s, n)),
-    };
-    match r {
-        Ok(()) => None,
-        Err(_) if ctx.cast_error_null => {
-            cells.set(s, Value::Null);
-            None
-        }
-        Err(m) => Some(Outcome::Reject(format!("field {f}: {m}"))),
-    }
-}
-
-/// A mask of slot `s` (field `f`); a raw string is masked into the slot's
-/// last string buffer.
-fn mask_op(
-    f: &str,
-    kind: MaskKind,
-    s: usize,
-    ctx: &Ctx<'_>,
-    cells: &mut Cells,
-    line: &str,
-) -> Option<Outcome> {
-    let salt = ctx.salt.as_deref();
-    let r = match cells.raw_str(s, line) {
-        Some(text) => {
-            let mut out = match cells.take(s) {
-                Value::String(buf) => buf,
-                _ => String::new(),
-            };
-            let r = steps::mask_text_into(text, kind, salt, &mut out);
-            cells.set(s, Value::String(out));
-            r
-        }
-        None => steps::mask(cells.value(s, line), kind, salt),
-    };
-    r.err()
-        .map(|msg| Outcome::Reject(format!("field {f}: {msg}")))
-}
-
-/// `unique`: a reject when the key values were seen before.
-fn unique(
-    slots: &[Option<usize>],
-    keys: &[String],
-    seen: &mut HashSet<Box<[u8]>>,
-    cells: &Cells,
-    line: &str,
-) -> Option<Outcome> {
-    let mut k = Vec::with_capacity(32);
-    for s in slots {
-        match s {
-            Some(s) => cells.write(&mut k, *s, line),
-            None => k.extend_from_slice(b"null"),
-        }
-        k.push(0x1f);
-    }
-    if seen.contains(k.as_slice()) {
-        let shown: Vec<String> = keys
-            .iter()
-            .zip(slots)
-            .map(|(n, s)| {
-                let mut t = Vec::new();
-                match s {
-                    Some(s) => cells.write(&mut t, *s, line),
-                    None => t.extend_from_slice(b"null"),
-                }
-                format!("{n}={}", String::from_utf8_lossy(&t))
-            })
-            .collect();
-        return Some(Outcome::Reject(format!(
-            "duplicate key {}",
-            shown.join(", ")
-        )));
-    }
-    seen.insert(k.into_boxed_slice());
-    None
 }
 
 /// A scalar's JSON text as a value (strings without escapes: the scanner

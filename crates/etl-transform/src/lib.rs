@@ -14,6 +14,7 @@ use clap::{ArgAction, Parser};
 use etl_core::{CommonArgs, Error, Result, Run};
 use jiff::tz::TimeZone;
 
+mod access;
 pub mod cast;
 mod events;
 pub mod expr;

@@ -14,6 +14,7 @@ use etl_core::{Record, Value};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use crate::access::{Access, Keyed};
 use crate::cast::{Cast, CastOptions};
 use crate::expr::{Env, Expr};
 
@@ -155,19 +156,6 @@ impl Fields {
             return Ok(Fields::All);
         }
         Ok(Fields::Some(list(s)?))
-    }
-
-    fn for_each(&self, rec: &mut Record, mut f: impl FnMut(&mut Value)) {
-        match self {
-            Fields::All => rec.values_mut().for_each(f),
-            Fields::Some(names) => {
-                for n in names {
-                    if let Some(v) = rec.get_mut(n) {
-                        f(v);
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -528,45 +516,109 @@ impl Step {
         }
     }
 
-    /// Applies the step to one record.
-    #[allow(clippy::too_many_lines)] // one arm per step, each short
-    pub fn apply(&mut self, rec: &mut Record, ctx: &Ctx<'_>) -> Outcome {
+    /// The fields the step reads or writes, in the order its code
+    /// addresses them (the `i` of [`Access`]); the fast path plans one slot
+    /// for each. Empty for the key steps and for value steps on `*`.
+    pub(crate) fn field_names(&self) -> Vec<&str> {
+        match self {
+            Step::Cast(casts) => casts.iter().map(|(f, _)| f.as_str()).collect(),
+            Step::Mask(masks) => masks.iter().map(|(f, _)| f.as_str()).collect(),
+            Step::Default(f, _) | Step::Add(f, _) => vec![f.as_str()],
+            Step::AddRunId => vec!["_run_id"],
+            Step::AddLoadedAt => vec!["_loaded_at"],
+            Step::Coalesce(target, srcs) => std::iter::once(target)
+                .chain(srcs)
+                .map(String::as_str)
+                .collect(),
+            Step::Require(names) | Step::Unique(names, _) => {
+                names.iter().map(String::as_str).collect()
+            }
+            Step::Filter(e) => e.field_names(),
+            Step::Set(f, e) => std::iter::once(f.as_str()).chain(e.field_names()).collect(),
+            _ => match self.value_fields() {
+                Some(Fields::Some(names)) => names.iter().map(String::as_str).collect(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// True when the step writes its first field, adding it when absent
+    /// (default, coalesce, set, add, add-run-id, add-loaded-at).
+    pub(crate) fn adds_field(&self) -> bool {
+        matches!(
+            self,
+            Step::Default(..)
+                | Step::Coalesce(..)
+                | Step::Set(..)
+                | Step::Add(..)
+                | Step::AddRunId
+                | Step::AddLoadedAt
+        )
+    }
+
+    /// True for the steps that change only which keys a record has and in
+    /// which order ([`Self::apply_keys`]).
+    pub(crate) fn is_key_step(&self) -> bool {
+        matches!(
+            self,
+            Step::Select(_)
+                | Step::Drop(_)
+                | Step::Rename(_)
+                | Step::RenameRegex(..)
+                | Step::NormalizeKeys(_)
+                | Step::Reorder(_)
+        )
+    }
+
+    /// A key step on an ordered list of names: a record's, or the fast
+    /// path's plan of one key shape. Nothing for other steps.
+    pub(crate) fn apply_keys(&self, rec: &mut impl Keyed) {
         match self {
             Step::Select(names) => {
-                let mut out = etl_core::map_with_capacity(names.len());
-                for n in names.iter() {
-                    if let Some((k, v)) = rec.swap_remove_entry(n.as_str()) {
-                        out.insert(k, v);
+                // The listed fields, in the list's order, and no others.
+                let mut at = 0;
+                for n in names {
+                    if let Some(i) = rec.position(n).filter(|&i| i >= at) {
+                        rec.move_to(i, at);
+                        at += 1;
                     }
                 }
-                *rec = out;
+                rec.truncate(at);
             }
             Step::Drop(names) => {
-                for n in names.iter() {
-                    rec.shift_remove(n.as_str());
+                for n in names {
+                    if let Some(i) = rec.position(n) {
+                        rec.remove_at(i);
+                    }
                 }
             }
             Step::Rename(pairs) => {
-                for (old, new) in pairs.iter() {
+                for (old, new) in pairs {
                     rename(rec, old, new);
                 }
             }
             Step::RenameRegex(..) | Step::NormalizeKeys(_) => {
-                for (old, new) in self.key_renames(rec.keys().map(String::as_str)) {
+                let renames = self.key_renames((0..rec.len()).map(|i| rec.name_at(i)));
+                for (old, new) in renames {
                     rename(rec, &old, &new);
                 }
             }
             Step::Reorder(names) => {
                 let mut at = 0;
-                for n in names.iter() {
-                    if let Some(i) = rec.get_index_of(n.as_str()) {
-                        if i >= at {
-                            rec.move_index(i, at);
-                            at += 1;
-                        }
+                for n in names {
+                    if let Some(i) = rec.position(n).filter(|&i| i >= at) {
+                        rec.move_to(i, at);
+                        at += 1;
                     }
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Applies the step to one record (the general path).
+    pub fn apply(&mut self, rec: &mut Record, ctx: &Ctx<'_>) -> Outcome {
+        match self {
             Step::Flatten(sep) => {
                 if rec.values().any(|v| matches!(v, Value::Object(_))) {
                     let old = std::mem::take(rec);
@@ -589,24 +641,33 @@ impl Step {
                     *rec = out;
                 }
             }
+            step if step.is_key_step() => step.apply_keys(rec),
+            step => return step.apply_values(rec, ctx),
+        }
+        Outcome::Keep
+    }
+
+    /// A value step on one record: the general record or the fast path's
+    /// cells (see [`Access`]). Nothing for the key steps.
+    #[allow(clippy::too_many_lines)] // one arm per step, each short
+    pub(crate) fn apply_values(&mut self, rec: &mut impl Access, ctx: &Ctx<'_>) -> Outcome {
+        match self {
             Step::Cast(casts) => {
-                for (f, c) in casts.iter() {
-                    let Some(v) = rec.get_mut(f.as_str()) else {
-                        continue;
-                    };
-                    match c.apply(v, &ctx.cast) {
-                        Ok(n) => *v = n,
-                        Err(_) if ctx.cast_error_null => *v = Value::Null,
-                        Err(m) => return Outcome::Reject(format!("field {f}: {m}")),
+                for (i, (f, c)) in casts.iter().enumerate() {
+                    match rec.rewrite(i, f, |v, out| c.apply_into(v, &ctx.cast, out)) {
+                        None | Some(Ok(())) => {}
+                        Some(Err(_)) if ctx.cast_error_null => rec.set(i, f, Value::Null),
+                        Some(Err(m)) => return Outcome::Reject(format!("field {f}: {m}")),
                     }
                 }
             }
-            Step::Default(f, val) => match rec.get_mut(f.as_str()) {
-                Some(v) if is_empty(v) => *v = Value::String(val.clone()),
-                Some(_) => {}
-                None => {
-                    rec.insert(f.clone(), Value::String(val.clone()));
+            Step::Default(f, val) => match rec.get(0, f) {
+                Some(v) => {
+                    if is_empty(v) {
+                        *v = Value::String(val.clone());
+                    }
                 }
+                None => rec.set(0, f, Value::String(val.clone())),
             },
             Step::Trim(_)
             | Step::CollapseSpaces(_)
@@ -615,47 +676,51 @@ impl Step {
             | Step::Replace(..)
             | Step::NullIf(..) => {
                 let this = &*self;
-                if let Some(fields) = this.value_fields() {
-                    fields.for_each(rec, |v| this.value_op(v));
+                match this.value_fields() {
+                    Some(Fields::All) => rec.each(|v| this.value_op(v)),
+                    Some(Fields::Some(names)) => {
+                        for (i, n) in names.iter().enumerate() {
+                            if let Some(v) = rec.get(i, n) {
+                                this.value_op(v);
+                            }
+                        }
+                    }
+                    None => {}
                 }
             }
             Step::Coalesce(target, srcs) => {
-                let found = srcs
-                    .iter()
-                    .filter_map(|s| rec.get(s.as_str()))
-                    .find(|v| !is_empty(v))
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                match rec.get_mut(target.as_str()) {
-                    Some(v) => *v = found,
-                    None => {
-                        rec.insert(target.clone(), found);
+                let mut found = Value::Null;
+                for (i, n) in srcs.iter().enumerate() {
+                    if let Some(v) = rec.get(i + 1, n) {
+                        if !is_empty(v) {
+                            found = v.clone();
+                            break;
+                        }
                     }
                 }
+                rec.set(0, target, found);
             }
-            Step::Filter(e) => match e.holds(rec, &ctx.env) {
+            Step::Filter(e) => match rec.with_lookup(0, |l| e.holds(l, &ctx.env)) {
                 Ok(true) => {}
                 Ok(false) => return Outcome::Filtered,
                 Err(m) => return Outcome::Reject(format!("`{}`: {m}", e.source)),
             },
             Step::Set(f, e) => {
-                let v = match e.eval(rec, &ctx.env).and_then(crate::expr::Val::into_value) {
-                    Ok(v) => v,
+                let v = rec.with_lookup(1, |l| {
+                    e.eval(l, &ctx.env).and_then(crate::expr::Val::into_value)
+                });
+                match v {
+                    Ok(v) => rec.set(0, f, v),
                     Err(m) => return Outcome::Reject(format!("field {f} = `{}`: {m}", e.source)),
-                };
-                match rec.get_mut(f.as_str()) {
-                    Some(slot) => *slot = v,
-                    None => {
-                        rec.insert(f.clone(), v);
-                    }
                 }
             }
             Step::Require(names) => {
-                let missing: Vec<&str> = names
-                    .iter()
-                    .filter(|n| rec.get(n.as_str()).is_none_or(is_empty))
-                    .map(String::as_str)
-                    .collect();
+                let mut missing = Vec::new();
+                for (i, n) in names.iter().enumerate() {
+                    if rec.get(i, n).is_none_or(|v| is_empty(v)) {
+                        missing.push(n.as_str());
+                    }
+                }
                 if !missing.is_empty() {
                     return Outcome::Reject(format!(
                         "required field(s) missing or empty: {}",
@@ -664,42 +729,47 @@ impl Step {
                 }
             }
             Step::Unique(keys, seen) => {
-                let mut k = Vec::with_capacity(32);
-                for name in keys.iter() {
-                    match rec.get(name.as_str()) {
-                        Some(v) => etl_core::record::write_value(&mut k, v),
-                        None => k.extend_from_slice(b"null"),
+                let json = |rec: &mut _, i, n: &str, out: &mut Vec<u8>| {
+                    if !Access::write_json(rec, i, n, out) {
+                        out.extend_from_slice(b"null");
                     }
+                };
+                let mut k = Vec::with_capacity(32);
+                for (i, n) in keys.iter().enumerate() {
+                    json(rec, i, n, &mut k);
                     k.push(0x1f);
                 }
                 if seen.contains(k.as_slice()) {
-                    let shown: Vec<String> = keys
-                        .iter()
-                        .map(|n| {
-                            format!(
-                                "{n}={}",
-                                rec.get(n.as_str())
-                                    .map_or_else(|| "null".into(), Value::to_json)
-                            )
-                        })
-                        .collect();
+                    let mut shown = Vec::with_capacity(keys.len());
+                    for (i, n) in keys.iter().enumerate() {
+                        let mut t = Vec::new();
+                        json(rec, i, n, &mut t);
+                        shown.push(format!("{n}={}", String::from_utf8_lossy(&t)));
+                    }
                     return Outcome::Reject(format!("duplicate key {}", shown.join(", ")));
                 }
                 seen.insert(k.into_boxed_slice());
             }
             Step::Mask(masks) => {
-                for (f, m) in masks.iter() {
-                    let Some(v) = rec.get_mut(f.as_str()) else {
-                        continue;
-                    };
-                    if let Err(msg) = mask(v, *m, ctx.salt.as_deref()) {
+                let salt = ctx.salt.as_deref();
+                for (i, (f, m)) in masks.iter().enumerate() {
+                    if let Some(Err(msg)) = rec.rewrite(i, f, |v, out| mask_into(v, *m, salt, out))
+                    {
                         return Outcome::Reject(format!("field {f}: {msg}"));
                     }
                 }
             }
-            Step::Add(f, val) => set_field(rec, f, Value::String(val.clone())),
-            Step::AddRunId => set_field(rec, "_run_id", Value::String(ctx.run_id.clone())),
-            Step::AddLoadedAt => set_field(rec, "_loaded_at", Value::String(ctx.loaded_at.clone())),
+            Step::Add(f, val) => rec.set(0, f, Value::String(val.clone())),
+            Step::AddRunId => rec.set(0, "_run_id", Value::String(ctx.run_id.clone())),
+            Step::AddLoadedAt => rec.set(0, "_loaded_at", Value::String(ctx.loaded_at.clone())),
+            Step::Select(_)
+            | Step::Drop(_)
+            | Step::Rename(_)
+            | Step::RenameRegex(..)
+            | Step::NormalizeKeys(_)
+            | Step::Reorder(_)
+            | Step::Flatten(_)
+            | Step::Unflatten(_) => {}
         }
         Outcome::Keep
     }
@@ -709,44 +779,12 @@ fn err0(message: String) -> StepError {
     StepError { offset: 0, message }
 }
 
-fn set_field(rec: &mut Record, f: &str, v: Value) {
-    match rec.get_mut(f) {
-        Some(slot) => *slot = v,
-        None => {
-            rec.insert(f.to_owned(), v);
-        }
-    }
-}
-
 /// Null, or a string that is empty after trimming.
 pub(crate) fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::String(s) => s.trim().is_empty(),
         _ => false,
-    }
-}
-
-/// An ordered list of named fields: a record, or the fast path's plan of
-/// one record shape.
-pub(crate) trait Keyed {
-    /// The position of `name`.
-    fn position(&self, name: &str) -> Option<usize>;
-    /// Removes the field at `i`, keeping the order of the others.
-    fn remove_at(&mut self, i: usize);
-    /// Renames the field at `i`.
-    fn rename_at(&mut self, i: usize, name: String);
-}
-
-impl Keyed for Record {
-    fn position(&self, name: &str) -> Option<usize> {
-        self.get_index_of(name)
-    }
-    fn remove_at(&mut self, i: usize) {
-        self.shift_remove_index(i);
-    }
-    fn rename_at(&mut self, i: usize, name: String) {
-        let _ = self.replace_index(i, name);
     }
 }
 
@@ -913,28 +951,46 @@ fn unflatten_into(out: &mut Map, key: &str, v: Value, sep: &str) -> Result<(), S
     Ok(())
 }
 
-/// Applies one mask to a value; null stays null.
-pub(crate) fn mask(v: &mut Value, m: MaskKind, salt: Option<&[u8]>) -> Result<(), String> {
-    let masked = match &*v {
-        Value::Null => return Ok(()),
-        Value::String(s) => mask_text(s, m, salt)?,
-        Value::Number(n) => mask_text(n.as_str(), m, salt)?,
-        Value::Bool(b) => mask_text(if *b { "true" } else { "false" }, m, salt)?,
-        other => mask_text(&other.to_json(), m, salt)?,
+/// A mask of value `v` into `out` (whose string buffer it reuses); null
+/// stays null.
+pub(crate) fn mask_into(
+    v: &Value,
+    m: MaskKind,
+    salt: Option<&[u8]>,
+    out: &mut Value,
+) -> Result<(), String> {
+    let json;
+    let text = match v {
+        Value::Null => {
+            *out = Value::Null;
+            return Ok(());
+        }
+        Value::String(s) => s.as_str(),
+        Value::Number(n) => n.as_str(),
+        Value::Bool(b) => {
+            if *b {
+                "true"
+            } else {
+                "false"
+            }
+        }
+        other => {
+            json = other.to_json();
+            json.as_str()
+        }
     };
-    *v = Value::String(masked);
-    Ok(())
+    let mut buf = match std::mem::take(out) {
+        Value::String(buf) => buf,
+        _ => String::with_capacity(if m == MaskKind::Hash { 64 } else { text.len() }),
+    };
+    let r = mask_text_into(text, m, salt, &mut buf);
+    *out = Value::String(buf);
+    r
 }
 
-/// What a mask makes of a value's text.
-pub(crate) fn mask_text(text: &str, m: MaskKind, salt: Option<&[u8]>) -> Result<String, String> {
-    let mut out = String::with_capacity(if m == MaskKind::Hash { 64 } else { text.len() });
-    mask_text_into(text, m, salt, &mut out)?;
-    Ok(out)
-}
-
-/// [`mask_text`] into `out` (cleared first; its buffer is reused).
-pub(crate) fn mask_text_into(
+/// What a mask makes of a value's text, into `out` (cleared first; its
+/// buffer is reused).
+fn mask_text_into(
     text: &str,
     m: MaskKind,
     salt: Option<&[u8]>,
