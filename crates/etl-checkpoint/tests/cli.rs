@@ -24,10 +24,10 @@ fn done_when_example_prints_two_records_names_line_3_and_exits_65() {
     let errors: Vec<_> = out
         .logs()
         .into_iter()
-        .filter(|l| l.to_json().contains("\"level\":\"error\""))
+        .filter(|l| l.to_string().contains("\"level\":\"error\""))
         .collect();
     assert!(
-        errors.iter().any(|e| e.to_json().contains("line 3")),
+        errors.iter().any(|e| e.to_string().contains("line 3")),
         "{}",
         out.stderr
     );
@@ -182,6 +182,7 @@ fn invalid_utf8_reject_keeps_the_bytes() {
         rejects.to_str().unwrap(),
     ]);
     let mut child = c
+        .command()
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -530,8 +531,9 @@ fn closed_stdout_exits_0_quietly_and_pending_covers_only_delivered() {
         "--type",
         "number",
     ]);
-    c.env("ETL_RUN_ID", "r");
     let mut child = c
+        .command()
+        .env("ETL_RUN_ID", "r")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

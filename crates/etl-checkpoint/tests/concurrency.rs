@@ -67,6 +67,7 @@ fn lock_timeout_waits_for_the_holder() {
             "--lock-timeout",
             "10",
         ])
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -118,6 +119,7 @@ fn concurrent_commits_of_two_runs_lose_nothing() {
                 "--lock-timeout",
                 timeout,
             ])
+            .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -10,17 +10,7 @@ use std::time::{Duration, Instant};
 use common::Scratch;
 use etl_core::state::{Entry, StateFile};
 use etl_core::Value;
-
-/// xorshift64*: enough randomness for kill instants, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+use etl_testkit::Rng;
 
 fn committed(store: &StateFile) -> Option<String> {
     store
@@ -58,6 +48,7 @@ fn sigkill_during_200_commits_never_tears_the_state() {
             "--run-id",
             run,
         ])
+        .command()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -89,7 +80,7 @@ fn sigkill_during_200_commits_never_tears_the_state() {
         .unwrap();
     let seed =
         u64::from(now.subsec_nanos()) ^ now.as_secs() ^ (u64::from(std::process::id()) << 32);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     eprintln!("kill window {span}us, seed {seed}");
 
     let mut old = committed(&store);

@@ -94,16 +94,13 @@ fn sigkill_at_any_instant_leaves_the_before_or_the_after_state() {
     assert_ne!(before, after);
 
     let work = s.path("work.duckdb");
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = etl_testkit::Rng::new(0x9E37_79B9_7F4A_7C15);
     let (mut saw_before, mut saw_after) = (0, 0);
     for i in 0..KILLS {
         let _ = std::fs::remove_file(s.path("work.duckdb.wal"));
         std::fs::copy(&before_db, &work).unwrap();
-        // xorshift: a kill instant spread over the whole run (and a bit past it).
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let frac = f64::from(u32::try_from(seed % 1100).unwrap()) / 1000.0;
+        // A kill instant spread over the whole run (and a bit past it).
+        let frac = f64::from(u32::try_from(rng.below(1100)).unwrap()) / 1000.0;
         let delay = full.mul_f64(frac);
         let mut child = merge_cmd(&work)
             .stdin(std::fs::File::open(&day2).unwrap())

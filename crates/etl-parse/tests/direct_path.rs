@@ -14,7 +14,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::Rng;
+use etl_testkit::Rng;
 
 const BIN: &str = common::BIN;
 

@@ -9,7 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{run_in, Rng};
+use common::run_in;
+use etl_testkit::Rng;
 
 const PREFIXES: [&[u8]; 9] = [
     b"",

@@ -545,7 +545,7 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
         &orders(),
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let plan = out.plan();
+    let plan = out.records();
     let kinds: Vec<&str> = plan
         .iter()
         .map(|p| p["request"].as_str().unwrap())

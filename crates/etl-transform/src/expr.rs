@@ -1655,7 +1655,7 @@ mod tests {
             "é",
             " ",
         ];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rng = etl_testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
         let rec = etl_core::record::parse_record(
             r#"{"a":1,"s":"Hello","amount":"12.50","n":null,"c":{"name":"Ann"},"at":"2026-11-20T09:15:00Z","d":"2026-01-31","Order ID":7}"#,
         )
@@ -1668,15 +1668,9 @@ mod tests {
         };
         for _ in 0..20_000 {
             let mut src = String::new();
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let n = usize::try_from(x % 9).unwrap_or(0) + 1;
+            let n = rng.below(9) + 1;
             for _ in 0..n {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                src.push_str(PIECES[usize::try_from(x).unwrap_or(0) % PIECES.len()]);
+                src.push_str(rng.pick::<&str>(PIECES));
                 src.push(' ');
             }
             if let Ok(e) = Expr::parse(&src) {

@@ -762,14 +762,8 @@ impl Step {
             Step::Add(f, val) => rec.set(0, f, Value::String(val.clone())),
             Step::AddRunId => rec.set(0, "_run_id", Value::String(ctx.run_id.clone())),
             Step::AddLoadedAt => rec.set(0, "_loaded_at", Value::String(ctx.loaded_at.clone())),
-            Step::Select(_)
-            | Step::Drop(_)
-            | Step::Rename(_)
-            | Step::RenameRegex(..)
-            | Step::NormalizeKeys(_)
-            | Step::Reorder(_)
-            | Step::Flatten(_)
-            | Step::Unflatten(_) => {}
+            // The key steps, flatten and unflatten: not value steps.
+            _ => {}
         }
         Outcome::Keep
     }

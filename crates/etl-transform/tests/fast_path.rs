@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use common::{Out, Scratch};
 use etl_core::Value;
+use etl_testkit::Rng;
 
 /// Raw JSON values the generator picks from.
 const VALUES: &[&str] = &[
@@ -64,26 +65,10 @@ const ODD: &[&str] = &[
     "{\"a\":\"unterminated}",
 ];
 
-/// A small deterministic generator (64-bit LCG).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) as usize
-    }
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.next() % from.len()]
-    }
-}
-
 /// A mostly-regular stream: three fixed shapes (so plans are reused), some
 /// random shapes, random whitespace, and odd lines.
 fn input(seed: u64, lines: usize) -> String {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let shapes: [&[&str]; 3] = [
         &["Order ID", "a", "amount", "when", "email", "qty"],
         &["a", "b", "c"],
@@ -91,20 +76,20 @@ fn input(seed: u64, lines: usize) -> String {
     ];
     let mut out = String::new();
     for _ in 0..lines {
-        let kind = r.next() % 20;
+        let kind = r.below(20);
         if kind == 0 {
-            out.push_str(r.pick(ODD));
+            out.push_str(r.pick::<&str>(ODD));
             out.push('\n');
             continue;
         }
         let owned: Vec<&str>;
         let keys: &[&str] = if kind < 15 {
-            shapes[r.next() % 3]
+            r.pick::<&[&str]>(&shapes)
         } else {
-            owned = (0..r.next() % 6).map(|_| r.pick(KEYS)).collect();
+            owned = (0..r.below(6)).map(|_| *r.pick(KEYS)).collect();
             &owned
         };
-        let ws = |r: &mut Rng| if r.next().is_multiple_of(7) { " " } else { "" };
+        let ws = |r: &mut Rng| if r.below(7) == 0 { " " } else { "" };
         out.push_str(ws(&mut r));
         out.push('{');
         for (i, k) in keys.iter().enumerate() {
@@ -113,7 +98,7 @@ fn input(seed: u64, lines: usize) -> String {
                 out.push_str(ws(&mut r));
             }
             let _ = write!(out, "\"{k}\"{}:{}", ws(&mut r), ws(&mut r));
-            out.push_str(r.pick(VALUES));
+            out.push_str(r.pick::<&str>(VALUES));
         }
         out.push_str(ws(&mut r));
         out.push('}');
@@ -279,7 +264,7 @@ fn run(s: &Scratch, args: &[&str], fast: bool, stdin: &str) -> (i32, String, Str
         other => other,
     };
     let rejected = std::fs::read_to_string(s.path(rejects)).unwrap_or_default();
-    (out.code, out.stdout, rejected, summary)
+    (out.code, out.stdout.clone(), rejected, summary)
 }
 
 fn agree(s: &Scratch, args: &[&str], stdin: &str) -> usize {

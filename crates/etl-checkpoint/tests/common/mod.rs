@@ -2,41 +2,19 @@
 //! isolated working directory, environment and stdin.
 // Test helpers panic on purpose (a failed assertion is the point) and not
 // every test file uses every helper.
-#![allow(
-    dead_code,
-    clippy::missing_panics_doc,
-    clippy::new_without_default,
-    missing_debug_implementations
-)]
+#![allow(dead_code, clippy::missing_panics_doc, clippy::new_without_default)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
+use etl_testkit::Cmd;
+pub use etl_testkit::Out;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-checkpoint");
 
 /// A scratch directory holding a state file.
+#[derive(Debug)]
 pub struct Scratch {
     pub dir: tempfile::TempDir,
-}
-
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    /// The JSON log lines on stderr.
-    pub fn logs(&self) -> Vec<etl_core::Value> {
-        self.stderr
-            .lines()
-            .map(|l| etl_core::Value::parse(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
-            .collect()
-    }
-    pub fn log_with(&self, needle: &str) -> bool {
-        self.stderr.lines().any(|l| l.contains(needle))
-    }
 }
 
 impl Scratch {
@@ -51,45 +29,13 @@ impl Scratch {
     pub fn state(&self) -> PathBuf {
         self.path("state.json")
     }
-    pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.dir.path())
-            .args(args)
-            .env_remove("ETL_RUN_ID")
-            .env_remove("ETL_STATE")
-            .env_remove("ETL_LOG")
-            .env_remove("ETL_TIMEZONE")
-            .env("ETL_LOG_FORMAT", "json");
-        c
+    /// etl-checkpoint in the scratch directory, without the caller's state.
+    pub fn cmd(&self, args: &[&str]) -> Cmd {
+        Cmd::new(BIN).current_dir(self.dir.path()).args(args)
     }
     /// Runs with `stdin` and optional extra env.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Out {
-        let mut c = self.cmd(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut si = child.stdin.take().unwrap();
-        let input = stdin.as_bytes().to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = si.write_all(&input);
-        });
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        Out {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8(stdout).unwrap(),
-            stderr: String::from_utf8(stderr).unwrap(),
-        }
+        self.cmd(args).envs(env).stdin(stdin).run()
     }
     pub fn run(&self, args: &[&str], stdin: &str) -> Out {
         self.run_env(args, &[], stdin)

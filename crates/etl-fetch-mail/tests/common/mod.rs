@@ -7,7 +7,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -335,21 +335,15 @@ impl Fetched {
 }
 
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Fetched {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env("ETL_LOG_FORMAT", "json")
-        .env_remove("ETL_IMAP_PASSWORD");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out: Output = c.output().unwrap();
+    let out = etl_testkit::Cmd::new(BIN)
+        .args(args)
+        .env_remove("ETL_IMAP_PASSWORD")
+        .envs(env)
+        .run();
     Fetched {
-        code: out.status.code().unwrap_or(-1),
-        lines: String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-            .collect(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.code,
+        lines: out.records(),
+        stderr: out.stderr,
     }
 }
 

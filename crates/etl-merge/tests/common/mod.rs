@@ -8,32 +8,13 @@
     missing_debug_implementations
 )]
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
+
+use etl_testkit::Cmd;
+pub use etl_testkit::Out;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-merge");
-
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    pub fn records(&self) -> Vec<serde_json::Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-            .collect()
-    }
-    pub fn log_with(&self, needle: &str) -> bool {
-        self.stderr.lines().any(|l| l.contains(needle))
-    }
-    pub fn summary(&self) -> serde_json::Value {
-        etl_testkit::summary(&self.stderr)
-    }
-}
 
 pub struct Scratch {
     pub dir: tempfile::TempDir,
@@ -131,27 +112,7 @@ impl Scratch {
     }
 }
 
-pub fn run_cmd(mut c: Command, stdin: &[u8]) -> Out {
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut si = child.stdin.take().unwrap();
-    let input = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = si.write_all(&input);
-    });
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    Out {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    }
+/// Runs `c` with `stdin` through the shared harness.
+pub fn run_cmd(c: Command, stdin: &[u8]) -> Out {
+    Cmd::from(c).stdin(stdin).run()
 }

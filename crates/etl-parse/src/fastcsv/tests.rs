@@ -177,13 +177,8 @@ fn block_scanner_agrees_on_random_input() {
         b"\\",
         "\u{e9}".as_bytes(),
     ];
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = etl_testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next();
     for _ in 0..2000 {
         let len = usize::try_from(next() % 400).unwrap();
         let mut input = Vec::new();

@@ -2,11 +2,11 @@
 // Test helpers panic on purpose, and not every test file uses every helper.
 #![allow(dead_code, clippy::missing_panics_doc, missing_debug_implementations)]
 
-use std::io::Write;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use etl_core::Value;
+use etl_testkit::{Cmd, Out as Ran};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-parse");
 
@@ -15,10 +15,15 @@ pub fn corpora() -> PathBuf {
     etl_testkit::corpora("")
 }
 
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+/// A run of etl-parse: the shared harness's [`Ran`] (code, stdout,
+/// stderr, `.succeeds()`, `.fails_with()`), read as etl-parse's records.
+pub struct Out(pub Ran);
+
+impl Deref for Out {
+    type Target = Ran;
+    fn deref(&self) -> &Ran {
+        &self.0
+    }
 }
 
 impl Out {
@@ -58,46 +63,9 @@ fn flatten(v: &Value) -> Vec<String> {
 }
 
 pub fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Out {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .env("ETL_LOG_FORMAT", "json")
-        .env_remove("ETL_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut si = child.stdin.take().unwrap();
-    let input = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = si.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out(Cmd::new(BIN).current_dir(dir).args(args).stdin(stdin).run())
 }
 
 pub fn run(args: &[&str], stdin: &[u8]) -> Out {
     run_in(Path::new("."), args, stdin)
-}
-
-/// A small xorshift generator: random tests are replayable from a seed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
 }

@@ -3,10 +3,11 @@
 //! a key made by its keygen, and the real etl-push-sheets binary.
 #![allow(dead_code, clippy::missing_panics_doc, missing_debug_implementations)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use etl_testkit::Cmd;
+pub use etl_testkit::Out;
 
 use etl_sheets_emulator::server::{self, Config};
 use serde_json::{json, Value};
@@ -25,24 +26,6 @@ pub struct Emu {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::blocking::Client,
-}
-
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    pub fn summary(&self) -> Value {
-        etl_testkit::summary(&self.stderr)
-    }
-    pub fn plan(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
 }
 
 impl Emu {
@@ -148,30 +131,15 @@ impl Emu {
     }
 
     pub fn push_with(&self, args: &[&str], stdin: &str, key: &Path) -> Out {
-        let mut c = Command::new(BIN);
-        c.args(["--api-url", &self.url, "--retry-base-ms", "20"])
+        Cmd::new(BIN)
+            .args(["--api-url", &self.url, "--retry-base-ms", "20"])
             .args(args)
             .current_dir(self.dir.path())
             .env("GOOGLE_APPLICATION_CREDENTIALS", key)
-            .env("ETL_LOG_FORMAT", "json")
             .env_remove("ETL_SPREADSHEET_ID")
             .env_remove("ETL_SHEET")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let mut sin = child.stdin.take().unwrap();
-        let input = stdin.to_owned();
-        let writer = std::thread::spawn(move || {
-            let _ = sin.write_all(input.as_bytes());
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .stdin(stdin)
+            .run()
     }
 }
 

@@ -1,132 +1,63 @@
-//! Helpers shared by the integration tests: run the real binary with an
-//! isolated working directory, environment and stdin.
+//! etl-transform's side of the shared harness (`etl_testkit`): the real
+//! binary in a scratch directory, isolated from the caller's settings.
 // Test helpers panic on purpose (a failed assertion is the point) and not
 // every test file uses every helper.
-#![allow(
-    dead_code,
-    clippy::missing_panics_doc,
-    clippy::new_without_default,
-    missing_debug_implementations
-)]
+#![allow(dead_code, clippy::missing_panics_doc, clippy::new_without_default)]
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::ops::Deref;
+
+use etl_testkit::{Cmd, Out as Ran};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-transform");
 
-/// A scratch working directory.
-pub struct Scratch {
-    pub dir: tempfile::TempDir,
+/// A scratch working directory (the shared one).
+#[derive(Debug)]
+pub struct Scratch(pub etl_testkit::Scratch);
+
+impl Deref for Scratch {
+    type Target = etl_testkit::Scratch;
+    fn deref(&self) -> &etl_testkit::Scratch {
+        &self.0
+    }
 }
 
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+/// A run: the shared harness's [`Ran`], with the summary as etl-core reads it.
+#[derive(Debug)]
+pub struct Out(pub Ran);
+
+impl Deref for Out {
+    type Target = Ran;
+    fn deref(&self) -> &Ran {
+        &self.0
+    }
 }
 
 impl Out {
-    /// The JSON log lines on stderr.
-    pub fn logs(&self) -> Vec<etl_core::Value> {
-        self.stderr
-            .lines()
-            .map(|l| etl_core::Value::parse(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
-            .collect()
-    }
-    pub fn log_with(&self, needle: &str) -> bool {
-        self.stderr.lines().any(|l| l.contains(needle))
-    }
-    /// The `summary` log event.
+    /// The `summary` log event, as an etl-core value.
     pub fn summary(&self) -> etl_core::Value {
-        self.logs()
-            .into_iter()
-            .find(|l| l.to_json().contains("\"msg\":\"summary\""))
-            .unwrap_or_else(|| panic!("no summary in {}", self.stderr))
-    }
-    /// The error message of a failed run.
-    pub fn error(&self) -> String {
-        self.logs()
-            .into_iter()
-            .filter_map(|l| match l {
-                etl_core::Value::Object(m)
-                    if m.get("level").and_then(|v| v.as_str()) == Some("error")
-                        && m.get("msg").and_then(|v| v.as_str()) != Some("summary") =>
-                {
-                    m.get("msg").and_then(|v| v.as_str()).map(str::to_owned)
-                }
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-    /// stdout as one compact JSON per line.
-    pub fn lines(&self) -> Vec<&str> {
-        self.stdout.lines().collect()
+        etl_core::Value::parse(&self.0.summary().to_string()).expect("the summary is JSON")
     }
 }
 
 impl Scratch {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Self(etl_testkit::Scratch::new())
     }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-    pub fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(name)).unwrap()
-    }
-    pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.dir.path())
+    /// etl-transform in the scratch directory, without the caller's
+    /// spec, salt or time zone.
+    pub fn cmd(&self, args: &[&str]) -> Cmd {
+        Cmd::new(BIN)
+            .current_dir(self.dir.path())
             .args(args)
-            .env_remove("ETL_RUN_ID")
-            .env_remove("ETL_LOG")
-            .env_remove("ETL_TIMEZONE")
             .env_remove("ETL_MASK_SALT")
             .env_remove("ETL_MASK_SALT_FILE")
             .env_remove("ETL_TRANSFORM_SPEC")
-            .env("ETL_LOG_FORMAT", "json");
-        c
     }
-    /// Runs with `stdin` bytes and extra env.
+    /// Runs with `stdin` bytes and extra env; never an internal error.
     pub fn run_bytes(&self, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Out {
-        let mut c = self.cmd(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut si = child.stdin.take().unwrap();
-        let input = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = si.write_all(&input);
-        });
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        let out = Out {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8(stdout).unwrap(),
-            stderr: String::from_utf8(stderr).unwrap(),
-        };
-        assert_ne!(out.code, 70, "internal error (a panic?): {}", out.stderr);
-        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-        out
+        let out = self.cmd(args).envs(env).stdin(stdin).run();
+        assert_ne!(out.code, 70, "internal error: {}", out.stderr);
+        Out(out)
     }
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Out {
         self.run_bytes(args, env, stdin.as_bytes())
