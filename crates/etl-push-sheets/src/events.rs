@@ -46,6 +46,14 @@ pub fn swapped(sheet: &str, rows: u64) {
     info!(sheet, rows, "replaced sheet {sheet:?} with {rows} rows");
 }
 
+/// A staging sheet left by a killed run, removed.
+pub fn stale_staging(sheet: &str) {
+    warn!(
+        sheet,
+        "removing the staging sheet {sheet:?} left by an earlier run that did not finish"
+    );
+}
+
 /// A failed replace removed its temporary sheet (or could not).
 pub fn cleanup(sheet: &str, ok: bool) {
     if ok {

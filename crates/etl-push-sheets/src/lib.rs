@@ -35,9 +35,16 @@ characters per cell) stops the run with exit 65 before anything is written.
 
 Modes:
   replace  (default) afterwards the sheet holds exactly the input, header first. Atomic \
-for readers: the rows go to a new hidden sheet, then one batchUpdate (which Google applies \
-atomically) unhides it, deletes the old sheet and gives the new one its name and place. \
-Formatting, charts and the sheet id of the old sheet do not carry over. With --in-place \
+for readers, and the sheet is kept: the rows go to a hidden staging sheet (\"etl-push-sheets \
+staging SHEET_ID RUN_ID\"), then one batchUpdate (which Google applies atomically) grows \
+the sheet's grid when the table needs it, pastes the staged values into it (copyPaste \
+PASTE_VALUES; PASTE_NORMAL with --value-input user-entered, so the formats Sheets derives \
+from typed text come along), clears the values beyond the new table and deletes the \
+staging sheet. The sheet keeps its id (#gid= links), place, grid size, formatting and \
+every reference to it from formulas, charts, pivots and named ranges elsewhere. The \
+staging copy counts against the 10,000,000-cell limit (exit 65 before writing when it \
+does not fit); a failed run removes its staging sheet and one left by a killed run is \
+removed by the next replace. A missing sheet is created. With --in-place \
 the rows overwrite the sheet and the cells beyond them are cleared instead: the sheet id \
 and formatting stay, but it is NOT atomic (a reader may see a mix of old and new rows, \
 and a failure half-way leaves one). An empty input is refused (it would empty the sheet) \

@@ -196,11 +196,18 @@ fn cells_of(sheets: &[SheetInfo]) -> u64 {
     sheets.iter().map(|s| s.rows * s.cols).sum()
 }
 
+/// The title of a replace's staging sheet for the sheet with id `id`, up
+/// to the run id: a sheet with this prefix and another run's id was left by
+/// a run that was killed, and the next replace removes it.
+fn staging_prefix(id: i32) -> String {
+    format!("etl-push-sheets staging {id} ")
+}
+
 /// The sheet id in the reply to an `addSheet` (-1 in a dry run).
 fn added_sheet_id(replies: &[google_sheets4::api::Response]) -> i32 {
     replies
-        .first()
-        .and_then(|r| r.add_sheet.as_ref())
+        .iter()
+        .find_map(|r| r.add_sheet.as_ref())
         .and_then(|a| a.properties.as_ref())
         .and_then(|p| p.sheet_id)
         .unwrap_or(-1)
@@ -323,10 +330,24 @@ impl Ctx<'_> {
         Ok(next - first_row)
     }
 
-    /// replace: new hidden sheet, rows, then one atomic swap.
+    /// replace: the rows into a hidden staging sheet, then one atomic
+    /// batchUpdate pastes their values into the existing sheet (which keeps
+    /// its id, place, formats and every reference to it) and removes the
+    /// staging sheet. A missing sheet is made from the staging sheet.
     async fn replace(&self, api: &mut Api, sp: &mut Spool, run_id: &str) -> Result<u64> {
         let cols = self.input_columns(sp)?;
         let sheets = api.sheets().await?;
+        let target = find_sheet(&sheets, self.cli.sheet.as_deref()).cloned();
+        if let Some(t) = target.filter(|t| {
+            self.cli
+                .sheet
+                .as_deref()
+                .is_none_or(|n| t.title.eq_ignore_ascii_case(n))
+        }) {
+            return self
+                .replace_keeping(api, sp, run_id, &sheets, &t, &cols)
+                .await;
+        }
         let target = find_sheet(&sheets, self.cli.sheet.as_deref()).cloned();
         let title = self
             .cli
@@ -399,6 +420,118 @@ impl Ctx<'_> {
         }
         if !api.dry_run {
             events::swapped(&title, sp.records);
+        }
+        Ok(sp.records)
+    }
+
+    /// replace into the existing sheet `t`, keeping it (see [`Self::replace`]).
+    #[allow(clippy::too_many_lines)] // one sequence: preflight, stage, one swap, clean up
+    async fn replace_keeping(
+        &self,
+        api: &mut Api,
+        sp: &mut Spool,
+        run_id: &str,
+        sheets: &[SheetInfo],
+        t: &SheetInfo,
+        cols: &[String],
+    ) -> Result<u64> {
+        if sp.records == 0 && !self.cli.allow_empty {
+            return Err(Error::data(format!(
+                "no records on stdin: refusing to empty sheet {:?} (a failed upstream stage looks like this; --allow-empty if it is meant)",
+                t.title
+            )));
+        }
+        let rows = sp.records + u64::from(!self.cli.no_header);
+        let (r0, c0) = (u64::from(self.start.row), u64::from(self.start.col));
+        let (end_row, end_col) = (r0 + rows, c0 + cols.len() as u64);
+        let (grid_rows, grid_cols) = (end_row.max(1), end_col.max(1));
+        // The target grows to hold the table; it never shrinks (deleting
+        // rows would break references to them): what lies beyond the new
+        // table is cleared instead.
+        let (t_rows, t_cols) = (t.rows.max(grid_rows), t.cols.max(grid_cols));
+        let prefix = staging_prefix(t.id);
+        let stale: Vec<&SheetInfo> = sheets
+            .iter()
+            .filter(|s| s.id != t.id && s.title.starts_with(&prefix))
+            .collect();
+        // The staging copy counts against the limit until the swap removes it.
+        let others = cells_of(sheets) - stale.iter().map(|s| s.rows * s.cols).sum::<u64>()
+            + (t_rows * t_cols - t.rows * t.cols);
+        Self::check_fit(
+            others,
+            grid_rows,
+            grid_cols,
+            &format!("the staging copy of sheet {:?}", t.title),
+        )?;
+        let staging = format!("{prefix}{run_id}");
+        let mut reqs: Vec<J> = stale
+            .iter()
+            .map(|s| json!({"deleteSheet": {"sheetId": s.id}}))
+            .collect();
+        for s in &stale {
+            events::stale_staging(&s.title);
+        }
+        reqs.push(json!({"addSheet": {"properties": {
+            "title": staging, "hidden": true,
+            "gridProperties": {"rowCount": grid_rows, "columnCount": grid_cols}}}}));
+        let replies = api.batch_update(reqs).await?;
+        let staging_id = added_sheet_id(&replies);
+        let written = self.write_rows(api, sp, &staging, cols, r0).await;
+        let swapped = match written {
+            Ok(_) => {
+                let mut reqs = Vec::new();
+                if t_rows > t.rows || t_cols > t.cols {
+                    reqs.push(json!({"updateSheetProperties": {
+                        "properties": {"sheetId": t.id,
+                            "gridProperties": {"rowCount": t_rows, "columnCount": t_cols}},
+                        "fields": "gridProperties.rowCount,gridProperties.columnCount"}}));
+                }
+                let area = |sheet: i32, r0: u64, r1: u64, c0: u64, c1: u64| {
+                    json!({"sheetId": sheet, "startRowIndex": r0, "endRowIndex": r1,
+                        "startColumnIndex": c0, "endColumnIndex": c1})
+                };
+                // RAW values paste as values: the sheet's formats stay. With
+                // user-entered input, the formats Sheets derived from the
+                // typed text (12%, a date) travel with the values.
+                let paste = if self.input == "USER_ENTERED" {
+                    "PASTE_NORMAL"
+                } else {
+                    "PASTE_VALUES"
+                };
+                if rows > 0 && !cols.is_empty() {
+                    reqs.push(json!({"copyPaste": {
+                        "source": area(staging_id, r0, end_row, c0, end_col),
+                        "destination": area(t.id, r0, end_row, c0, end_col),
+                        "pasteType": paste, "pasteOrientation": "NORMAL"}}));
+                }
+                // Values beyond the new table go; formats stay.
+                if t_rows > end_row {
+                    reqs.push(json!({"updateCells": {
+                        "range": area(t.id, end_row, t_rows, c0, t_cols),
+                        "fields": "userEnteredValue"}}));
+                }
+                if t_cols > end_col && end_row > r0 {
+                    reqs.push(json!({"updateCells": {
+                        "range": area(t.id, r0, end_row, end_col, t_cols),
+                        "fields": "userEnteredValue"}}));
+                }
+                reqs.push(json!({"deleteSheet": {"sheetId": staging_id}}));
+                api.batch_update(reqs).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = swapped {
+            if !api.dry_run {
+                let ok = api
+                    .batch_update(vec![json!({"deleteSheet": {"sheetId": staging_id}})])
+                    .await
+                    .is_ok();
+                events::cleanup(&staging, ok);
+            }
+            return Err(e);
+        }
+        if !api.dry_run {
+            events::swapped(&t.title, sp.records);
         }
         Ok(sp.records)
     }

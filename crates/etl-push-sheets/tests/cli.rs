@@ -80,15 +80,14 @@ fn replace_again_keeps_name_and_place_and_drops_old_rows() {
         ["First", "Orders", "Last"],
         "same place, no temporary sheet left"
     );
-    assert_ne!(
+    assert_eq!(
         before[1]["sheetId"], after[1]["sheetId"],
-        "a new sheet replaced the old one"
+        "the same sheet, not a new one (references to it stay bound)"
     );
     assert!(!after.is_empty() && after.iter().all(|p| p.get("hidden").is_none()));
     assert_eq!(
-        after[1]["gridProperties"],
-        json!({"rowCount": 2, "columnCount": 2}),
-        "grid sized to the data"
+        after[1]["gridProperties"], before[1]["gridProperties"],
+        "the grid never shrinks (rows others refer to stay); old values are cleared"
     );
 }
 
@@ -992,4 +991,152 @@ fn upsert_user_entered_is_stable() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(emu.writes().len(), 0, "{:?}", emu.writes());
     assert_eq!(out.summary()["unchanged_rows"], 2);
+}
+
+/// `{"amount":10,"id":1}` ... `{"amount":n*10,"id":n}` (columns: amount, id).
+fn numbered(n: i64) -> String {
+    ndjson(
+        &(1..=n)
+            .map(|i| json!({"id": i, "amount": i * 10}))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// A spreadsheet with the published tab "Orders" (5 rows) and a
+/// "Dashboard" whose formulas read it, written by another user through the
+/// Sheets API; that user's token.
+fn dashboard(emu: &Emu) -> String {
+    emu.create_with(json!({"spreadsheetId": "book", "owner": SA,
+        "sheets": [{"properties": {"title": "Orders"}}, {"properties": {"title": "Dashboard"}}]}));
+    let out = emu.push(
+        &["--spreadsheet", "book", "--sheet", "Orders"],
+        &numbered(5),
+    );
+    out.succeeds();
+    let token = emu.user_token("book", "analyst@example.com", true);
+    let (s, v) = emu.api(
+        &token,
+        "PUT",
+        "book/values/Dashboard!A1:C1?valueInputOption=USER_ENTERED",
+        Some(json!({"values": [["=SUM(Orders!A2:A)", "=COUNTA(Orders!B2:B)", "='Orders'!A2"]]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(emu.sheet("book", "Dashboard")[0], json!(["150", "5", "10"]));
+    token
+}
+
+fn sheet_id(emu: &Emu, title: &str) -> Value {
+    emu.sheets("book")
+        .into_iter()
+        .find(|p| p["title"] == title)
+        .map_or_else(|| panic!("no sheet {title}"), |p| p["sheetId"].clone())
+}
+
+#[test]
+fn replace_keeps_the_sheet_others_build_on() {
+    let emu = Emu::start(|_| {});
+    dashboard(&emu);
+    let id = sheet_id(&emu, "Orders");
+    // Growing, shrinking, equal: the dashboard follows, never #REF!.
+    for (n, sum) in [(8, 360), (3, 60), (3, 60)] {
+        emu.push(
+            &["--spreadsheet", "book", "--sheet", "Orders"],
+            &numbered(n),
+        )
+        .succeeds();
+        assert_eq!(
+            emu.sheet("book", "Dashboard")[0],
+            json!([sum.to_string(), n.to_string(), "10"]),
+            "after a replace with {n} rows"
+        );
+        assert_eq!(
+            emu.dump("book", "Dashboard")["values"][0],
+            json!(["=SUM(Orders!A2:A)", "=COUNTA(Orders!B2:B)", "='Orders'!A2"]),
+            "the formulas are untouched"
+        );
+        assert_eq!(sheet_id(&emu, "Orders"), id, "the same sheet");
+        let titles: Vec<Value> = emu
+            .sheets("book")
+            .iter()
+            .map(|p| p["title"].clone())
+            .collect();
+        assert_eq!(
+            titles,
+            [json!("Orders"), json!("Dashboard")],
+            "no staging sheet left"
+        );
+    }
+    assert_eq!(emu.sheet("book", "Orders").as_array().unwrap().len(), 4);
+}
+
+/// The replace etl-push-sheets did before (a new sheet, the old one
+/// deleted, the new one renamed), sent by hand: the emulator binds
+/// references to sheets as Google does, so the dashboard breaks.
+#[test]
+fn the_old_delete_and_rename_replace_breaks_the_dashboard() {
+    let emu = Emu::start(|_| {});
+    let token = dashboard(&emu);
+    let old = sheet_id(&emu, "Orders");
+    let (s, v) = emu.api(
+        &token,
+        "POST",
+        "book:batchUpdate",
+        Some(json!({"requests": [{"addSheet": {"properties": {"title": "Orders (new)", "hidden": true}}}]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let new = v["replies"][0]["addSheet"]["properties"]["sheetId"].clone();
+    let (s, v) = emu.api(
+        &token,
+        "PUT",
+        "book/values/'Orders (new)'!A1:B2?valueInputOption=RAW",
+        Some(json!({"values": [["id", "amount"], [1, 10]]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = emu.api(
+        &token,
+        "POST",
+        "book:batchUpdate",
+        Some(json!({"requests": [
+            {"updateSheetProperties": {"properties": {"sheetId": new, "hidden": false}, "fields": "hidden"}},
+            {"deleteSheet": {"sheetId": old}},
+            {"updateSheetProperties": {"properties": {"sheetId": new, "title": "Orders", "index": 0}, "fields": "title,index"}}]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        emu.dump("book", "Dashboard")["values"][0],
+        json!(["=SUM(#REF!)", "=COUNTA(#REF!)", "=#REF!"])
+    );
+    assert_eq!(
+        emu.sheet("book", "Dashboard")[0],
+        json!(["#REF!", "#REF!", "#REF!"])
+    );
+    assert_ne!(sheet_id(&emu, "Orders"), old, "and the sheet's id changed");
+}
+
+#[test]
+fn a_staging_sheet_left_by_a_killed_run_is_removed() {
+    let emu = Emu::start(|_| {});
+    let token = dashboard(&emu);
+    let id = sheet_id(&emu, "Orders");
+    let left = format!("etl-push-sheets staging {id} 0192-killed-run");
+    let (s, v) = emu.api(
+        &token,
+        "POST",
+        "book:batchUpdate",
+        Some(json!({"requests": [{"addSheet": {"properties": {"title": left, "hidden": true}}}]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let out = emu.push(
+        &["--spreadsheet", "book", "--sheet", "Orders"],
+        &numbered(2),
+    );
+    out.succeeds();
+    assert!(out.log_with("left by an earlier run"), "{}", out.stderr);
+    let titles: Vec<Value> = emu
+        .sheets("book")
+        .iter()
+        .map(|p| p["title"].clone())
+        .collect();
+    assert_eq!(titles, [json!("Orders"), json!("Dashboard")]);
+    assert_eq!(emu.sheet("book", "Dashboard")[0], json!(["30", "2", "10"]));
 }

@@ -2,7 +2,10 @@
 //!
 //! - JWT-bearer grant (service accounts, RFC 7523): the RS256 assertion is
 //!   verified against the registered public key (by `kid` when the header
-//!   has one, else by `iss`); `aud` must be the key's `token_uri`; `exp -
+//!   has one, else by `iss`); `aud` must be the key's `token_uri` or one of
+//!   Google's own token endpoints ([`GOOGLE_AUDIENCES`]: Google's client
+//!   libraries put `https://oauth2.googleapis.com/token` there whatever the
+//!   key's `token_uri` says, and Google accepts it); `exp -
 //!   iat` at most one hour, `iat` not in the future (60 s skew), `exp` not
 //!   past; `scope` must name a Sheets scope; `sub` (domain-wide delegation)
 //!   only for keys registered with delegation.
@@ -22,6 +25,13 @@ use rsa::signature::Verifier;
 use rsa::RsaPublicKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// The audiences Google's token endpoint accepts in a JWT-bearer grant
+/// besides the key's `token_uri`: its current and its legacy endpoint.
+pub const GOOGLE_AUDIENCES: [&str; 2] = [
+    "https://oauth2.googleapis.com/token",
+    "https://accounts.google.com/o/oauth2/token",
+];
 
 /// Scopes that grant read and write access to spreadsheets.
 pub const WRITE_SCOPES: [&str; 3] = [
@@ -267,7 +277,7 @@ impl Auth {
             })
             .ok_or_else(bad)?;
         let aud = claims.get("aud").and_then(Value::as_str).unwrap_or("");
-        if aud != key.token_uri {
+        if aud != key.token_uri && !GOOGLE_AUDIENCES.contains(&aud) {
             return Err(GrantError::grant(format!(
                 "Invalid JWT: Failed audience check. The right audience is {}",
                 key.token_uri
@@ -422,6 +432,12 @@ mod tests {
                 sheets: true
             }
         );
+        // Google's client libraries put Google's own endpoint in `aud`.
+        let mut google = claims(now);
+        google["aud"] = json!("https://oauth2.googleapis.com/token");
+        assert!(auth
+            .token(&form(&jwt(&key, &google)), now, 3599, &mut next)
+            .is_ok());
         let info = auth.tokeninfo("t1", now + 10).unwrap();
         assert_eq!(
             (info["email"].as_str(), info["expires_in"].as_str()),
@@ -444,7 +460,7 @@ mod tests {
             .description
             .contains("short-lived"));
         let mut c = claims(now);
-        c["aud"] = json!("https://oauth2.googleapis.com/token");
+        c["aud"] = json!("https://oauth2.example.com/token");
         assert!(refuse(&mut auth, c, &mut next)
             .description
             .contains("audience"));

@@ -8,12 +8,13 @@ use serde_json::{json, Map, Value};
 
 use crate::a1::{self, Grid, MAX_COLUMNS};
 use crate::error::ApiError;
-use crate::model::{grid_error, Cell, Sheet, Spreadsheet};
+use crate::model::{grid_error, Cell, Computed, Sheet, Spreadsheet};
 use crate::values::Major;
 
 /// Request kinds the emulator implements.
-pub const SUPPORTED: [&str; 10] = [
+pub const SUPPORTED: [&str; 11] = [
     "addSheet",
+    "copyPaste",
     "deleteSheet",
     "updateSheetProperties",
     "duplicateSheet",
@@ -305,6 +306,7 @@ pub fn batch_update(
             "deleteDimension" => delete_dimension(book, r).map(|()| json!({})),
             "updateCells" => update_cells(book, r).map(|()| json!({})),
             "appendCells" => append_cells(book, r).map(|()| json!({})),
+            "copyPaste" => copy_paste(book, r).map(|()| json!({})),
             "updateSpreadsheetProperties" => {
                 update_spreadsheet_properties(book, r).map(|()| json!({}))
             }
@@ -497,8 +499,25 @@ fn delete_sheet(book: &mut Spreadsheet, r: &Value) -> R {
     if !book.sheets[i].hidden && visible(book) == 1 {
         return Err("You can't remove all the visible sheets in a document.".into());
     }
-    book.sheets.remove(i);
+    let gone = book.sheets.remove(i);
+    retarget_formulas(book, &gone.title, None);
     Ok(())
+}
+
+/// Every formula that refers to sheet `title`, rewritten: to `to` (a
+/// rename), or to `#REF!` (a deletion). References are bound to sheets.
+fn retarget_formulas(book: &mut Spreadsheet, title: &str, to: Option<&str>) {
+    for sheet in &mut book.sheets {
+        for row in &mut sheet.data {
+            for cell in row.iter_mut().flatten() {
+                if let Cell::Formula(f) = cell {
+                    if let Some(new) = crate::formula::retarget(f, title, to) {
+                        *f = new;
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn update_sheet_properties(book: &mut Spreadsheet, r: &Value) -> R {
@@ -524,7 +543,10 @@ fn update_sheet_properties(book: &mut Spreadsheet, r: &Value) -> R {
                     .unwrap_or("")
                     .to_owned();
                 check_title(book, &t, Some(i))?;
-                book.sheets[i].title = t;
+                let old = std::mem::replace(&mut book.sheets[i].title, t.clone());
+                if old != t {
+                    retarget_formulas(book, &old, Some(&t));
+                }
             }
             "hidden" => {
                 let h = p.get("hidden").and_then(Value::as_bool).unwrap_or(false);
@@ -819,6 +841,115 @@ fn update_cells(book: &mut Spreadsheet, r: &Value) -> R {
                 None if bound.is_some() => s.set(r, c, None),
                 None => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// A `GridRange`: its sheet and its bounds (an absent bound is the
+/// sheet's edge).
+fn grid_range(book: &Spreadsheet, v: &Value) -> R<(usize, Grid)> {
+    let i = sheet_by_id(book, v, "sheetId")?;
+    let s = &book.sheets[i];
+    let g = Grid {
+        r0: u32_of(v, "startRowIndex")?.unwrap_or(0),
+        c0: u32_of(v, "startColumnIndex")?.unwrap_or(0),
+        r1: u32_of(v, "endRowIndex")?.unwrap_or(s.rows),
+        c1: u32_of(v, "endColumnIndex")?.unwrap_or(s.cols),
+    };
+    if g.r1 < g.r0 || g.c1 < g.c0 {
+        return Err("Invalid range: the end index is before the start index.".into());
+    }
+    Ok((i, g))
+}
+
+/// `copyPaste`: the source range's cells into the destination. As at
+/// Google, a destination that spans a multiple of the source's height or
+/// width gets the source repeated; a smaller one still gets the whole
+/// source from its top-left cell. `PASTE_NORMAL` copies the cells as they
+/// are (formulas as their text: the emulator does not shift relative
+/// references); `PASTE_VALUES` copies what they compute to (a formula's
+/// value, an error as its text), without the display format a typed value
+/// carried; `PASTE_FORMAT` copies formats, which the emulator does not
+/// keep, so it changes nothing. Other paste types and `TRANSPOSE` are
+/// refused as not supported.
+fn copy_paste(book: &mut Spreadsheet, r: &Value) -> R {
+    let src = r.get("source").ok_or("Must specify a source range.")?;
+    let dst = r
+        .get("destination")
+        .ok_or("Must specify a destination range.")?;
+    let (si, sg) = grid_range(book, src)?;
+    let (di, dg) = grid_range(book, dst)?;
+    let how = r
+        .get("pasteType")
+        .and_then(Value::as_str)
+        .unwrap_or("PASTE_NORMAL");
+    match how {
+        "PASTE_NORMAL" | "PASTE_VALUES" | "PASTE_FORMAT" => {}
+        other => {
+            return Err(format!(
+                "pasteType {other} is not supported by etl-sheets-emulator"
+            ))
+        }
+    }
+    match r
+        .get("pasteOrientation")
+        .and_then(Value::as_str)
+        .unwrap_or("NORMAL")
+    {
+        "NORMAL" => {}
+        other => {
+            return Err(format!(
+                "pasteOrientation {other} is not supported by etl-sheets-emulator"
+            ))
+        }
+    }
+    let s = &book.sheets[si];
+    if sg.r1 > s.rows || sg.c1 > s.cols {
+        return Err(grid_error(s, sg).message);
+    }
+    let (h, w) = (sg.rows(), sg.cols());
+    if h == 0 || w == 0 || how == "PASTE_FORMAT" {
+        return Ok(());
+    }
+    let times = |dest: u32, src: u32| {
+        if dest >= src && dest.is_multiple_of(src) {
+            dest / src
+        } else {
+            1
+        }
+    };
+    let area = Grid {
+        r0: dg.r0,
+        c0: dg.c0,
+        r1: dg.r0 + h * times(dg.rows(), h),
+        c1: dg.c0 + w * times(dg.cols(), w),
+    };
+    let d = &book.sheets[di];
+    if area.r1 > d.rows || area.c1 > d.cols {
+        return Err(grid_error(d, area).message);
+    }
+    // The source as it is before the paste (the two may overlap).
+    let mut cells = Vec::with_capacity((h * w) as usize);
+    for r in sg.r0..sg.r1 {
+        for c in sg.c0..sg.c1 {
+            cells.push(if how == "PASTE_VALUES" {
+                match book.computed(si, r, c) {
+                    Computed::Empty => None,
+                    Computed::Str(t) | Computed::Error(t) => Some(Cell::Str(t)),
+                    Computed::Num { n, .. } => Some(Cell::num(n)),
+                    Computed::Bool(b) => Some(Cell::Bool(b)),
+                }
+            } else {
+                book.sheets[si].cell(r, c).cloned()
+            });
+        }
+    }
+    let d = &mut book.sheets[di];
+    for r in area.r0..area.r1 {
+        for c in area.c0..area.c1 {
+            let k = ((r - area.r0) % h * w + (c - area.c0) % w) as usize;
+            d.set(r, c, cells[k].clone());
         }
     }
     Ok(())

@@ -7,6 +7,12 @@
 //! functions SUM, AVERAGE, MIN, MAX, COUNT, COUNTA, IF, ROUND, ABS, LEN,
 //! UPPER, LOWER, TRIM, CONCATENATE. Anything else evaluates to `#NAME?`,
 //! a circular reference to `#REF!`, like Sheets.
+//!
+//! References are bound to sheets, as at Google: when a sheet is deleted,
+//! every reference to it is rewritten to `#REF!` (`=SUM(Orders!C2:C)`
+//! becomes `=SUM(#REF!)`, for good: a later sheet of the same title does not
+//! bring it back), and when a sheet is renamed the references follow the
+//! new title ([`retarget`]).
 
 use crate::a1;
 use crate::model::{general, literal, Cell, Computed, Spreadsheet};
@@ -35,11 +41,16 @@ pub fn evaluate(f: &str, book: &Spreadsheet, sheet: usize, depth: u32) -> Comput
         book,
         sheet,
         depth,
+        broken: false,
     };
     let v = p.expr();
     p.ws();
     let v = if p.i < p.s.len() {
         V::Err("#ERROR!")
+    } else if p.broken {
+        // A reference to a deleted sheet breaks the whole formula, even
+        // inside COUNTA or IFERROR-free arithmetic, as at Google.
+        V::Err("#REF!")
     } else {
         v
     };
@@ -67,6 +78,8 @@ struct Parser<'a> {
     book: &'a Spreadsheet,
     sheet: usize,
     depth: u32,
+    /// A `#REF!` reference was read.
+    broken: bool,
 }
 
 fn scalar(v: V) -> V {
@@ -219,6 +232,16 @@ impl Parser<'_> {
         v
     }
 
+    /// Reads a reference to a deleted sheet (`#REF!`, see [`retarget`]).
+    fn broken_reference(&mut self) -> bool {
+        let here = self.s[self.i..].starts_with(b"#REF!");
+        if here {
+            self.i += 5;
+            self.broken = true;
+        }
+        here
+    }
+
     fn primary(&mut self) -> V {
         self.ws();
         let Some(&b) = self.s.get(self.i) else {
@@ -271,6 +294,9 @@ impl Parser<'_> {
             }
             let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
             return t.parse().map_or(V::Err("#ERROR!"), V::Num);
+        }
+        if self.broken_reference() {
+            return V::Err("#REF!");
         }
         // A name: function, boolean, or (sheet-qualified) reference.
         let start = self.i;
@@ -353,6 +379,115 @@ impl Parser<'_> {
             }
         }
         V::List(out)
+    }
+}
+
+/// Formula `f` with its references to sheet `title` retargeted: to the
+/// sheet's new title (`Some`, a rename), or to `#REF!` (`None`, a deletion:
+/// the whole reference, range included, as Google writes it). `None` when
+/// `f` has no such reference. String literals are left alone; titles match
+/// case-insensitively, as Google matches them.
+pub fn retarget(f: &str, title: &str, to: Option<&str>) -> Option<String> {
+    let b = f.as_bytes();
+    let mut out = String::with_capacity(f.len());
+    let (mut i, mut copied, mut changed) = (0, 0, false);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // A string literal: to its closing quote (`""` inside).
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'"' {
+                        if b.get(i + 1) == Some(&b'"') {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            c if c == b'\'' || c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                let start = i;
+                let name = if c == b'\'' {
+                    let mut name = String::new();
+                    i += 1;
+                    let mut from = i;
+                    while i < b.len() {
+                        if b[i] == b'\'' {
+                            name.push_str(&f[from..i]);
+                            if b.get(i + 1) == Some(&b'\'') {
+                                name.push('\'');
+                                i += 2;
+                                from = i;
+                                continue;
+                            }
+                            i += 1;
+                            break;
+                        }
+                        i += 1;
+                    }
+                    name
+                } else {
+                    while i < b.len()
+                        && (b[i].is_ascii_alphanumeric()
+                            || matches!(b[i], b'_' | b'.')
+                            || b[i] >= 0x80)
+                    {
+                        i += 1;
+                    }
+                    f[start..i].to_owned()
+                };
+                if b.get(i) != Some(&b'!') || !name.eq_ignore_ascii_case(title) {
+                    continue;
+                }
+                i += 1;
+                out.push_str(&f[copied..start]);
+                match to {
+                    Some(new) => {
+                        out.push_str(&quote_title(new));
+                        out.push('!');
+                    }
+                    None => {
+                        // The reference itself (`A1`, `C2:C`, `$A$1:B9`) goes too.
+                        while i < b.len()
+                            && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'$' | b':'))
+                        {
+                            i += 1;
+                        }
+                        out.push_str("#REF!");
+                    }
+                }
+                copied = i;
+                changed = true;
+            }
+            _ => i += 1,
+        }
+    }
+    changed.then(|| {
+        out.push_str(&f[copied..]);
+        out
+    })
+}
+
+/// A sheet title as a formula writes it: bare when it is a plain word,
+/// else in single quotes (a quote doubled).
+pub fn quote_title(t: &str) -> String {
+    let word = t
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    // `Q3` or `AB12` would read as a cell.
+    let digits = t.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let cell_like =
+        digits.len() < t.len() && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit());
+    let plain = word && !cell_like;
+    if plain {
+        t.to_owned()
+    } else {
+        format!("'{}'", t.replace('\'', "''"))
     }
 }
 
@@ -529,6 +664,35 @@ mod tests {
         );
         assert_eq!(ev("=ROUND(2.345,2)"), n(2.35));
         assert_eq!(ev("=A1=2"), Computed::Bool(true));
+    }
+
+    #[test]
+    fn references_follow_renames_and_break_on_deletion() {
+        assert_eq!(
+            retarget("=SUM(Orders!C2:C)+orders!A1", "Orders", None).as_deref(),
+            Some("=SUM(#REF!)+#REF!")
+        );
+        assert_eq!(
+            retarget(
+                "='Other Sheet'!B1*2&\"Other Sheet!A1\"",
+                "other sheet",
+                Some("Q3 data")
+            )
+            .as_deref(),
+            Some("='Q3 data'!B1*2&\"Other Sheet!A1\"")
+        );
+        assert_eq!(
+            retarget("=COUNTA('It''s'!A:A)", "It's", Some("Orders")).as_deref(),
+            Some("=COUNTA(Orders!A:A)")
+        );
+        assert_eq!(retarget("=A1+Ordersx!A1", "Orders", None), None);
+        assert_eq!(retarget("=SUM(A1:A2)", "Orders", None), None);
+        assert_eq!(ev("=SUM(#REF!)"), Computed::Error("#REF!".into()));
+        assert_eq!(ev("=COUNTA(#REF!)"), Computed::Error("#REF!".into()));
+        assert_eq!(ev("=SUM(#REF!)+A1"), Computed::Error("#REF!".into()));
+        assert_eq!(quote_title("Orders"), "Orders");
+        assert_eq!(quote_title("Q3 data"), "'Q3 data'");
+        assert_eq!(quote_title("It's"), "'It''s'");
     }
 
     #[test]

@@ -120,6 +120,56 @@ impl Emu {
             .collect()
     }
 
+    /// An access token of another user (authorized-user credentials made
+    /// by keygen), shared on spreadsheet `id` as a writer or a reader.
+    pub fn user_token(&self, id: &str, email: &str, writer: bool) -> String {
+        let file = self.path(&format!("{email}.json"));
+        etl_sheets_emulator::keygen::authorized_user(&file, &self.url, email).unwrap();
+        let role = if writer { "writers" } else { "readers" };
+        let (s, v) = self.admin(
+            "POST",
+            &format!("/_emulator/spreadsheets/{id}/share"),
+            Some(json!({ role: [email] })),
+        );
+        assert_eq!(s, 200, "{v}");
+        let creds: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let token: Value = self
+            .http
+            .post(format!("{}/token", self.url))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", creds["client_id"].as_str().unwrap()),
+                ("client_secret", creds["client_secret"].as_str().unwrap()),
+                ("refresh_token", creds["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .unwrap()
+            .text()
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap();
+        token["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A Sheets API call with `token`: status and reply.
+    pub fn api(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(m, format!("{}/v4/spreadsheets/{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&r.text().unwrap()).unwrap_or(Value::Null),
+        )
+    }
+
     /// Clears the request log (to look at one run only).
     pub fn forget(&self) {
         std::fs::write(self.path("requests.ndjson"), "").unwrap();
