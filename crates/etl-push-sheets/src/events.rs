@@ -46,6 +46,14 @@ pub fn swapped(sheet: &str, rows: u64) {
     info!(sheet, rows, "replaced sheet {sheet:?} with {rows} rows");
 }
 
+/// A replace whose input the sheet already holds: nothing written.
+pub fn unchanged(sheet: &str, rows: u64) {
+    info!(
+        sheet,
+        rows, "sheet {sheet:?} already holds these {rows} rows: nothing to write"
+    );
+}
+
 /// A staging sheet left by a killed run, removed.
 pub fn stale_staging(sheet: &str) {
     warn!(

@@ -463,6 +463,21 @@ impl Ctx<'_> {
             grid_cols,
             &format!("the staging copy of sheet {:?}", t.title),
         )?;
+        if self.holds_already(api, t, cols, sp).await? {
+            // Nothing to write (a stale staging sheet is still removed).
+            if !stale.is_empty() && !api.dry_run {
+                for s in &stale {
+                    events::stale_staging(&s.title);
+                }
+                let reqs = stale
+                    .iter()
+                    .map(|s| json!({"deleteSheet": {"sheetId": s.id}}))
+                    .collect();
+                api.batch_update(reqs).await?;
+            }
+            events::unchanged(&t.title, sp.records);
+            return Ok(sp.records);
+        }
         let staging = format!("{prefix}{run_id}");
         let mut reqs: Vec<J> = stale
             .iter()
@@ -534,6 +549,103 @@ impl Ctx<'_> {
             events::swapped(&t.title, sp.records);
         }
         Ok(sp.records)
+    }
+
+    /// Whether sheet `t` already holds exactly what a replace would leave
+    /// in it (read once; with user-entered input also its formatted text):
+    /// the header, every record and nothing else from the start cell on.
+    async fn holds_already(
+        &self,
+        api: &mut Api,
+        t: &SheetInfo,
+        cols: &[String],
+        sp: &Spool,
+    ) -> Result<bool> {
+        let (r0, c0) = (u64::from(self.start.row), u64::from(self.start.col));
+        let rows = sp.records + u64::from(!self.cli.no_header);
+        if r0 + rows > t.rows || c0 + cols.len() as u64 > t.cols {
+            return Ok(false);
+        }
+        let whole = a1::format(
+            &t.title,
+            Grid {
+                r0: self.start.row,
+                c0: self.start.col,
+                r1: to_u32(t.rows),
+                c1: to_u32(t.cols),
+            },
+        );
+        let existing = api.get(&whole, "FORMULA").await?;
+        let ue = self.convert.user_entered;
+        let formatted = if ue {
+            api.get(&whole, "FORMATTED_VALUE").await?
+        } else {
+            Vec::new()
+        };
+        // The API leaves out trailing empty rows and cells; a row of empty
+        // strings past the table would still be something to clear.
+        let blank = |row: &[J]| {
+            row.iter()
+                .all(|v| CellHash::of(Some(v), None) == CellHash::of(None, None))
+        };
+        let mut n = existing.len();
+        while n > 0 && blank(&existing[n - 1]) {
+            n -= 1;
+        }
+        if n as u64 != rows {
+            return Ok(false);
+        }
+        let same_row = |i: usize, want: &mut dyn Iterator<Item = CellHash>| {
+            let have = &existing[i];
+            let fmt = formatted.get(i);
+            let mut width = 0;
+            for (c, mine) in want.enumerate() {
+                width = c + 1;
+                if !CellHash::of(have.get(c), fmt.and_then(|r| r.get(c))).matches(&mine) {
+                    return false;
+                }
+            }
+            have.get(width..).is_none_or(blank)
+        };
+        let mut i = 0;
+        if !self.cli.no_header {
+            let mut header = cols.iter().map(|c| {
+                CellHash::input(
+                    &etl_core::Value::String(c.clone()),
+                    &J::String(c.clone()),
+                    false,
+                )
+            });
+            if !same_row(0, &mut header) {
+                return Ok(false);
+            }
+            i = 1;
+        }
+        let mut records = sp.records()?;
+        while let Some((_, rec)) = records.next().transpose()? {
+            // A formula's text cannot tell it from a text cell that reads
+            // the same: with --allow-formulas a record with one is written.
+            if self.cli.allow_formulas
+                && rec
+                    .values()
+                    .any(|v| v.as_str().is_some_and(|s| s.starts_with('=')))
+            {
+                return Ok(false);
+            }
+            let cells = self.row(&rec, cols);
+            let mut want = cols.iter().zip(&cells).map(|(c, cell)| {
+                CellHash::input(
+                    rec.get(c.as_str()).unwrap_or(&etl_core::Value::Null),
+                    cell,
+                    ue,
+                )
+            });
+            if !same_row(i, &mut want) {
+                return Ok(false);
+            }
+            i += 1;
+        }
+        Ok(true)
     }
 
     /// Creates `title` (for a missing sheet) with at least the given grid.

@@ -1140,3 +1140,51 @@ fn a_staging_sheet_left_by_a_killed_run_is_removed() {
     assert_eq!(titles, [json!("Orders"), json!("Dashboard")]);
     assert_eq!(emu.sheet("book", "Dashboard")[0], json!(["30", "2", "10"]));
 }
+
+#[test]
+fn an_unchanged_replace_writes_nothing() {
+    let emu = Emu::start(|_| {});
+    let token = dashboard(&emu);
+    for args in [
+        &["--spreadsheet", "book", "--sheet", "Orders"][..],
+        &[
+            "--spreadsheet",
+            "book",
+            "--sheet",
+            "Orders",
+            "--value-input",
+            "user-entered",
+        ][..],
+    ] {
+        emu.push(args, &numbered(5)).succeeds();
+        emu.forget();
+        let out = emu.push(args, &numbered(5));
+        out.succeeds();
+        assert!(out.log_with("nothing to write"), "{}", out.stderr);
+        assert_eq!(
+            emu.writes(),
+            Vec::<Value>::new(),
+            "{args:?}: no write request"
+        );
+        assert!(!emu.requests().is_empty(), "the run did read the sheet");
+    }
+    // One cell differs, or one row more: a replace again.
+    let (s, v) = emu.api(
+        &token,
+        "PUT",
+        "book/values/Orders!A7?valueInputOption=RAW",
+        Some(json!({"values": [["stray"]]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    emu.forget();
+    emu.push(
+        &["--spreadsheet", "book", "--sheet", "Orders"],
+        &numbered(5),
+    )
+    .succeeds();
+    assert!(
+        !emu.writes().is_empty(),
+        "a stray value below the table is cleared"
+    );
+    assert_eq!(emu.sheet("book", "Orders").as_array().unwrap().len(), 6);
+}
