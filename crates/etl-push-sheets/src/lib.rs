@@ -179,6 +179,9 @@ pub struct Cli {
     /// user-entered: let strings starting with = become formulas.
     #[arg(long)]
     pub allow_formulas: bool,
+    /// The number format of a column's cells below the header, as a Sheets pattern (repeatable): amount=#,##0.00, day=yyyy-mm-dd, share=0.0%. Without it, formats set by hand are kept.
+    #[arg(long = "number-format", value_name = "COL=PATTERN", value_parser = parse_number_format)]
+    pub number_format: Vec<(String, String)>,
     /// Service-account key or authorized-user JSON.
     #[arg(long, value_name = "FILE", env = "GOOGLE_APPLICATION_CREDENTIALS")]
     pub credentials: Option<PathBuf>,
@@ -257,6 +260,18 @@ pub fn spreadsheet_id(s: &str) -> Result<String> {
         )));
     }
     Ok(id.to_owned())
+}
+
+/// `COL=PATTERN` of `--number-format`.
+fn parse_number_format(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((col, pattern)) if !col.trim().is_empty() && !pattern.is_empty() => {
+            Ok((col.trim().to_owned(), pattern.to_owned()))
+        }
+        _ => Err(format!(
+            "{s:?}: expected COL=PATTERN, a column and a Sheets number format (amount=#,##0.00)"
+        )),
+    }
 }
 
 /// Checks the flags that depend on each other.

@@ -64,6 +64,7 @@ pub async fn push(
     };
     let mut sp = spool::spool(std::io::stdin().lock(), &opts, run)?;
     events::spooled(sp.records, sp.columns.names.len(), cli.dry_run);
+    check_number_formats(cli, &sp)?;
     if sp.numbers_as_text > 0 {
         events::numbers_as_text(sp.numbers_as_text);
     }
@@ -102,6 +103,7 @@ pub async fn push(
         } else {
             "RAW"
         },
+        formats_set: std::cell::Cell::new(false),
     };
     let deadline = Duration::from_secs(cli.timeout);
     api.set_progress(std::mem::replace(
@@ -109,12 +111,18 @@ pub async fn push(
         etl_core::progress::Progress::new(false),
     ));
     let work = async {
-        match cli.mode {
+        let n = match cli.mode {
             Mode::Replace if cli.in_place => ctx.replace_in_place(&mut api, &mut sp).await,
             Mode::Replace => ctx.replace(&mut api, &mut sp, run.run_id()).await,
             Mode::Append => ctx.append(&mut api, &mut sp).await,
             Mode::Upsert => ctx.upsert(&mut api, &mut sp, run).await,
+        }?;
+        // After a run that wrote (an unchanged input writes nothing, not
+        // even formats); replace sets them inside its atomic swap.
+        if !cli.number_format.is_empty() && !ctx.formats_set.get() && api.stats().write_calls > 0 {
+            ctx.set_number_formats(&mut api).await?;
         }
+        Ok(n)
     };
     let result = match tokio::time::timeout(deadline, work).await {
         Ok(r) => r,
@@ -144,12 +152,27 @@ pub async fn push(
     result.map(|_| ())
 }
 
+/// Every `--number-format` column is one the input has (before any write).
+fn check_number_formats(cli: &Cli, sp: &Spool) -> Result<()> {
+    for (col, _) in &cli.number_format {
+        if sp.records > 0 && !sp.columns.names.iter().any(|c| c == col) {
+            return Err(Error::data(format!(
+                "--number-format {col}=...: the input has no column {col:?} (it has: {}). Nothing was written",
+                sp.columns.names.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 struct Ctx<'a> {
     cli: &'a Cli,
     convert: Convert,
     start: Start,
     max_bytes: u64,
     input: &'static str,
+    /// `--number-format` was applied (inside replace's swap).
+    formats_set: std::cell::Cell<bool>,
 }
 
 /// Rows collected up to the request size limit.
@@ -194,6 +217,23 @@ fn find_sheet<'s>(sheets: &'s [SheetInfo], name: Option<&str>) -> Option<&'s She
 
 fn cells_of(sheets: &[SheetInfo]) -> u64 {
     sheets.iter().map(|s| s.rows * s.cols).sum()
+}
+
+/// The `numberFormat.type` of a pattern: a date, a time or both when it
+/// has date or time parts and no digit placeholders, else a number.
+fn number_format_type(pattern: &str) -> &'static str {
+    if pattern.contains(['0', '#']) {
+        return "NUMBER";
+    }
+    let p = pattern.to_ascii_lowercase();
+    let date = p.contains(['y', 'd']) || p.contains("mmm");
+    let time = p.contains(['h', 's']);
+    match (date, time) {
+        (true, true) => "DATE_TIME",
+        (true, false) => "DATE",
+        (false, true) => "TIME",
+        (false, false) => "NUMBER",
+    }
 }
 
 /// The title of a replace's staging sheet for the sheet with id `id`, up
@@ -530,8 +570,11 @@ impl Ctx<'_> {
                         "range": area(t.id, r0, end_row, end_col, t_cols),
                         "fields": "userEnteredValue"}}));
                 }
+                reqs.extend(self.number_format_requests(t.id, t_rows, cols));
                 reqs.push(json!({"deleteSheet": {"sheetId": staging_id}}));
-                api.batch_update(reqs).await.map(|_| ())
+                let r = api.batch_update(reqs).await.map(|_| ());
+                self.formats_set.set(r.is_ok());
+                r
             }
             Err(e) => Err(e),
         };
@@ -646,6 +689,45 @@ impl Ctx<'_> {
             i += 1;
         }
         Ok(true)
+    }
+
+    /// `repeatCell` requests that give each `--number-format` column of
+    /// sheet `id` (header `cols`) its format, from below the header to the
+    /// grid's last row `rows`.
+    fn number_format_requests(&self, id: i32, rows: u64, cols: &[String]) -> Vec<J> {
+        let first = u64::from(self.start.row) + u64::from(!self.cli.no_header);
+        self.cli
+            .number_format
+            .iter()
+            .filter_map(|(col, pattern)| {
+                let c = u64::from(self.start.col) + cols.iter().position(|x| x == col)? as u64;
+                Some(json!({"repeatCell": {
+                    "range": {"sheetId": id, "startRowIndex": first, "endRowIndex": rows.max(first),
+                        "startColumnIndex": c, "endColumnIndex": c + 1},
+                    "cell": {"userEnteredFormat": {"numberFormat": {
+                        "type": number_format_type(pattern), "pattern": pattern}}},
+                    "fields": "userEnteredFormat.numberFormat"}}))
+            })
+            .collect()
+    }
+
+    /// `--number-format` after an append, upsert or in-place replace: the
+    /// sheet's header locates the columns; one batchUpdate.
+    async fn set_number_formats(&self, api: &mut Api) -> Result<()> {
+        let sheets = api.sheets().await?;
+        let Some(t) = find_sheet(&sheets, self.cli.sheet.as_deref()).cloned() else {
+            return Ok(());
+        };
+        let cols = if self.cli.no_header {
+            self.cli.columns.clone()
+        } else {
+            self.read_header(api, &t).await?
+        };
+        let reqs = self.number_format_requests(t.id, t.rows, &cols);
+        if !reqs.is_empty() {
+            api.batch_update(reqs).await?;
+        }
+        Ok(())
     }
 
     /// Creates `title` (for a missing sheet) with at least the given grid.

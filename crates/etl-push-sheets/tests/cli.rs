@@ -1188,3 +1188,75 @@ fn an_unchanged_replace_writes_nothing() {
     );
     assert_eq!(emu.sheet("book", "Orders").as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn number_formats_set_by_flag_or_by_hand_are_kept() {
+    let emu = Emu::start(|_| {});
+    let token = dashboard(&emu);
+    let id = sheet_id(&emu, "Orders");
+    // A format set by hand on column B (id), and a width.
+    let (s, v) = emu.api(
+        &token,
+        "POST",
+        "book:batchUpdate",
+        Some(json!({"requests": [
+            {"repeatCell": {"range": {"sheetId": id, "startRowIndex": 1, "startColumnIndex": 1, "endColumnIndex": 2},
+                "cell": {"userEnteredFormat": {"numberFormat": {"type": "NUMBER", "pattern": "000"}, "textFormat": {"bold": true}}},
+                "fields": "userEnteredFormat(numberFormat,textFormat)"}},
+            {"updateDimensionProperties": {"range": {"sheetId": id, "dimension": "COLUMNS", "startIndex": 0, "endIndex": 1},
+                "properties": {"pixelSize": 180}, "fields": "pixelSize"}}]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--sheet",
+            "Orders",
+            "--number-format",
+            "amount=#,##0.00",
+        ],
+        &ndjson(&[
+            json!({"id": 1, "amount": 1234.5}),
+            json!({"id": 2, "amount": 20}),
+        ]),
+    );
+    out.succeeds();
+    assert_eq!(
+        emu.sheet("book", "Orders"),
+        json!([["amount", "id"], ["1,234.50", "001"], ["20.00", "002"]])
+    );
+    // The next replace without the flag keeps both formats (values pasted as values).
+    emu.push(
+        &["--spreadsheet", "book", "--sheet", "Orders"],
+        &numbered(1),
+    )
+    .succeeds();
+    assert_eq!(
+        emu.sheet("book", "Orders"),
+        json!([["amount", "id"], ["10.00", "001"]])
+    );
+    assert_eq!(emu.sheet("book", "Dashboard")[0], json!(["10", "1", "10"]));
+    let bad = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--sheet",
+            "Orders",
+            "--number-format",
+            "total=0.00",
+        ],
+        &numbered(1),
+    );
+    bad.fails_with(65);
+    assert!(
+        bad.stderr.contains("no column \\\"total\\\""),
+        "{}",
+        bad.stderr
+    );
+    emu.push(
+        &["--spreadsheet", "book", "--number-format", "amount"],
+        &numbered(1),
+    )
+    .fails_with(64);
+}

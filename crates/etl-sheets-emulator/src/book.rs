@@ -12,9 +12,11 @@ use crate::model::{grid_error, Cell, Computed, Sheet, Spreadsheet};
 use crate::values::Major;
 
 /// Request kinds the emulator implements.
-pub const SUPPORTED: [&str; 11] = [
+pub const SUPPORTED: [&str; 13] = [
     "addSheet",
     "copyPaste",
+    "repeatCell",
+    "updateDimensionProperties",
     "deleteSheet",
     "updateSheetProperties",
     "duplicateSheet",
@@ -165,8 +167,9 @@ fn grid_data(book: &Spreadsheet, si: usize, g: Grid) -> Value {
         let len = u32::try_from(s.data[r as usize].len()).unwrap_or(u32::MAX);
         let mut values = Vec::new();
         for c in g.c0..g.c1.min(len) {
+            let format = s.format(r, c).map(|f| Value::Object(f.clone()));
             let Some(cell) = s.cell(r, c) else {
-                values.push(json!({}));
+                values.push(format.map_or_else(|| json!({}), |f| json!({"userEnteredFormat": f})));
                 continue;
             };
             let computed = book.computed(si, r, c);
@@ -177,11 +180,17 @@ fn grid_data(book: &Spreadsheet, si: usize, g: Grid) -> Value {
                 Computed::Bool(b) => json!({"boolValue": b}),
                 Computed::Error(e) => json!({"errorValue": {"type": "ERROR", "message": e}}),
             };
-            values.push(json!({
+            let mut v = json!({
                 "userEnteredValue": extended_value(cell),
                 "effectiveValue": effective,
-                "formattedValue": computed.formatted(),
-            }));
+                "formattedValue": book
+                    .render(si, r, c, crate::model::Render::Formatted)
+                    .unwrap_or_else(|| json!(computed.formatted())),
+            });
+            if let Some(f) = format {
+                v["userEnteredFormat"] = f;
+            }
+            values.push(v);
         }
         row_data.push(if values.is_empty() {
             json!({})
@@ -307,6 +316,8 @@ pub fn batch_update(
             "updateCells" => update_cells(book, r).map(|()| json!({})),
             "appendCells" => append_cells(book, r).map(|()| json!({})),
             "copyPaste" => copy_paste(book, r).map(|()| json!({})),
+            "repeatCell" => repeat_cell(book, r).map(|()| json!({})),
+            "updateDimensionProperties" => update_dimension_properties(book, r).map(|()| json!({})),
             "updateSpreadsheetProperties" => {
                 update_spreadsheet_properties(book, r).map(|()| json!({}))
             }
@@ -522,7 +533,13 @@ fn retarget_formulas(book: &mut Spreadsheet, title: &str, to: Option<&str>) {
 
 fn update_sheet_properties(book: &mut Spreadsheet, r: &Value) -> R {
     let p = r.get("properties").cloned().unwrap_or(json!({}));
-    let fields = r.get("fields").and_then(Value::as_str).unwrap_or("");
+    // Google takes `a/b` in a field mask as `a.b` (gspread sends it so).
+    let fields = r
+        .get("fields")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .replace('/', ".");
+    let fields = fields.as_str();
     if fields.trim().is_empty() {
         return Err("At least one field must be updated, but 'fields' is empty.".into());
     }
@@ -868,11 +885,11 @@ fn grid_range(book: &Spreadsheet, v: &Value) -> R<(usize, Grid)> {
 /// width gets the source repeated; a smaller one still gets the whole
 /// source from its top-left cell. `PASTE_NORMAL` copies the cells as they
 /// are (formulas as their text: the emulator does not shift relative
-/// references); `PASTE_VALUES` copies what they compute to (a formula's
-/// value, an error as its text), without the display format a typed value
-/// carried; `PASTE_FORMAT` copies formats, which the emulator does not
-/// keep, so it changes nothing. Other paste types and `TRANSPOSE` are
-/// refused as not supported.
+/// references) and their formats; `PASTE_VALUES` copies what they compute
+/// to (a formula's value, an error as its text), without formats (the
+/// destination keeps its own, and drops the display a typed value
+/// carried); `PASTE_FORMAT` copies formats only. Other paste types and
+/// `TRANSPOSE` are refused as not supported.
 fn copy_paste(book: &mut Spreadsheet, r: &Value) -> R {
     let src = r.get("source").ok_or("Must specify a source range.")?;
     let dst = r
@@ -909,7 +926,7 @@ fn copy_paste(book: &mut Spreadsheet, r: &Value) -> R {
         return Err(grid_error(s, sg).message);
     }
     let (h, w) = (sg.rows(), sg.cols());
-    if h == 0 || w == 0 || how == "PASTE_FORMAT" {
+    if h == 0 || w == 0 {
         return Ok(());
     }
     let times = |dest: u32, src: u32| {
@@ -931,8 +948,10 @@ fn copy_paste(book: &mut Spreadsheet, r: &Value) -> R {
     }
     // The source as it is before the paste (the two may overlap).
     let mut cells = Vec::with_capacity((h * w) as usize);
+    let mut formats = Vec::with_capacity((h * w) as usize);
     for r in sg.r0..sg.r1 {
         for c in sg.c0..sg.c1 {
+            formats.push(book.sheets[si].format(r, c).cloned());
             cells.push(if how == "PASTE_VALUES" {
                 match book.computed(si, r, c) {
                     Computed::Empty => None,
@@ -949,7 +968,111 @@ fn copy_paste(book: &mut Spreadsheet, r: &Value) -> R {
     for r in area.r0..area.r1 {
         for c in area.c0..area.c1 {
             let k = ((r - area.r0) % h * w + (c - area.c0) % w) as usize;
-            d.set(r, c, cells[k].clone());
+            if how != "PASTE_FORMAT" {
+                d.set(r, c, cells[k].clone());
+            }
+            if how != "PASTE_VALUES" {
+                d.set_format(r, c, formats[k].clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `repeatCell`: `cell`'s parts that `fields` names, into every cell of
+/// `range`: its `userEnteredFormat` (any part: number format, text format,
+/// colours... kept as sent) and its `userEnteredValue`.
+fn repeat_cell(book: &mut Spreadsheet, r: &Value) -> R {
+    let range = r.get("range").ok_or("Must specify a range.")?;
+    let (i, g) = grid_range(book, range)?;
+    let fields = r.get("fields").and_then(Value::as_str).unwrap_or("");
+    if fields.trim().is_empty() {
+        return Err("At least one field must be updated, but 'fields' is empty.".into());
+    }
+    let mask = crate::fields::parse(fields)?;
+    let cell = r.get("cell").cloned().unwrap_or(json!({}));
+    let (mut fmt_mask, mut value) = (None, false);
+    if mask.is_whole() {
+        fmt_mask = Some(crate::fields::Mask::default());
+        value = true;
+    } else {
+        for (k, sub) in mask.parts() {
+            match k.as_str() {
+                "userEnteredFormat" => fmt_mask = Some(sub.clone()),
+                "userEnteredValue" => value = true,
+                other => {
+                    return Err(format!(
+                        "Field '{other}' of repeatCell is not supported by etl-sheets-emulator"
+                    ))
+                }
+            }
+        }
+    }
+    let new_value = if value {
+        match cell.get("userEnteredValue") {
+            Some(v) => cell_of(&json!({"userEnteredValue": v}))?,
+            None => None,
+        }
+    } else {
+        None
+    };
+    let s = &mut book.sheets[i];
+    if g.r1 > s.rows || g.c1 > s.cols {
+        return Err(grid_error(s, g).message);
+    }
+    for row in g.r0..g.r1 {
+        for col in g.c0..g.c1 {
+            if let Some(m) = &fmt_mask {
+                let mut f = s.format(row, col).cloned();
+                crate::format::apply(&mut f, cell.get("userEnteredFormat"), m);
+                s.set_format(row, col, f);
+            }
+            if value {
+                s.set(row, col, new_value.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `updateDimensionProperties`: `pixelSize` (a column's width, a row's
+/// height) over a `DimensionRange`; `hiddenByUser` is accepted as Google
+/// has it and kept nowhere else.
+fn update_dimension_properties(book: &mut Spreadsheet, r: &Value) -> R {
+    let range = r.get("range").ok_or("Must specify a range.")?;
+    let fields = r.get("fields").and_then(Value::as_str).unwrap_or("");
+    if fields.trim().is_empty() {
+        return Err("At least one field must be updated, but 'fields' is empty.".into());
+    }
+    for f in fields.split(',').map(str::trim) {
+        if !matches!(f, "pixelSize" | "*") {
+            return Err(format!(
+                "Field '{f}' of updateDimensionProperties is not supported by etl-sheets-emulator"
+            ));
+        }
+    }
+    let i = sheet_by_id(book, range, "sheetId")?;
+    let rows = dimension(range)?;
+    let s = &book.sheets[i];
+    let limit = if rows { s.rows } else { s.cols };
+    let from = u32_of(range, "startIndex")?.unwrap_or(0);
+    let to = u32_of(range, "endIndex")?.unwrap_or(limit);
+    if from > to || to > limit {
+        return Err(format!(
+            "Invalid range: {from} to {to} (the sheet has {limit})"
+        ));
+    }
+    let px = u32_of(r.get("properties").unwrap_or(&json!({})), "pixelSize")?;
+    let s = &mut book.sheets[i];
+    let m = if rows { &mut s.row_px } else { &mut s.col_px };
+    for k in from..to {
+        match px {
+            Some(p) => {
+                m.insert(k, p);
+            }
+            None => {
+                m.remove(&k);
+            }
         }
     }
     Ok(())
@@ -1164,13 +1287,13 @@ mod tests {
         assert_eq!(e.message, "Invalid JSON payload received. Unknown name \"frobnicate\" at 'requests[0]': Cannot find field.");
         let e = batch_update(
             &mut b,
-            &json!({"requests": [{"repeatCell": {}}]}),
+            &json!({"requests": [{"addChart": {}}]}),
             &mut Seq(1),
         )
         .unwrap_err();
         assert!(
             e.message
-                .starts_with("Invalid requests[0].repeatCell: repeatCell is not supported"),
+                .starts_with("Invalid requests[0].addChart: addChart is not supported"),
             "{e}"
         );
     }

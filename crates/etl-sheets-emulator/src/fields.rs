@@ -9,6 +9,18 @@ use serde_json::Value;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Mask(BTreeMap<String, Mask>);
 
+impl Mask {
+    /// True when it selects the whole value (no parts named, or `*`).
+    pub fn is_whole(&self) -> bool {
+        self.0.is_empty() || self.0.contains_key("*")
+    }
+
+    /// The named parts and what is selected within each.
+    pub fn parts(&self) -> impl Iterator<Item = (&String, &Mask)> {
+        self.0.iter()
+    }
+}
+
 /// Parses a `fields` value; the error is Google's wording.
 pub fn parse(s: &str) -> Result<Mask, String> {
     let mut p = P {

@@ -16,6 +16,7 @@ pub mod book;
 pub mod error;
 mod events;
 pub mod fields;
+pub mod format;
 pub mod formula;
 pub mod keygen;
 pub mod model;

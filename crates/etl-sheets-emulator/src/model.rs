@@ -2,8 +2,10 @@
 //! (`RAW`, `USER_ENTERED`) and the three ways they leave it
 //! (`FORMATTED_VALUE`, `UNFORMATTED_VALUE`, `FORMULA`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::a1::{self, Grid};
 use crate::error::ApiError;
@@ -394,6 +396,91 @@ pub struct Sheet {
     /// Row-major cells; a row holds cells up to its last written column.
     #[serde(default)]
     pub data: Vec<Vec<Option<Cell>>>,
+    /// Each cell's `userEnteredFormat`, laid out as `data`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub formats: Vec<Vec<Option<Map<String, Value>>>>,
+    /// Column widths and row heights set by `updateDimensionProperties`
+    /// (`pixelSize`), by index.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub col_px: BTreeMap<u32, u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub row_px: BTreeMap<u32, u32>,
+}
+
+/// Sets `grid[r][c]`, keeping rows and the grid trimmed of trailing `None`s.
+fn set_in<T: Clone>(grid: &mut Vec<Vec<Option<T>>>, r: u32, c: u32, v: Option<T>) {
+    let (r, c) = (r as usize, c as usize);
+    if v.is_none()
+        && grid
+            .get(r)
+            .and_then(|row| row.get(c))
+            .is_none_or(Option::is_none)
+    {
+        return;
+    }
+    if grid.len() <= r {
+        grid.resize_with(r + 1, Vec::new);
+    }
+    let row = &mut grid[r];
+    if row.len() <= c {
+        row.resize(c + 1, None);
+    }
+    row[c] = v;
+    while row.last().is_some_and(Option::is_none) {
+        row.pop();
+    }
+    while grid.last().is_some_and(Vec::is_empty) {
+        grid.pop();
+    }
+}
+
+fn insert_rows_in<T>(grid: &mut Vec<Vec<Option<T>>>, at: u32, n: u32) {
+    let at = at as usize;
+    if at < grid.len() {
+        grid.splice(at..at, std::iter::repeat_with(Vec::new).take(n as usize));
+    }
+}
+
+fn delete_rows_in<T>(grid: &mut Vec<Vec<Option<T>>>, from: u32, to: u32) {
+    let len = grid.len();
+    let (a, b) = ((from as usize).min(len), (to as usize).min(len));
+    grid.drain(a..b);
+}
+
+fn insert_cols_in<T: Clone>(grid: &mut [Vec<Option<T>>], at: u32, n: u32) {
+    let at = at as usize;
+    for row in grid {
+        if at < row.len() {
+            row.splice(at..at, std::iter::repeat_n(None, n as usize));
+        }
+    }
+}
+
+fn delete_cols_in<T>(grid: &mut [Vec<Option<T>>], from: u32, to: u32) {
+    for row in grid {
+        let len = row.len();
+        row.drain((from as usize).min(len)..(to as usize).min(len));
+        while row.last().is_some_and(Option::is_none) {
+            row.pop();
+        }
+    }
+}
+
+/// Moves the entries of a size map at or past `at` by `n` (an insert).
+fn shift_px(m: &mut BTreeMap<u32, u32>, at: u32, n: u32) {
+    *m = std::mem::take(m)
+        .into_iter()
+        .map(|(k, v)| (if k >= at { k + n } else { k }, v))
+        .collect();
+}
+
+/// Drops the entries of a size map in `from..to` and moves later ones back.
+fn drop_px(m: &mut BTreeMap<u32, u32>, from: u32, to: u32) {
+    *m = std::mem::take(m)
+        .into_iter()
+        .filter(|(k, _)| !(from..to).contains(k))
+        .map(|(k, v)| (if k >= to { k - (to - from) } else { k }, v))
+        .collect();
 }
 
 impl Sheet {
@@ -407,7 +494,19 @@ impl Sheet {
             frozen_rows: 0,
             frozen_cols: 0,
             data: Vec::new(),
+            formats: Vec::new(),
+            col_px: BTreeMap::new(),
+            row_px: BTreeMap::new(),
         }
+    }
+
+    /// The `userEnteredFormat` of a cell.
+    pub fn format(&self, r: u32, c: u32) -> Option<&Map<String, Value>> {
+        self.formats.get(r as usize)?.get(c as usize)?.as_ref()
+    }
+
+    pub fn set_format(&mut self, r: u32, c: u32, f: Option<Map<String, Value>>) {
+        set_in(&mut self.formats, r, c, f);
     }
 
     pub fn cell(&self, r: u32, c: u32) -> Option<&Cell> {
@@ -415,24 +514,7 @@ impl Sheet {
     }
 
     pub fn set(&mut self, r: u32, c: u32, cell: Option<Cell>) {
-        if cell.is_none() && self.cell(r, c).is_none() {
-            return;
-        }
-        let (r, c) = (r as usize, c as usize);
-        if self.data.len() <= r {
-            self.data.resize_with(r + 1, Vec::new);
-        }
-        let row = &mut self.data[r];
-        if row.len() <= c {
-            row.resize(c + 1, None);
-        }
-        row[c] = cell;
-        while row.last().is_some_and(Option::is_none) {
-            row.pop();
-        }
-        while self.data.last().is_some_and(Vec::is_empty) {
-            self.data.pop();
-        }
+        set_in(&mut self.data, r, c, cell);
     }
 
     /// Whether row `r` has any value in columns `[c0, c1)`.
@@ -461,39 +543,30 @@ impl Sheet {
 
     pub fn insert_rows(&mut self, at: u32, n: u32) {
         self.rows += n;
-        let at = at as usize;
-        if at < self.data.len() {
-            self.data
-                .splice(at..at, std::iter::repeat_with(Vec::new).take(n as usize));
-        }
+        insert_rows_in(&mut self.data, at, n);
+        insert_rows_in(&mut self.formats, at, n);
+        shift_px(&mut self.row_px, at, n);
     }
 
     pub fn delete_rows(&mut self, from: u32, to: u32) {
         self.rows -= to - from;
-        let len = self.data.len();
-        let (a, b) = ((from as usize).min(len), (to as usize).min(len));
-        self.data.drain(a..b);
+        delete_rows_in(&mut self.data, from, to);
+        delete_rows_in(&mut self.formats, from, to);
+        drop_px(&mut self.row_px, from, to);
     }
 
     pub fn insert_cols(&mut self, at: u32, n: u32) {
         self.cols += n;
-        let at = at as usize;
-        for row in &mut self.data {
-            if at < row.len() {
-                row.splice(at..at, std::iter::repeat_n(None, n as usize));
-            }
-        }
+        insert_cols_in(&mut self.data, at, n);
+        insert_cols_in(&mut self.formats, at, n);
+        shift_px(&mut self.col_px, at, n);
     }
 
     pub fn delete_cols(&mut self, from: u32, to: u32) {
         self.cols -= to - from;
-        for row in &mut self.data {
-            let len = row.len();
-            row.drain((from as usize).min(len)..(to as usize).min(len));
-            while row.last().is_some_and(Option::is_none) {
-                row.pop();
-            }
-        }
+        delete_cols_in(&mut self.data, from, to);
+        delete_cols_in(&mut self.formats, from, to);
+        drop_px(&mut self.col_px, from, to);
     }
 
     /// The grid properties object of the API.
@@ -664,8 +737,16 @@ impl Spreadsheet {
             return Some(json!(f));
         }
         let v = self.computed(sheet, r, c);
+        let nf = self.sheets[sheet]
+            .format(r, c)
+            .and_then(|f| f.get("numberFormat"));
         Some(match (how, v) {
             (_, Computed::Empty) => json!(""),
+            (Render::Formatted, Computed::Num { n, .. })
+                if nf.and_then(|nf| crate::format::number(n, nf)).is_some() =>
+            {
+                json!(nf.and_then(|nf| crate::format::number(n, nf)))
+            }
             (Render::Formatted, v) => json!(v.formatted()),
             (_, Computed::Str(s) | Computed::Error(s)) => json!(s),
             (_, Computed::Bool(b)) => json!(b),

@@ -238,14 +238,18 @@ pub fn update(
     let (si, g) = book.resolve_unchecked(range)?;
     let p = plan(body, opts.input)?;
     let title = book.sheets[si].title.clone();
-    if p.rows > g.rows() {
+    // A single cell (`Sheet1!A1`) is the anchor of the block, as Google
+    // takes it; a larger range bounds what may be written.
+    let cell = range.rsplit_once('!').map_or(range, |(_, c)| c);
+    let anchor = !cell.contains(':') && g.rows() == 1 && g.cols() == 1;
+    if !anchor && p.rows > g.rows() {
         return Err(ApiError::invalid(format!(
             "Requested writing within range [{}], but tried writing to row [{}]",
             a1::format(&title, g),
             g.r0 + g.rows() + 1
         )));
     }
-    if p.cols > g.cols() {
+    if !anchor && p.cols > g.cols() {
         return Err(ApiError::invalid(format!(
             "Requested writing within range [{}], but tried writing to column [{}]",
             a1::format(&title, g),
@@ -548,10 +552,11 @@ mod tests {
             e.message,
             "Requested writing within range [Sheet1!A1:B1], but tried writing to column [C]"
         );
+        // A single cell anchors a larger block; past the grid it still fails.
         let e = update(&mut b, "Sheet1!A1000", &json!({"values": [[1], [2]]}), RAW).unwrap_err();
         assert_eq!(
             e.message,
-            "Requested writing within range [Sheet1!A1000], but tried writing to row [1001]"
+            "Range ('Sheet1'!A1000:A1001) exceeds grid limits. Max rows: 1000, max columns: 26"
         );
         let e = update(
             &mut b,
@@ -572,6 +577,17 @@ mod tests {
         assert_eq!(
             e.message,
             "Range ('Sheet1'!A1:AA1) exceeds grid limits. Max rows: 1000, max columns: 26"
+        );
+        update(
+            &mut b,
+            "Sheet1!B2",
+            &json!({"values": [[1, 2], [3, 4]]}),
+            RAW,
+        )
+        .unwrap();
+        assert_eq!(
+            get(&b, "Sheet1!B2:C3", Major::Rows, Render::Formatted).unwrap()["values"],
+            json!([["1", "2"], ["3", "4"]])
         );
     }
 

@@ -182,11 +182,26 @@ async fn drive(emu: &Emu) {
         ..Default::default()
     };
     hub.spreadsheets()
+        .values_update(vr, &id, "'Sheet1 (new)'!A1:A1")
+        .value_input_option("RAW")
+        .doit()
+        .await
+        .expect_err("A1:A1 bounds the write to one cell: two rows must not fit");
+    let vr = ValueRange {
+        values: Some(rows(&[&[json!("order_id")], &[json!("new")]])),
+        ..Default::default()
+    };
+    let (_, anchored) = hub
+        .spreadsheets()
         .values_update(vr, &id, "'Sheet1 (new)'!A1")
         .value_input_option("RAW")
         .doit()
         .await
-        .expect_err("A1 is one cell: two rows must not fit");
+        .expect("a single cell anchors the block, as at Google");
+    assert_eq!(
+        anchored.updated_range.as_deref(),
+        Some("'Sheet1 (new)'!A1:A2")
+    );
     let vr = ValueRange {
         values: Some(rows(&[&[json!("order_id")], &[json!("new")]])),
         ..Default::default()
