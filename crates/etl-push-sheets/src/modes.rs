@@ -219,6 +219,32 @@ fn cells_of(sheets: &[SheetInfo]) -> u64 {
     sheets.iter().map(|s| s.rows * s.cols).sum()
 }
 
+/// The end of a replace: after a failed swap the temporary sheet `tmp` (id
+/// `tmp_id`) is removed and the error returned; else the replace is logged.
+async fn finish_swap(
+    api: &mut Api,
+    swapped: Result<()>,
+    tmp_id: i32,
+    tmp: &str,
+    title: &str,
+    records: u64,
+) -> Result<u64> {
+    if let Err(e) = swapped {
+        if !api.dry_run {
+            let ok = api
+                .batch_update(vec![json!({"deleteSheet": {"sheetId": tmp_id}})])
+                .await
+                .is_ok();
+            events::cleanup(tmp, ok);
+        }
+        return Err(e);
+    }
+    if !api.dry_run {
+        events::swapped(title, records);
+    }
+    Ok(records)
+}
+
 /// The `numberFormat.type` of a pattern: a date, a time or both when it
 /// has date or time parts and no digit placeholders, else a number.
 fn number_format_type(pattern: &str) -> &'static str {
@@ -448,20 +474,7 @@ impl Ctx<'_> {
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = swapped {
-            if !api.dry_run {
-                let ok = api
-                    .batch_update(vec![json!({"deleteSheet": {"sheetId": new_id}})])
-                    .await
-                    .is_ok();
-                events::cleanup(&tmp_title, ok);
-            }
-            return Err(e);
-        }
-        if !api.dry_run {
-            events::swapped(&title, sp.records);
-        }
-        Ok(sp.records)
+        finish_swap(api, swapped, new_id, &tmp_title, &title, sp.records).await
     }
 
     /// replace into the existing sheet `t`, keeping it (see [`Self::replace`]).
@@ -578,20 +591,7 @@ impl Ctx<'_> {
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = swapped {
-            if !api.dry_run {
-                let ok = api
-                    .batch_update(vec![json!({"deleteSheet": {"sheetId": staging_id}})])
-                    .await
-                    .is_ok();
-                events::cleanup(&staging, ok);
-            }
-            return Err(e);
-        }
-        if !api.dry_run {
-            events::swapped(&t.title, sp.records);
-        }
-        Ok(sp.records)
+        finish_swap(api, swapped, staging_id, &staging, &t.title, sp.records).await
     }
 
     /// Whether sheet `t` already holds exactly what a replace would leave

@@ -787,34 +787,7 @@ fn replace_is_atomic_for_readers() {
     assert_eq!(emu.push(&["--spreadsheet", "book"], &ndjson(&old)).code, 0);
     let expect_old = emu.sheet("book", "Sheet1");
     // A reader with its own token, polling through the Sheets API.
-    etl_sheets_emulator::keygen::authorized_user(
-        &emu.path("reader.json"),
-        &emu.url,
-        "reader@example.com",
-    )
-    .unwrap();
-    emu.admin(
-        "POST",
-        "/_emulator/spreadsheets/book/share",
-        Some(json!({"readers": ["reader@example.com"]})),
-    );
-    let creds: Value =
-        serde_json::from_str(&std::fs::read_to_string(emu.path("reader.json")).unwrap()).unwrap();
-    let token: Value = emu
-        .http
-        .post(format!("{}/token", emu.url))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", creds["client_id"].as_str().unwrap()),
-            ("client_secret", creds["client_secret"].as_str().unwrap()),
-            ("refresh_token", creds["refresh_token"].as_str().unwrap()),
-        ])
-        .send()
-        .unwrap()
-        .text()
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = emu.user_token("book", "reader@example.com", false);
     let url = format!("{}/v4/spreadsheets/book/values/Sheet1", emu.url);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
@@ -1002,6 +975,15 @@ fn numbered(n: i64) -> String {
     )
 }
 
+/// The dashboard's formulas: a sum and a count of columns of the published
+/// tab, one of its cells, and a sum through a named range on it.
+const DASHBOARD: [&str; 4] = [
+    "=SUM(Orders!A2:A)",
+    "=COUNTA(Orders!B2:B)",
+    "='Orders'!A2",
+    "=SUM(Amounts)",
+];
+
 /// A spreadsheet with the published tab "Orders" (5 rows) and a
 /// "Dashboard" whose formulas read it, written by another user through the
 /// Sheets API; that user's token.
@@ -1014,14 +996,26 @@ fn dashboard(emu: &Emu) -> String {
     );
     out.succeeds();
     let token = emu.user_token("book", "analyst@example.com", true);
+    let orders = sheet_id(emu, "Orders");
+    let (s, v) = emu.api(
+        &token,
+        "POST",
+        "book:batchUpdate",
+        Some(json!({"requests": [{"addNamedRange": {"namedRange": {"name": "Amounts",
+            "range": {"sheetId": orders, "startRowIndex": 1, "startColumnIndex": 0, "endColumnIndex": 1}}}}]})),
+    );
+    assert_eq!(s, 200, "{v}");
     let (s, v) = emu.api(
         &token,
         "PUT",
-        "book/values/Dashboard!A1:C1?valueInputOption=USER_ENTERED",
-        Some(json!({"values": [["=SUM(Orders!A2:A)", "=COUNTA(Orders!B2:B)", "='Orders'!A2"]]})),
+        "book/values/Dashboard!A1:D1?valueInputOption=USER_ENTERED",
+        Some(json!({"values": [DASHBOARD]})),
     );
     assert_eq!(s, 200, "{v}");
-    assert_eq!(emu.sheet("book", "Dashboard")[0], json!(["150", "5", "10"]));
+    assert_eq!(
+        emu.sheet("book", "Dashboard")[0],
+        json!(["150", "5", "10", "150"])
+    );
     token
 }
 
@@ -1046,12 +1040,12 @@ fn replace_keeps_the_sheet_others_build_on() {
         .succeeds();
         assert_eq!(
             emu.sheet("book", "Dashboard")[0],
-            json!([sum.to_string(), n.to_string(), "10"]),
+            json!([sum.to_string(), n.to_string(), "10", sum.to_string()]),
             "after a replace with {n} rows"
         );
         assert_eq!(
             emu.dump("book", "Dashboard")["values"][0],
-            json!(["=SUM(Orders!A2:A)", "=COUNTA(Orders!B2:B)", "='Orders'!A2"]),
+            json!(DASHBOARD),
             "the formulas are untouched"
         );
         assert_eq!(sheet_id(&emu, "Orders"), id, "the same sheet");
@@ -1104,11 +1098,11 @@ fn the_old_delete_and_rename_replace_breaks_the_dashboard() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         emu.dump("book", "Dashboard")["values"][0],
-        json!(["=SUM(#REF!)", "=COUNTA(#REF!)", "=#REF!"])
+        json!(["=SUM(#REF!)", "=COUNTA(#REF!)", "=#REF!", "=SUM(Amounts)"])
     );
     assert_eq!(
         emu.sheet("book", "Dashboard")[0],
-        json!(["#REF!", "#REF!", "#REF!"])
+        json!(["#REF!", "#REF!", "#REF!", "#REF!"])
     );
     assert_ne!(sheet_id(&emu, "Orders"), old, "and the sheet's id changed");
 }
@@ -1138,7 +1132,10 @@ fn a_staging_sheet_left_by_a_killed_run_is_removed() {
         .map(|p| p["title"].clone())
         .collect();
     assert_eq!(titles, [json!("Orders"), json!("Dashboard")]);
-    assert_eq!(emu.sheet("book", "Dashboard")[0], json!(["30", "2", "10"]));
+    assert_eq!(
+        emu.sheet("book", "Dashboard")[0],
+        json!(["30", "2", "10", "30"])
+    );
 }
 
 #[test]
@@ -1236,7 +1233,10 @@ fn number_formats_set_by_flag_or_by_hand_are_kept() {
         emu.sheet("book", "Orders"),
         json!([["amount", "id"], ["10.00", "001"]])
     );
-    assert_eq!(emu.sheet("book", "Dashboard")[0], json!(["10", "1", "10"]));
+    assert_eq!(
+        emu.sheet("book", "Dashboard")[0],
+        json!(["10", "1", "10", "10"])
+    );
     let bad = emu.push(
         &[
             "--spreadsheet",

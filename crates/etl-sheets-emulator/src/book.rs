@@ -12,7 +12,9 @@ use crate::model::{grid_error, Cell, Computed, Sheet, Spreadsheet};
 use crate::values::Major;
 
 /// Request kinds the emulator implements.
-pub const SUPPORTED: [&str; 13] = [
+pub const SUPPORTED: [&str; 15] = [
+    "addNamedRange",
+    "deleteNamedRange",
     "addSheet",
     "copyPaste",
     "repeatCell",
@@ -145,8 +147,16 @@ pub fn render(book: &Spreadsheet, ranges: &[String], grid: bool) -> Result<Value
             "timeZone": book.time_zone,
         },
         "sheets": sheets,
+        "namedRanges": book.named_ranges.iter().map(crate::model::NamedRange::to_json).collect::<Vec<_>>(),
         "spreadsheetUrl": format!("https://docs.google.com/spreadsheets/d/{}/edit", book.id),
     }))
+    .map(|mut v: Value| {
+        // Omitted when empty, as proto3 JSON does.
+        if v["namedRanges"].as_array().is_some_and(Vec::is_empty) {
+            v.as_object_mut().map(|o| o.remove("namedRanges"));
+        }
+        v
+    })
 }
 
 fn extended_value(c: &Cell) -> Value {
@@ -240,6 +250,7 @@ pub fn create(
         writers: Vec::new(),
         readers: Vec::new(),
         sheets: Vec::new(),
+        named_ranges: Vec::new(),
     };
     let sheets = body
         .get("sheets")
@@ -317,6 +328,10 @@ pub fn batch_update(
             "appendCells" => append_cells(book, r).map(|()| json!({})),
             "copyPaste" => copy_paste(book, r).map(|()| json!({})),
             "repeatCell" => repeat_cell(book, r).map(|()| json!({})),
+            "addNamedRange" => {
+                add_named_range(book, r, ids).map(|n| json!({"addNamedRange": {"namedRange": n}}))
+            }
+            "deleteNamedRange" => delete_named_range(book, r).map(|()| json!({})),
             "updateDimensionProperties" => update_dimension_properties(book, r).map(|()| json!({})),
             "updateSpreadsheetProperties" => {
                 update_spreadsheet_properties(book, r).map(|()| json!({}))
@@ -512,6 +527,12 @@ fn delete_sheet(book: &mut Spreadsheet, r: &Value) -> R {
     }
     let gone = book.sheets.remove(i);
     retarget_formulas(book, &gone.title, None);
+    // Named ranges on it stay, reading as #REF!.
+    for n in &mut book.named_ranges {
+        if n.sheet_id == Some(gone.id) {
+            n.sheet_id = None;
+        }
+    }
     Ok(())
 }
 
@@ -1078,6 +1099,66 @@ fn update_dimension_properties(book: &mut Spreadsheet, r: &Value) -> R {
     Ok(())
 }
 
+/// `addNamedRange`: a name (a letter or `_` first, then letters, digits,
+/// `_` and `.`; not a cell reference; unique, case-insensitively) for a
+/// range of one sheet.
+fn add_named_range(book: &mut Spreadsheet, r: &Value, ids: &mut dyn Ids) -> R<Value> {
+    let n = r.get("namedRange").ok_or("Must specify a namedRange.")?;
+    let name = n
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+    let cell_like = a1::parse(&name).is_ok_and(|p| p.start_row.is_some());
+    if !plain
+        || cell_like
+        || name.eq_ignore_ascii_case("true")
+        || name.eq_ignore_ascii_case("false")
+    {
+        return Err(format!("Invalid name: {name}"));
+    }
+    if book.named_range(&name).is_some() {
+        return Err(format!(
+            "A named range with the name '{name}' already exists."
+        ));
+    }
+    let range = n.get("range").ok_or("Must specify a range.")?;
+    let (i, _) = grid_range(book, range)?;
+    let id = n
+        .get("namedRangeId")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("nr{}", ids.sheet_id()), str::to_owned);
+    let nr = crate::model::NamedRange {
+        id,
+        name,
+        sheet_id: Some(book.sheets[i].id),
+        r0: u32_of(range, "startRowIndex")?,
+        r1: u32_of(range, "endRowIndex")?,
+        c0: u32_of(range, "startColumnIndex")?,
+        c1: u32_of(range, "endColumnIndex")?,
+    };
+    let out = nr.to_json();
+    book.named_ranges.push(nr);
+    Ok(out)
+}
+
+fn delete_named_range(book: &mut Spreadsheet, r: &Value) -> R {
+    let id = r.get("namedRangeId").and_then(Value::as_str).unwrap_or("");
+    let before = book.named_ranges.len();
+    book.named_ranges.retain(|n| n.id != id);
+    if book.named_ranges.len() == before {
+        return Err(format!("No named range with id: {id}"));
+    }
+    Ok(())
+}
+
 fn append_cells(book: &mut Spreadsheet, r: &Value) -> R {
     check_fields(r)?;
     let i = sheet_by_id(book, r, "sheetId")?;
@@ -1184,6 +1265,77 @@ pub fn dump_sheet(book: &Spreadsheet, si: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OPTS: crate::values::WriteOpts = crate::values::WriteOpts {
+        input: crate::model::Input::Raw,
+        include_values: false,
+        render: crate::model::Render::Formatted,
+    };
+
+    #[test]
+    fn named_ranges_are_bound_to_their_sheet() {
+        let mut b = book();
+        let run = |b: &mut Spreadsheet, reqs: Value| {
+            batch_update(b, &json!({"requests": reqs}), &mut Seq(7))
+        };
+        run(
+            &mut b,
+            json!([{"addSheet": {"properties": {"title": "Data", "sheetId": 5}}}]),
+        )
+        .unwrap();
+        crate::values::update(
+            &mut b,
+            "Data!A1:A3",
+            &json!({"values": [[1], [2], [3]]}),
+            OPTS,
+        )
+        .unwrap();
+        let r = run(
+            &mut b,
+            json!([{"addNamedRange": {"namedRange": {"name": "Nums",
+            "range": {"sheetId": 5, "startColumnIndex": 0, "endColumnIndex": 1}}}}]),
+        )
+        .unwrap();
+        let id = r["replies"][0]["addNamedRange"]["namedRange"]["namedRangeId"].clone();
+        assert_eq!(
+            render(&b, &[], false).unwrap()["namedRanges"][0]["name"],
+            "Nums"
+        );
+        crate::values::update(
+            &mut b,
+            "Sheet1!A1",
+            &json!({"values": [["=SUM(nums)"]]}),
+            crate::values::WriteOpts {
+                input: crate::model::Input::UserEntered,
+                ..OPTS
+            },
+        )
+        .unwrap();
+        let read = |b: &Spreadsheet| {
+            crate::values::get(b, "Sheet1!A1", Major::Rows, crate::model::Render::Formatted)
+                .unwrap()["values"][0][0]
+                .clone()
+        };
+        assert_eq!(read(&b), "6");
+        run(&mut b, json!([{"updateSheetProperties": {"properties": {"sheetId": 5, "title": "Renamed"}, "fields": "title"}}])).unwrap();
+        assert_eq!(read(&b), "6", "a rename keeps the binding");
+        let e = run(
+            &mut b,
+            json!([{"addNamedRange": {"namedRange": {"name": "NUMS", "range": {"sheetId": 5}}}}]),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("already exists"), "{e}");
+        let e = run(
+            &mut b,
+            json!([{"addNamedRange": {"namedRange": {"name": "A1", "range": {"sheetId": 5}}}}]),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("Invalid name"), "{e}");
+        run(&mut b, json!([{"deleteSheet": {"sheetId": 5}}])).unwrap();
+        assert_eq!(read(&b), "#REF!", "its sheet deleted");
+        run(&mut b, json!([{"deleteNamedRange": {"namedRangeId": id}}])).unwrap();
+        assert_eq!(read(&b), "#NAME?");
+    }
 
     struct Seq(i64);
     impl Ids for Seq {

@@ -347,13 +347,13 @@ impl Parser<'_> {
     }
 
     fn reference(&self, word: &str) -> V {
-        let Ok(r) = a1::parse(word) else {
-            return V::Err("#NAME?");
+        let parsed = a1::parse(word).ok().filter(|r| {
+            // A bare word that parsed as a sheet name is not a reference.
+            r.start_row.is_some() || r.end_row.is_some() || word.contains('!')
+        });
+        let Some(r) = parsed else {
+            return self.named(word);
         };
-        // A bare word that parsed as a sheet name is not a reference.
-        if r.start_row.is_none() && r.end_row.is_none() && !word.contains('!') {
-            return V::Err("#NAME?");
-        }
         let sheet = match &r.sheet {
             None => self.sheet,
             Some(t) => match self.book.sheet_index_by_title(t) {
@@ -361,11 +361,29 @@ impl Parser<'_> {
                 None => return V::Err("#REF!"),
             },
         };
+        self.cells(sheet, [r.start_row, r.end_row, r.start_col, r.end_col])
+    }
+
+    /// A named range's cells; `#REF!` when its sheet was deleted, `#NAME?`
+    /// when there is no such name.
+    fn named(&self, word: &str) -> V {
+        let Some(n) = self.book.named_range(word) else {
+            return V::Err("#NAME?");
+        };
+        match n.sheet_id.and_then(|id| self.book.sheet_index_by_id(id)) {
+            Some(sheet) => self.cells(sheet, [n.r0, n.r1, n.c0, n.c1]),
+            None => V::Err("#REF!"),
+        }
+    }
+
+    /// The values of rows `r0..r1` and columns `c0..c1` of a sheet (an
+    /// absent bound is the sheet's edge).
+    fn cells(&self, sheet: usize, [r0, r1, c0, c1]: [Option<u32>; 4]) -> V {
         let s = &self.book.sheets[sheet];
-        let r0 = r.start_row.unwrap_or(0);
-        let c0 = r.start_col.unwrap_or(0);
-        let r1 = r.end_row.unwrap_or(s.rows).min(s.rows);
-        let c1 = r.end_col.unwrap_or(s.cols).min(s.cols);
+        let r0 = r0.unwrap_or(0);
+        let c0 = c0.unwrap_or(0);
+        let r1 = r1.unwrap_or(s.rows).min(s.rows);
+        let c1 = c1.unwrap_or(s.cols).min(s.cols);
         let mut out = Vec::new();
         for row in r0..r1 {
             for col in c0..c1 {

@@ -610,6 +610,46 @@ pub struct Spreadsheet {
     #[serde(default)]
     pub readers: Vec<String>,
     pub sheets: Vec<Sheet>,
+    /// Named ranges (`addNamedRange`), bound to a sheet by its id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named_ranges: Vec<NamedRange>,
+}
+
+/// A named range: a name for a range of one sheet, bound to the sheet's id
+/// (a rename does not change it; when the sheet is deleted it reads as
+/// `#REF!`, as at Google).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NamedRange {
+    pub id: String,
+    pub name: String,
+    /// `None` once the sheet is deleted.
+    pub sheet_id: Option<i64>,
+    /// Bounds; `None` is the sheet's edge.
+    pub r0: Option<u32>,
+    pub r1: Option<u32>,
+    pub c0: Option<u32>,
+    pub c1: Option<u32>,
+}
+
+impl NamedRange {
+    /// The API's `NamedRange` object.
+    pub fn to_json(&self) -> Value {
+        let mut range = json!({});
+        if let Some(id) = self.sheet_id {
+            range["sheetId"] = json!(id);
+        }
+        for (k, v) in [
+            ("startRowIndex", self.r0),
+            ("endRowIndex", self.r1),
+            ("startColumnIndex", self.c0),
+            ("endColumnIndex", self.c1),
+        ] {
+            if let Some(v) = v {
+                range[k] = json!(v);
+            }
+        }
+        json!({"namedRangeId": self.id, "name": self.name, "range": range})
+    }
 }
 
 fn default_locale() -> String {
@@ -639,7 +679,15 @@ impl Spreadsheet {
             writers: Vec::new(),
             readers: Vec::new(),
             sheets,
+            named_ranges: Vec::new(),
         }
+    }
+
+    /// The named range called `name` (case-insensitively, as Sheets).
+    pub fn named_range(&self, name: &str) -> Option<&NamedRange> {
+        self.named_ranges
+            .iter()
+            .find(|n| n.name.eq_ignore_ascii_case(name))
     }
 
     pub fn access(&self, account: &str) -> Access {

@@ -52,8 +52,22 @@ impl Emu {
     }
 
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(method, path, None, body)
+    }
+
+    /// A request to the emulator (with a bearer token for the Sheets API).
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.http.request(m, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")
@@ -152,21 +166,11 @@ impl Emu {
 
     /// A Sheets API call with `token`: status and reply.
     pub fn api(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .http
-            .request(m, format!("{}/v4/spreadsheets/{path}", self.url))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let r = req.send().unwrap();
-        let status = r.status().as_u16();
-        (
-            status,
-            serde_json::from_str(&r.text().unwrap()).unwrap_or(Value::Null),
+        self.send(
+            method,
+            &format!("/v4/spreadsheets/{path}"),
+            Some(token),
+            body,
         )
     }
 
