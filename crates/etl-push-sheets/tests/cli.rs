@@ -1029,8 +1029,19 @@ fn sheet_id(emu: &Emu, title: &str) -> Value {
 #[test]
 fn replace_keeps_the_sheet_others_build_on() {
     let emu = Emu::start(|_| {});
-    dashboard(&emu);
+    let token = dashboard(&emu);
     let id = sheet_id(&emu, "Orders");
+    // A number format set by hand on the published tab's amounts.
+    let (s, v) = emu.api(
+        &token,
+        "POST",
+        "book:batchUpdate",
+        Some(json!({"requests": [{"repeatCell": {
+            "range": {"sheetId": id, "startRowIndex": 1, "startColumnIndex": 0, "endColumnIndex": 1},
+            "cell": {"userEnteredFormat": {"numberFormat": {"type": "NUMBER", "pattern": "#,##0.0"}}},
+            "fields": "userEnteredFormat.numberFormat"}}]})),
+    );
+    assert_eq!(s, 200, "{v}");
     // Growing, shrinking, equal: the dashboard follows, never #REF!.
     for (n, sum) in [(8, 360), (3, 60), (3, 60)] {
         emu.push(
@@ -1049,6 +1060,11 @@ fn replace_keeps_the_sheet_others_build_on() {
             "the formulas are untouched"
         );
         assert_eq!(sheet_id(&emu, "Orders"), id, "the same sheet");
+        assert_eq!(
+            emu.sheet("book", "Orders")[1],
+            json!(["10.0", "1"]),
+            "its format kept"
+        );
         let titles: Vec<Value> = emu
             .sheets("book")
             .iter()
