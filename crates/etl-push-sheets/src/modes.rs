@@ -594,6 +594,19 @@ impl Ctx<'_> {
         finish_swap(api, swapped, staging_id, &staging, &t.title, sp.records).await
     }
 
+    /// The range from the start cell to the end of a `rows` x `cols` grid.
+    fn start_to_end(&self, title: &str, rows: u64, cols: u64) -> String {
+        a1::format(
+            title,
+            Grid {
+                r0: self.start.row,
+                c0: self.start.col,
+                r1: to_u32(rows),
+                c1: to_u32(cols),
+            },
+        )
+    }
+
     /// Whether sheet `t` already holds exactly what a replace would leave
     /// in it (read once; with user-entered input also its formatted text):
     /// the header, every record and nothing else from the start cell on.
@@ -609,15 +622,7 @@ impl Ctx<'_> {
         if r0 + rows > t.rows || c0 + cols.len() as u64 > t.cols {
             return Ok(false);
         }
-        let whole = a1::format(
-            &t.title,
-            Grid {
-                r0: self.start.row,
-                c0: self.start.col,
-                r1: to_u32(t.rows),
-                c1: to_u32(t.cols),
-            },
-        );
+        let whole = self.start_to_end(&t.title, t.rows, t.cols);
         let existing = api.get(&whole, "FORMULA").await?;
         let ue = self.convert.user_entered;
         let formatted = if ue {
@@ -1001,15 +1006,7 @@ impl Ctx<'_> {
                 u64::from(self.start.col) + sp.columns.names.len() as u64,
             )
             .await?;
-        let whole = a1::format(
-            &t.title,
-            Grid {
-                r0: self.start.row,
-                c0: self.start.col,
-                r1: to_u32(t.rows),
-                c1: to_u32(t.cols),
-            },
-        );
+        let whole = self.start_to_end(&t.title, t.rows, t.cols);
         let existing = if created {
             Vec::new()
         } else {

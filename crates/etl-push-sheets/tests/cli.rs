@@ -997,14 +997,8 @@ fn dashboard(emu: &Emu) -> String {
     out.succeeds();
     let token = emu.user_token("book", "analyst@example.com", true);
     let orders = sheet_id(emu, "Orders");
-    let (s, v) = emu.api(
-        &token,
-        "POST",
-        "book:batchUpdate",
-        Some(json!({"requests": [{"addNamedRange": {"namedRange": {"name": "Amounts",
-            "range": {"sheetId": orders, "startRowIndex": 1, "startColumnIndex": 0, "endColumnIndex": 1}}}}]})),
-    );
-    assert_eq!(s, 200, "{v}");
+    emu.batch(&token, json!([{"addNamedRange": {"namedRange": {"name": "Amounts",
+            "range": {"sheetId": orders, "startRowIndex": 1, "startColumnIndex": 0, "endColumnIndex": 1}}}}]));
     let (s, v) = emu.api(
         &token,
         "PUT",
@@ -1032,16 +1026,10 @@ fn replace_keeps_the_sheet_others_build_on() {
     let token = dashboard(&emu);
     let id = sheet_id(&emu, "Orders");
     // A number format set by hand on the published tab's amounts.
-    let (s, v) = emu.api(
-        &token,
-        "POST",
-        "book:batchUpdate",
-        Some(json!({"requests": [{"repeatCell": {
+    emu.batch(&token, json!([{"repeatCell": {
             "range": {"sheetId": id, "startRowIndex": 1, "startColumnIndex": 0, "endColumnIndex": 1},
             "cell": {"userEnteredFormat": {"numberFormat": {"type": "NUMBER", "pattern": "#,##0.0"}}},
-            "fields": "userEnteredFormat.numberFormat"}}]})),
-    );
-    assert_eq!(s, 200, "{v}");
+            "fields": "userEnteredFormat.numberFormat"}}]));
     // Growing, shrinking, equal: the dashboard follows, never #REF!.
     for (n, sum) in [(8, 360), (3, 60), (3, 60)] {
         emu.push(
@@ -1087,13 +1075,10 @@ fn the_old_delete_and_rename_replace_breaks_the_dashboard() {
     let emu = Emu::start(|_| {});
     let token = dashboard(&emu);
     let old = sheet_id(&emu, "Orders");
-    let (s, v) = emu.api(
+    let v = emu.batch(
         &token,
-        "POST",
-        "book:batchUpdate",
-        Some(json!({"requests": [{"addSheet": {"properties": {"title": "Orders (new)", "hidden": true}}}]})),
+        json!([{"addSheet": {"properties": {"title": "Orders (new)", "hidden": true}}}]),
     );
-    assert_eq!(s, 200, "{v}");
     let new = v["replies"][0]["addSheet"]["properties"]["sheetId"].clone();
     let (s, v) = emu.api(
         &token,
@@ -1102,16 +1087,10 @@ fn the_old_delete_and_rename_replace_breaks_the_dashboard() {
         Some(json!({"values": [["id", "amount"], [1, 10]]})),
     );
     assert_eq!(s, 200, "{v}");
-    let (s, v) = emu.api(
-        &token,
-        "POST",
-        "book:batchUpdate",
-        Some(json!({"requests": [
+    emu.batch(&token, json!([
             {"updateSheetProperties": {"properties": {"sheetId": new, "hidden": false}, "fields": "hidden"}},
             {"deleteSheet": {"sheetId": old}},
-            {"updateSheetProperties": {"properties": {"sheetId": new, "title": "Orders", "index": 0}, "fields": "title,index"}}]})),
-    );
-    assert_eq!(s, 200, "{v}");
+            {"updateSheetProperties": {"properties": {"sheetId": new, "title": "Orders", "index": 0}, "fields": "title,index"}}]));
     assert_eq!(
         emu.dump("book", "Dashboard")["values"][0],
         json!(["=SUM(#REF!)", "=COUNTA(#REF!)", "=#REF!", "=SUM(Amounts)"])
@@ -1129,13 +1108,10 @@ fn a_staging_sheet_left_by_a_killed_run_is_removed() {
     let token = dashboard(&emu);
     let id = sheet_id(&emu, "Orders");
     let left = format!("etl-push-sheets staging {id} 0192-killed-run");
-    let (s, v) = emu.api(
+    emu.batch(
         &token,
-        "POST",
-        "book:batchUpdate",
-        Some(json!({"requests": [{"addSheet": {"properties": {"title": left, "hidden": true}}}]})),
+        json!([{"addSheet": {"properties": {"title": left, "hidden": true}}}]),
     );
-    assert_eq!(s, 200, "{v}");
     let out = emu.push(
         &["--spreadsheet", "book", "--sheet", "Orders"],
         &numbered(2),
@@ -1208,18 +1184,12 @@ fn number_formats_set_by_flag_or_by_hand_are_kept() {
     let token = dashboard(&emu);
     let id = sheet_id(&emu, "Orders");
     // A format set by hand on column B (id), and a width.
-    let (s, v) = emu.api(
-        &token,
-        "POST",
-        "book:batchUpdate",
-        Some(json!({"requests": [
+    emu.batch(&token, json!([
             {"repeatCell": {"range": {"sheetId": id, "startRowIndex": 1, "startColumnIndex": 1, "endColumnIndex": 2},
                 "cell": {"userEnteredFormat": {"numberFormat": {"type": "NUMBER", "pattern": "000"}, "textFormat": {"bold": true}}},
                 "fields": "userEnteredFormat(numberFormat,textFormat)"}},
             {"updateDimensionProperties": {"range": {"sheetId": id, "dimension": "COLUMNS", "startIndex": 0, "endIndex": 1},
-                "properties": {"pixelSize": 180}, "fields": "pixelSize"}}]})),
-    );
-    assert_eq!(s, 200, "{v}");
+                "properties": {"pixelSize": 180}, "fields": "pixelSize"}}]));
     let out = emu.push(
         &[
             "--spreadsheet",

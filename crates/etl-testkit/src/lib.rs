@@ -304,6 +304,25 @@ macro_rules! eqnice {
     }};
 }
 
+/// A crate's own wrapper of a harness type (`Scratch`, `Out`) that derefs
+/// to it, so the crate's tests add their helpers to it:
+/// `etl_testkit::wrapper!(/** docs */ Scratch(etl_testkit::Scratch));`.
+#[macro_export]
+macro_rules! wrapper {
+    ($(#[$m:meta])* $name:ident($inner:ty)) => {
+        $(#[$m])*
+        #[derive(Debug)]
+        pub struct $name(pub $inner);
+
+        impl ::std::ops::Deref for $name {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.0
+            }
+        }
+    };
+}
+
 /// A scratch directory, removed when dropped.
 #[derive(Debug)]
 pub struct Scratch {

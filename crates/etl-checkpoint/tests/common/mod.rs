@@ -11,20 +11,14 @@ pub use etl_testkit::Out;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-checkpoint");
 
-/// A scratch directory holding a state file.
-#[derive(Debug)]
-pub struct Scratch {
-    pub dir: tempfile::TempDir,
-}
+etl_testkit::wrapper!(
+    /// A scratch directory holding a state file (the shared one).
+    Scratch(etl_testkit::Scratch)
+);
 
 impl Scratch {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        Self(etl_testkit::Scratch::new())
     }
     pub fn state(&self) -> PathBuf {
         self.path("state.json")

@@ -16,18 +16,14 @@ pub use etl_testkit::Out;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-merge");
 
-pub struct Scratch {
-    pub dir: tempfile::TempDir,
-}
+etl_testkit::wrapper!(
+    /// A scratch directory holding the database (the shared one).
+    Scratch(etl_testkit::Scratch)
+);
 
 impl Scratch {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        Self(etl_testkit::Scratch::new())
     }
     pub fn db(&self) -> PathBuf {
         self.path("w.duckdb")

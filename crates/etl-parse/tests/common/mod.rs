@@ -2,7 +2,6 @@
 // Test helpers panic on purpose, and not every test file uses every helper.
 #![allow(dead_code, clippy::missing_panics_doc, missing_debug_implementations)]
 
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use etl_core::Value;
@@ -15,16 +14,10 @@ pub fn corpora() -> PathBuf {
     etl_testkit::corpora("")
 }
 
-/// A run of etl-parse: the shared harness's [`Ran`] (code, stdout,
-/// stderr, `.succeeds()`, `.fails_with()`), read as etl-parse's records.
-pub struct Out(pub Ran);
-
-impl Deref for Out {
-    type Target = Ran;
-    fn deref(&self) -> &Ran {
-        &self.0
-    }
-}
+etl_testkit::wrapper!(
+    /// A run of etl-parse: the shared harness's [`Ran`] (code, stdout, stderr, `.succeeds()`, `.fails_with()`), read as etl-parse's records.
+    Out(Ran)
+);
 
 impl Out {
     /// stdout as records (each line must be a JSON object).

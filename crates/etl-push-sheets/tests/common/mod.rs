@@ -174,6 +174,16 @@ impl Emu {
         )
     }
 
+    /// A `batchUpdate` of spreadsheet "book" with `token`, which must
+    /// succeed; its reply.
+    pub fn batch(&self, token: &str, requests: Value) -> Value {
+        let mut body = serde_json::Map::new();
+        body.insert("requests".into(), requests);
+        let (s, v) = self.api(token, "POST", "book:batchUpdate", Some(Value::Object(body)));
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
     /// Clears the request log (to look at one run only).
     pub fn forget(&self) {
         std::fs::write(self.path("requests.ndjson"), "").unwrap();

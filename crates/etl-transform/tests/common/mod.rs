@@ -4,33 +4,19 @@
 // every test file uses every helper.
 #![allow(dead_code, clippy::missing_panics_doc, clippy::new_without_default)]
 
-use std::ops::Deref;
-
 use etl_testkit::{Cmd, Out as Ran};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_etl-transform");
 
-/// A scratch working directory (the shared one).
-#[derive(Debug)]
-pub struct Scratch(pub etl_testkit::Scratch);
+etl_testkit::wrapper!(
+    /// A scratch working directory (the shared one).
+    Scratch(etl_testkit::Scratch)
+);
 
-impl Deref for Scratch {
-    type Target = etl_testkit::Scratch;
-    fn deref(&self) -> &etl_testkit::Scratch {
-        &self.0
-    }
-}
-
-/// A run: the shared harness's [`Ran`], with the summary as etl-core reads it.
-#[derive(Debug)]
-pub struct Out(pub Ran);
-
-impl Deref for Out {
-    type Target = Ran;
-    fn deref(&self) -> &Ran {
-        &self.0
-    }
-}
+etl_testkit::wrapper!(
+    /// A run: the shared harness's [`Ran`], with the summary as etl-core reads it.
+    Out(Ran)
+);
 
 impl Out {
     /// The `summary` log event, as an etl-core value.
