@@ -44,9 +44,10 @@ staging sheet. The sheet keeps its id (#gid= links), place, grid size, formattin
 every reference to it from formulas, charts, pivots and named ranges elsewhere. The \
 staging copy counts against the 10,000,000-cell limit (exit 65 before writing when it \
 does not fit); a failed run removes its staging sheet and one left by a killed run is \
-removed by the next replace. An input the sheet already holds makes no write request \
-(one read; a daily job whose data did not change spends no write quota and leaves the \
-sheet's revision alone). A missing sheet is created. With --in-place \
+removed by the next replace. An input the sheet already holds makes no write request: \
+the sheet is read a window of rows at a time (about 500,000 cells each; the first \
+difference ends the reading), so a daily job whose data did not change spends no write \
+quota and leaves the sheet's revision alone. A missing sheet is created. With --in-place \
 the rows overwrite the sheet and the cells beyond them are cleared instead: the sheet id \
 and formatting stay, but it is NOT atomic (a reader may see a mix of old and new rows, \
 and a failure half-way leaves one). An empty input is refused (it would empty the sheet) \

@@ -175,6 +175,79 @@ struct Ctx<'a> {
     formats_set: std::cell::Cell<bool>,
 }
 
+/// The rows of a sheet from the start cell, read a window at a time (see
+/// `Ctx::holds_already`).
+#[derive(Default)]
+struct Window {
+    /// Rows per read.
+    per: u64,
+    /// The first row (from the start cell) of the window read.
+    from: u64,
+    /// Its rows (trailing empty rows and cells left out by the API) and,
+    /// with user-entered input, their formatted text.
+    values: Vec<Vec<J>>,
+    formatted: Vec<Vec<J>>,
+    /// Whether a window was read.
+    loaded: bool,
+}
+
+impl Window {
+    /// The row to look at after blank row `i`: the next one, or the next
+    /// window's first when the API returned no row past `i` in this one.
+    fn next_after(&self, i: u64) -> u64 {
+        if i - self.from >= self.values.len() as u64 {
+            self.from + self.per
+        } else {
+            i + 1
+        }
+    }
+
+    /// Whether row `i` (from the start cell) holds exactly `want`, and
+    /// nothing after it.
+    async fn row_is(
+        &mut self,
+        ctx: &Ctx<'_>,
+        api: &mut Api,
+        t: &SheetInfo,
+        i: u64,
+        want: &[CellHash],
+    ) -> Result<bool> {
+        if !self.loaded || i >= self.from + self.per {
+            let r0 = u64::from(ctx.start.row);
+            self.from = i;
+            let end = (r0 + i + self.per).min(t.rows);
+            let range = a1::format(
+                &t.title,
+                Grid {
+                    r0: to_u32(r0 + i),
+                    c0: ctx.start.col,
+                    r1: to_u32(end),
+                    c1: to_u32(t.cols),
+                },
+            );
+            self.values = api.get(&range, "FORMULA").await?;
+            self.formatted = if ctx.convert.user_entered {
+                api.get(&range, "FORMATTED_VALUE").await?
+            } else {
+                Vec::new()
+            };
+            self.loaded = true;
+        }
+        let k = usize::try_from(i - self.from).unwrap_or(usize::MAX);
+        let have = self.values.get(k).map_or(&[][..], Vec::as_slice);
+        let fmt = self.formatted.get(k);
+        let blank = CellHash::of(None, None);
+        for (c, mine) in want.iter().enumerate() {
+            if !CellHash::of(have.get(c), fmt.and_then(|r| r.get(c))).matches(mine) {
+                return Ok(false);
+            }
+        }
+        Ok(have
+            .get(want.len()..)
+            .is_none_or(|rest| rest.iter().all(|v| CellHash::of(Some(v), None) == blank)))
+    }
+}
+
 /// Rows collected up to the request size limit.
 struct Chunk {
     rows: Vec<Vec<J>>,
@@ -608,8 +681,10 @@ impl Ctx<'_> {
     }
 
     /// Whether sheet `t` already holds exactly what a replace would leave
-    /// in it (read once; with user-entered input also its formatted text):
-    /// the header, every record and nothing else from the start cell on.
+    /// in it: the header, every record and nothing else from the start cell
+    /// on. The sheet is read in windows of rows of about one request's size
+    /// (memory holds one window; the first difference ends the reading),
+    /// with user-entered input also as formatted text.
     async fn holds_already(
         &self,
         api: &mut Api,
@@ -622,49 +697,27 @@ impl Ctx<'_> {
         if r0 + rows > t.rows || c0 + cols.len() as u64 > t.cols {
             return Ok(false);
         }
-        let whole = self.start_to_end(&t.title, t.rows, t.cols);
-        let existing = api.get(&whole, "FORMULA").await?;
+        let mut window = Window {
+            // About a quarter of a write request's bytes in cells (500,000
+            // with the default 2 MB): a window's values take ~20 MB at most,
+            // and a 100,000-row table is read in a handful of requests.
+            per: (self.max_bytes / 4 / t.cols.saturating_sub(c0).max(1)).clamp(100, 1_000_000),
+            ..Window::default()
+        };
         let ue = self.convert.user_entered;
-        let formatted = if ue {
-            api.get(&whole, "FORMATTED_VALUE").await?
-        } else {
-            Vec::new()
-        };
-        // The API leaves out trailing empty rows and cells; a row of empty
-        // strings past the table would still be something to clear.
-        let blank = |row: &[J]| {
-            row.iter()
-                .all(|v| CellHash::of(Some(v), None) == CellHash::of(None, None))
-        };
-        let mut n = existing.len();
-        while n > 0 && blank(&existing[n - 1]) {
-            n -= 1;
-        }
-        if n as u64 != rows {
-            return Ok(false);
-        }
-        let same_row = |i: usize, want: &mut dyn Iterator<Item = CellHash>| {
-            let have = &existing[i];
-            let fmt = formatted.get(i);
-            let mut width = 0;
-            for (c, mine) in want.enumerate() {
-                width = c + 1;
-                if !CellHash::of(have.get(c), fmt.and_then(|r| r.get(c))).matches(&mine) {
-                    return false;
-                }
-            }
-            have.get(width..).is_none_or(blank)
-        };
-        let mut i = 0;
+        let mut i = 0u64;
         if !self.cli.no_header {
-            let mut header = cols.iter().map(|c| {
-                CellHash::input(
-                    &etl_core::Value::String(c.clone()),
-                    &J::String(c.clone()),
-                    false,
-                )
-            });
-            if !same_row(0, &mut header) {
+            let header: Vec<CellHash> = cols
+                .iter()
+                .map(|c| {
+                    CellHash::input(
+                        &etl_core::Value::String(c.clone()),
+                        &J::String(c.clone()),
+                        false,
+                    )
+                })
+                .collect();
+            if !window.row_is(self, api, t, 0, &header).await? {
                 return Ok(false);
             }
             i = 1;
@@ -681,17 +734,28 @@ impl Ctx<'_> {
                 return Ok(false);
             }
             let cells = self.row(&rec, cols);
-            let mut want = cols.iter().zip(&cells).map(|(c, cell)| {
-                CellHash::input(
-                    rec.get(c.as_str()).unwrap_or(&etl_core::Value::Null),
-                    cell,
-                    ue,
-                )
-            });
-            if !same_row(i, &mut want) {
+            let want: Vec<CellHash> = cols
+                .iter()
+                .zip(&cells)
+                .map(|(c, cell)| {
+                    CellHash::input(
+                        rec.get(c.as_str()).unwrap_or(&etl_core::Value::Null),
+                        cell,
+                        ue,
+                    )
+                })
+                .collect();
+            if !window.row_is(self, api, t, i, &want).await? {
                 return Ok(false);
             }
             i += 1;
+        }
+        // Nothing below the table (a row of empty strings is something to clear).
+        while r0 + i < t.rows {
+            if !window.row_is(self, api, t, i, &[]).await? {
+                return Ok(false);
+            }
+            i = window.next_after(i);
         }
         Ok(true)
     }

@@ -1246,3 +1246,52 @@ fn number_formats_set_by_flag_or_by_hand_are_kept() {
     )
     .fails_with(64);
 }
+
+#[test]
+fn the_unchanged_check_reads_the_sheet_a_window_at_a_time() {
+    let emu = Emu::start(|_| {});
+    let token = dashboard(&emu);
+    let args = [
+        "--spreadsheet",
+        "book",
+        "--sheet",
+        "Orders",
+        "--max-request-bytes",
+        "1KiB",
+    ];
+    emu.push(&args, &numbered(250)).succeeds();
+    emu.forget();
+    emu.push(&args, &numbered(250)).succeeds();
+    assert_eq!(emu.writes(), Vec::<Value>::new(), "unchanged: no write");
+    let reads = emu
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["kind"] == "read" && r["path"].as_str().is_some_and(|p| p.contains("/values/"))
+        })
+        .count();
+    assert!(reads >= 3, "251 rows in windows of 100: {reads} reads");
+    // A difference in the last window, or far below the table, is seen.
+    let mut changed: Vec<Value> = (1..=250)
+        .map(|i| json!({"id": i, "amount": i * 10}))
+        .collect();
+    changed[249]["amount"] = json!(1);
+    emu.forget();
+    emu.push(&args, &ndjson(&changed)).succeeds();
+    assert!(!emu.writes().is_empty(), "the last row changed");
+    emu.batch(&token, json!([{"appendDimension": {"sheetId": sheet_id(&emu, "Orders"), "dimension": "ROWS", "length": 700}}]));
+    let (s, v) = emu.api(
+        &token,
+        "PUT",
+        "book/values/Orders!C900?valueInputOption=RAW",
+        Some(json!({"values": [["stray"]]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    emu.forget();
+    emu.push(&args, &ndjson(&changed)).succeeds();
+    assert!(
+        !emu.writes().is_empty(),
+        "a value far below the table is cleared"
+    );
+    assert_eq!(emu.sheet("book", "Orders").as_array().unwrap().len(), 251);
+}
