@@ -330,6 +330,59 @@ mod tests {
     }
 
     #[test]
+    fn odd_patterns_and_values_never_panic() {
+        let patterns = [
+            "",
+            ";",
+            ";;;",
+            "0.0.0",
+            "\"unterminated",
+            "\\",
+            "_",
+            "*",
+            "%%",
+            "#,##0.00\"",
+            "yyyy",
+            "\"",
+            "am/pm",
+            "a",
+            "hh:mm:ss.000",
+            "mmmmmm",
+            "0000000000000000000000.0000000000",
+            "General",
+            "[Red]0.00",
+            "ÿ0é",
+        ];
+        let values = [
+            0.0,
+            -0.0,
+            1e300,
+            -1e300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            3e6,
+            -7e5,
+            0.5,
+        ];
+        for p in patterns {
+            for ty in [
+                "NUMBER",
+                "DATE",
+                "TIME",
+                "DATE_TIME",
+                "PERCENT",
+                "CURRENCY",
+                "TEXT",
+                "X",
+            ] {
+                for v in values {
+                    let _ = number(v, &json!({"type": ty, "pattern": p}));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn masks_set_and_remove_parts() {
         let mut f = None;
         let bold = json!({"textFormat": {"bold": true}, "numberFormat": {"type": "NUMBER", "pattern": "0.00"}});

@@ -714,6 +714,34 @@ mod tests {
     }
 
     #[test]
+    fn retargeting_odd_formulas_never_panics() {
+        for f in [
+            "=\"unterminated",
+            "='unterminated",
+            "=Orders!",
+            "=Orders",
+            "='Ör''dérs'!A1",
+            "=ÖrdersÖ!A1",
+            "=#REF!",
+            "=''!A1",
+            "=Orders!!A1",
+            "='Orders'!",
+            "=SUM(Orders!A:A",
+            "=\u{1F600}Orders!A1",
+        ] {
+            for to in [None, Some("New"), Some("Ör dérs"), Some("")] {
+                let _ = retarget(f, "Orders", to);
+                let _ = retarget(f, "Ör'dérs", to);
+            }
+            let _ = ev(f);
+        }
+        assert_eq!(
+            retarget("='Ör''dérs'!A1", "Ör'dérs", Some("B")).as_deref(),
+            Some("=B!A1")
+        );
+    }
+
+    #[test]
     fn errors() {
         assert_eq!(ev("=1/0"), Computed::Error("#DIV/0!".into()));
         assert_eq!(ev("=NOSUCH(1)"), Computed::Error("#NAME?".into()));
