@@ -55,7 +55,8 @@ unless --allow-empty.
   append   rows go after the last row of the table at --start-cell. The header is written \
 when the sheet is empty; otherwise record keys are matched to the existing header by name \
 (a key it lacks: --on-new-column, default fail, exit 65 listing the differences).
-  upsert   --key COL[,COL]: reads the sheet once, updates only the cells that changed in \
+  upsert   --key COL[,COL]: reads the sheet (a window of rows at a time: memory holds the key index and one window), \
+updates only the cells that changed in \
 rows whose key exists, appends rows with new keys. A field a record lacks leaves its cell \
 alone; null clears it. The last record for a key wins. --delete-missing also deletes rows \
 whose key is absent from the input: only for a full input, never an incremental one. An \

@@ -192,7 +192,56 @@ struct Window {
 }
 
 impl Window {
-    /// The row to look at after blank row `i`: the next one, or the next
+    /// Windows of about a quarter of a write request's bytes in cells
+    /// (500,000 with the default 2 MB): a window's values take ~20 MB at
+    /// most, and a 100,000-row table is read in a handful of requests.
+    fn new(ctx: &Ctx<'_>, t: &SheetInfo) -> Self {
+        let width = t.cols.saturating_sub(u64::from(ctx.start.col)).max(1);
+        Window {
+            per: (ctx.max_bytes / 4 / width).clamp(100, 1_000_000),
+            ..Window::default()
+        }
+    }
+
+    /// Reads the window that holds row `i` (from the start cell) unless
+    /// it is the one read.
+    async fn load(&mut self, ctx: &Ctx<'_>, api: &mut Api, t: &SheetInfo, i: u64) -> Result<()> {
+        if self.loaded && i >= self.from && i < self.from + self.per {
+            return Ok(());
+        }
+        let r0 = u64::from(ctx.start.row);
+        self.from = i;
+        let end = (r0 + i + self.per).min(t.rows);
+        let range = a1::format(
+            &t.title,
+            Grid {
+                r0: to_u32(r0 + i),
+                c0: ctx.start.col,
+                r1: to_u32(end),
+                c1: to_u32(t.cols),
+            },
+        );
+        self.values = api.get(&range, "FORMULA").await?;
+        self.formatted = if ctx.convert.user_entered {
+            api.get(&range, "FORMATTED_VALUE").await?
+        } else {
+            Vec::new()
+        };
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Row `i` of the window read (empty past the rows the API returned)
+    /// and its formatted text.
+    fn get(&self, i: u64) -> (&[J], Option<&Vec<J>>) {
+        let k = usize::try_from(i - self.from).unwrap_or(usize::MAX);
+        (
+            self.values.get(k).map_or(&[][..], Vec::as_slice),
+            self.formatted.get(k),
+        )
+    }
+
+    /// The row to look at after row `i`: the next one, or the next
     /// window's first when the API returned no row past `i` in this one.
     fn next_after(&self, i: u64) -> u64 {
         if i - self.from >= self.values.len() as u64 {
@@ -212,30 +261,8 @@ impl Window {
         i: u64,
         want: &[CellHash],
     ) -> Result<bool> {
-        if !self.loaded || i >= self.from + self.per {
-            let r0 = u64::from(ctx.start.row);
-            self.from = i;
-            let end = (r0 + i + self.per).min(t.rows);
-            let range = a1::format(
-                &t.title,
-                Grid {
-                    r0: to_u32(r0 + i),
-                    c0: ctx.start.col,
-                    r1: to_u32(end),
-                    c1: to_u32(t.cols),
-                },
-            );
-            self.values = api.get(&range, "FORMULA").await?;
-            self.formatted = if ctx.convert.user_entered {
-                api.get(&range, "FORMATTED_VALUE").await?
-            } else {
-                Vec::new()
-            };
-            self.loaded = true;
-        }
-        let k = usize::try_from(i - self.from).unwrap_or(usize::MAX);
-        let have = self.values.get(k).map_or(&[][..], Vec::as_slice);
-        let fmt = self.formatted.get(k);
+        self.load(ctx, api, t, i).await?;
+        let (have, fmt) = self.get(i);
         let blank = CellHash::of(None, None);
         for (c, mine) in want.iter().enumerate() {
             if !CellHash::of(have.get(c), fmt.and_then(|r| r.get(c))).matches(mine) {
@@ -667,19 +694,6 @@ impl Ctx<'_> {
         finish_swap(api, swapped, staging_id, &staging, &t.title, sp.records).await
     }
 
-    /// The range from the start cell to the end of a `rows` x `cols` grid.
-    fn start_to_end(&self, title: &str, rows: u64, cols: u64) -> String {
-        a1::format(
-            title,
-            Grid {
-                r0: self.start.row,
-                c0: self.start.col,
-                r1: to_u32(rows),
-                c1: to_u32(cols),
-            },
-        )
-    }
-
     /// Whether sheet `t` already holds exactly what a replace would leave
     /// in it: the header, every record and nothing else from the start cell
     /// on. The sheet is read in windows of rows of about one request's size
@@ -697,13 +711,7 @@ impl Ctx<'_> {
         if r0 + rows > t.rows || c0 + cols.len() as u64 > t.cols {
             return Ok(false);
         }
-        let mut window = Window {
-            // About a quarter of a write request's bytes in cells (500,000
-            // with the default 2 MB): a window's values take ~20 MB at most,
-            // and a 100,000-row table is read in a handful of requests.
-            per: (self.max_bytes / 4 / t.cols.saturating_sub(c0).max(1)).clamp(100, 1_000_000),
-            ..Window::default()
-        };
+        let mut window = Window::new(self, t);
         let ue = self.convert.user_entered;
         let mut i = 0u64;
         if !self.cli.no_header {
@@ -1070,19 +1078,17 @@ impl Ctx<'_> {
                 u64::from(self.start.col) + sp.columns.names.len() as u64,
             )
             .await?;
-        let whole = self.start_to_end(&t.title, t.rows, t.cols);
-        let existing = if created {
+        // The sheet is read a window of rows at a time: memory holds the
+        // key index (keys and cell hashes) and one window, not the sheet.
+        let mut window = Window::new(self, &t);
+        let rows_below = t.rows.saturating_sub(u64::from(self.start.row));
+        let header: Vec<String> = if created || rows_below == 0 {
             Vec::new()
         } else {
-            api.get(&whole, "FORMULA").await?
-        };
-        let formatted = if created || !self.convert.user_entered {
-            Vec::new()
-        } else {
-            api.get(&whole, "FORMATTED_VALUE").await?
-        };
-        let header: Vec<String> = existing.first().map_or_else(Vec::new, |r| {
-            let mut h: Vec<String> = r
+            window.load(self, api, &t, 0).await?;
+            let mut h: Vec<String> = window
+                .get(0)
+                .0
                 .iter()
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                 .collect();
@@ -1090,7 +1096,7 @@ impl Ctx<'_> {
                 h.pop();
             }
             h
-        });
+        };
         let (cols, write_header, extend_header) = if header.is_empty() {
             (self.input_columns(sp)?, true, false)
         } else {
@@ -1113,21 +1119,22 @@ impl Ctx<'_> {
         // The key index of the sheet: key -> (row offset, cell hashes).
         let mut index: HashMap<Vec<String>, (u64, Vec<CellHash>)> = HashMap::new();
         let mut sheet_dups = 0u64;
-        for (i, row) in existing.iter().enumerate().skip(1) {
+        let mut i = 1u64;
+        while !created && i < rows_below {
+            window.load(self, api, &t, i).await?;
+            let (row, fmt_row) = window.get(i);
             let key: Vec<String> = key_pos.iter().map(|&p| key_of_cell(row.get(p))).collect();
-            if key.iter().all(String::is_empty) {
-                continue;
+            if !key.iter().all(String::is_empty) {
+                let hashes = (0..cols.len())
+                    .map(|c| CellHash::of(row.get(c), fmt_row.and_then(|r| r.get(c))))
+                    .collect();
+                if index.insert(key, (i, hashes)).is_some() {
+                    sheet_dups += 1;
+                }
             }
-            let fmt_row = formatted.get(i);
-            let hashes = (0..cols.len())
-                .map(|c| CellHash::of(row.get(c), fmt_row.and_then(|r| r.get(c))))
-                .collect();
-            if index.insert(key, (i as u64, hashes)).is_some() {
-                sheet_dups += 1;
-            }
+            i = window.next_after(i);
         }
-        drop(existing);
-        drop(formatted);
+        drop(window);
         if sheet_dups > 0 {
             run.set_count("sheet_duplicate_keys", sheet_dups);
         }

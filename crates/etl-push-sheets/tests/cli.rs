@@ -1295,3 +1295,40 @@ fn the_unchanged_check_reads_the_sheet_a_window_at_a_time() {
     );
     assert_eq!(emu.sheet("book", "Orders").as_array().unwrap().len(), 251);
 }
+
+#[test]
+fn upsert_reads_the_sheet_a_window_at_a_time() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let small = ["--max-request-bytes", "1KiB"];
+    let upsert = [
+        "--spreadsheet",
+        "book",
+        "--mode",
+        "upsert",
+        "--key",
+        "id",
+        "--max-request-bytes",
+        "1KiB",
+    ];
+    emu.push(
+        &[&["--spreadsheet", "book"][..], &small[..]].concat(),
+        &numbered(250),
+    )
+    .succeeds();
+    emu.forget();
+    emu.push(&upsert, &numbered(250)).succeeds();
+    assert_eq!(emu.writes(), Vec::<Value>::new(), "unchanged: no write");
+    // Row 250 (in the third window) changes; 251 is new.
+    let mut next: Vec<Value> = (1..=251)
+        .map(|i| json!({"id": i, "amount": i * 10}))
+        .collect();
+    next[249]["amount"] = json!(7);
+    let out = emu.push(&upsert, &ndjson(&next));
+    out.succeeds();
+    assert_eq!(out.summary()["updated_rows"], 1, "{}", out.stderr);
+    let sheet = emu.sheet("book", "Sheet1");
+    assert_eq!(sheet[250], json!(["7", "250"]));
+    assert_eq!(sheet[251], json!(["2510", "251"]));
+    assert_eq!(sheet.as_array().unwrap().len(), 252);
+}
