@@ -90,6 +90,12 @@ Examples:
   etl-merge --db w.duckdb --table orders --key order_id --emit table < new.ndjson \\
     | etl-push-sheets --spreadsheet \"$SHEET_ID\" --sheet Orders
 
+  # The same, with amounts and days shown in those formats (the sheet, its formats and the
+  # formulas that read it are kept)
+  etl-merge --db w.duckdb --table orders --key order_id --emit table < new.ndjson \\
+    | etl-push-sheets --spreadsheet \"$SHEET_ID\" --sheet Orders \\
+        --number-format 'amount=#,##0.00' --number-format 'day=yyyy-mm-dd'
+
   # Add this run's rows under the existing ones
   etl-parse day.csv | etl-push-sheets --spreadsheet \"$SHEET_URL\" --sheet Log --mode append
 

@@ -319,6 +319,18 @@ fn cells_of(sheets: &[SheetInfo]) -> u64 {
     sheets.iter().map(|s| s.rows * s.cols).sum()
 }
 
+/// The requests that delete the staging sheets left by killed runs, each
+/// one logged.
+fn remove_stale(stale: &[&SheetInfo]) -> Vec<J> {
+    stale
+        .iter()
+        .map(|s| {
+            events::stale_staging(&s.title);
+            json!({"deleteSheet": {"sheetId": s.id}})
+        })
+        .collect()
+}
+
 /// The end of a replace: after a failed swap the temporary sheet `tmp` (id
 /// `tmp_id`) is removed and the error returned; else the replace is logged.
 async fn finish_swap(
@@ -619,26 +631,13 @@ impl Ctx<'_> {
         if self.holds_already(api, t, cols, sp).await? {
             // Nothing to write (a stale staging sheet is still removed).
             if !stale.is_empty() && !api.dry_run {
-                for s in &stale {
-                    events::stale_staging(&s.title);
-                }
-                let reqs = stale
-                    .iter()
-                    .map(|s| json!({"deleteSheet": {"sheetId": s.id}}))
-                    .collect();
-                api.batch_update(reqs).await?;
+                api.batch_update(remove_stale(&stale)).await?;
             }
             events::unchanged(&t.title, sp.records);
             return Ok(sp.records);
         }
         let staging = format!("{prefix}{run_id}");
-        let mut reqs: Vec<J> = stale
-            .iter()
-            .map(|s| json!({"deleteSheet": {"sheetId": s.id}}))
-            .collect();
-        for s in &stale {
-            events::stale_staging(&s.title);
-        }
+        let mut reqs = remove_stale(&stale);
         reqs.push(json!({"addSheet": {"properties": {
             "title": staging, "hidden": true,
             "gridProperties": {"rowCount": grid_rows, "columnCount": grid_cols}}}}));
@@ -730,6 +729,7 @@ impl Ctx<'_> {
             }
             i = 1;
         }
+        let mut want: Vec<CellHash> = Vec::with_capacity(cols.len());
         let mut records = sp.records()?;
         while let Some((_, rec)) = records.next().transpose()? {
             // A formula's text cannot tell it from a text cell that reads
@@ -742,17 +742,14 @@ impl Ctx<'_> {
                 return Ok(false);
             }
             let cells = self.row(&rec, cols);
-            let want: Vec<CellHash> = cols
-                .iter()
-                .zip(&cells)
-                .map(|(c, cell)| {
-                    CellHash::input(
-                        rec.get(c.as_str()).unwrap_or(&etl_core::Value::Null),
-                        cell,
-                        ue,
-                    )
-                })
-                .collect();
+            want.clear();
+            want.extend(cols.iter().zip(&cells).map(|(c, cell)| {
+                CellHash::input(
+                    rec.get(c.as_str()).unwrap_or(&etl_core::Value::Null),
+                    cell,
+                    ue,
+                )
+            }));
             if !window.row_is(self, api, t, i, &want).await? {
                 return Ok(false);
             }

@@ -1013,6 +1013,14 @@ fn dashboard(emu: &Emu) -> String {
     token
 }
 
+/// The titles of spreadsheet "book"'s sheets, in order.
+fn titles(emu: &Emu) -> Vec<Value> {
+    emu.sheets("book")
+        .iter()
+        .map(|p| p["title"].clone())
+        .collect()
+}
+
 fn sheet_id(emu: &Emu, title: &str) -> Value {
     emu.sheets("book")
         .into_iter()
@@ -1053,11 +1061,7 @@ fn replace_keeps_the_sheet_others_build_on() {
             json!(["10.0", "1"]),
             "its format kept"
         );
-        let titles: Vec<Value> = emu
-            .sheets("book")
-            .iter()
-            .map(|p| p["title"].clone())
-            .collect();
+        let titles = titles(&emu);
         assert_eq!(
             titles,
             [json!("Orders"), json!("Dashboard")],
@@ -1118,11 +1122,7 @@ fn a_staging_sheet_left_by_a_killed_run_is_removed() {
     );
     out.succeeds();
     assert!(out.log_with("left by an earlier run"), "{}", out.stderr);
-    let titles: Vec<Value> = emu
-        .sheets("book")
-        .iter()
-        .map(|p| p["title"].clone())
-        .collect();
+    let titles = titles(&emu);
     assert_eq!(titles, [json!("Orders"), json!("Dashboard")]);
     assert_eq!(
         emu.sheet("book", "Dashboard")[0],

@@ -138,7 +138,7 @@ pub fn render(book: &Spreadsheet, ranges: &[String], grid: bool) -> Result<Value
         }
         sheets.push(sheet);
     }
-    Ok(json!({
+    let mut out = json!({
         "spreadsheetId": book.id,
         "properties": {
             "title": book.title,
@@ -147,16 +147,17 @@ pub fn render(book: &Spreadsheet, ranges: &[String], grid: bool) -> Result<Value
             "timeZone": book.time_zone,
         },
         "sheets": sheets,
-        "namedRanges": book.named_ranges.iter().map(crate::model::NamedRange::to_json).collect::<Vec<_>>(),
         "spreadsheetUrl": format!("https://docs.google.com/spreadsheets/d/{}/edit", book.id),
-    }))
-    .map(|mut v: Value| {
-        // Omitted when empty, as proto3 JSON does.
-        if v["namedRanges"].as_array().is_some_and(Vec::is_empty) {
-            v.as_object_mut().map(|o| o.remove("namedRanges"));
-        }
-        v
-    })
+    });
+    // Omitted when empty, as proto3 JSON does.
+    if !book.named_ranges.is_empty() {
+        out["namedRanges"] = book
+            .named_ranges
+            .iter()
+            .map(crate::model::NamedRange::to_json)
+            .collect();
+    }
+    Ok(out)
 }
 
 fn extended_value(c: &Cell) -> Value {
@@ -193,9 +194,7 @@ fn grid_data(book: &Spreadsheet, si: usize, g: Grid) -> Value {
             let mut v = json!({
                 "userEnteredValue": extended_value(cell),
                 "effectiveValue": effective,
-                "formattedValue": book
-                    .render(si, r, c, crate::model::Render::Formatted)
-                    .unwrap_or_else(|| json!(computed.formatted())),
+                "formattedValue": book.formatted(si, r, c, &computed),
             });
             if let Some(f) = format {
                 v["userEnteredFormat"] = f;

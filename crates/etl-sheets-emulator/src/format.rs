@@ -62,11 +62,13 @@ pub fn apply(target: &mut Option<Map<String, Value>>, given: Option<&Value>, mas
 pub fn number(n: f64, nf: &Value) -> Option<String> {
     let ty = nf.get("type").and_then(Value::as_str).unwrap_or("NUMBER");
     let pattern = nf.get("pattern").and_then(Value::as_str).unwrap_or("");
+    if ty == "TEXT" || (ty == "SCIENTIFIC" && pattern.is_empty()) {
+        return None;
+    }
     let pattern = if pattern.is_empty() {
         match ty {
             "PERCENT" => "0.00%",
             "CURRENCY" => "$#,##0.00",
-            "SCIENTIFIC" | "TEXT" => return None,
             "DATE" => "yyyy-mm-dd",
             "TIME" => "hh:mm:ss",
             "DATE_TIME" => "yyyy-mm-dd hh:mm:ss",
@@ -75,9 +77,6 @@ pub fn number(n: f64, nf: &Value) -> Option<String> {
     } else {
         pattern
     };
-    if ty == "TEXT" {
-        return None;
-    }
     let is_date = matches!(ty, "DATE" | "TIME" | "DATE_TIME")
         || (!pattern.contains('0')
             && !pattern.contains('#')

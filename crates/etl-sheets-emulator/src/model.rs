@@ -778,6 +778,21 @@ impl Spreadsheet {
         }
     }
 
+    /// Computed value `v` of a cell as it reads (`FORMATTED_VALUE`): in
+    /// the cell's number format when it has one that applies, else as
+    /// typed or in Sheets' automatic style.
+    pub fn formatted(&self, sheet: usize, r: u32, c: u32, v: &Computed) -> String {
+        let nf = self.sheets[sheet]
+            .format(r, c)
+            .and_then(|f| f.get("numberFormat"));
+        match (v, nf) {
+            (Computed::Num { n, .. }, Some(nf)) => {
+                crate::format::number(*n, nf).unwrap_or_else(|| v.formatted())
+            }
+            _ => v.formatted(),
+        }
+    }
+
     /// A cell rendered for a values response; `None` for an empty cell.
     pub fn render(&self, sheet: usize, r: u32, c: u32, how: Render) -> Option<Value> {
         let cell = self.sheets[sheet].cell(r, c)?;
@@ -785,17 +800,9 @@ impl Spreadsheet {
             return Some(json!(f));
         }
         let v = self.computed(sheet, r, c);
-        let nf = self.sheets[sheet]
-            .format(r, c)
-            .and_then(|f| f.get("numberFormat"));
         Some(match (how, v) {
             (_, Computed::Empty) => json!(""),
-            (Render::Formatted, Computed::Num { n, .. })
-                if nf.and_then(|nf| crate::format::number(n, nf)).is_some() =>
-            {
-                json!(nf.and_then(|nf| crate::format::number(n, nf)))
-            }
-            (Render::Formatted, v) => json!(v.formatted()),
+            (Render::Formatted, v) => json!(self.formatted(sheet, r, c, &v)),
             (_, Computed::Str(s) | Computed::Error(s)) => json!(s),
             (_, Computed::Bool(b)) => json!(b),
             (

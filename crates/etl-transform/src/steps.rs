@@ -576,14 +576,8 @@ impl Step {
         match self {
             Step::Select(names) => {
                 // The listed fields, in the list's order, and no others.
-                let mut at = 0;
-                for n in names {
-                    if let Some(i) = rec.position(n).filter(|&i| i >= at) {
-                        rec.move_to(i, at);
-                        at += 1;
-                    }
-                }
-                rec.truncate(at);
+                let n = to_front(rec, names);
+                rec.truncate(n);
             }
             Step::Drop(names) => {
                 for n in names {
@@ -604,13 +598,7 @@ impl Step {
                 }
             }
             Step::Reorder(names) => {
-                let mut at = 0;
-                for n in names {
-                    if let Some(i) = rec.position(n).filter(|&i| i >= at) {
-                        rec.move_to(i, at);
-                        at += 1;
-                    }
-                }
+                to_front(rec, names);
             }
             _ => {}
         }
@@ -780,6 +768,19 @@ pub(crate) fn is_empty(v: &Value) -> bool {
         Value::String(s) => s.trim().is_empty(),
         _ => false,
     }
+}
+
+/// Moves the fields `names` lists to the front, in the list's order (a
+/// name listed twice or absent is skipped); how many were moved.
+fn to_front(rec: &mut impl Keyed, names: &[String]) -> usize {
+    let mut at = 0;
+    for n in names {
+        if let Some(i) = rec.position(n).filter(|&i| i >= at) {
+            rec.move_to(i, at);
+            at += 1;
+        }
+    }
+    at
 }
 
 /// Renames `old` to `new` where it stands; a field already called `new`
