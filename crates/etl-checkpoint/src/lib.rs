@@ -300,22 +300,41 @@ fn commit(a: &RunArgs, run: &mut Run) -> Result<()> {
         .run_id
         .clone()
         .ok_or_else(|| Error::missing_setting("--run-id", "ETL_RUN_ID"))?;
-    let keys = a.state.store()?.update(|st| {
-        let keys = st.commit_with(&id, keep_greater);
+    let keys = commit_run(&a.state.store()?, &id)?;
+    run.set_count("keys_committed", keys.map_or(0, |k| k.len() as u64));
+    Ok(())
+}
+
+/// Promotes the pending values of `run_id` to committed, as
+/// `etl-checkpoint commit` does (a watermark never moves back), and logs
+/// what it did. The keys committed; `None` when nothing was pending.
+/// `etl-run` commits through this too.
+pub fn commit_run(store: &StateFile, run_id: &str) -> Result<Option<Vec<String>>> {
+    let keys = store.update(|st| {
+        let keys = st.commit_with(run_id, keep_greater);
         let changed = keys.is_some();
         Ok((keys, changed))
     })?;
-    match keys {
-        Some(keys) => {
-            events::committed(&id, &keys);
-            run.set_count("keys_committed", keys.len() as u64);
-        }
-        None => {
-            events::nothing_pending(&id);
-            run.set_count("keys_committed", 0_u64);
-        }
+    match &keys {
+        Some(keys) => events::committed(run_id, keys),
+        None => events::nothing_pending(run_id),
     }
-    Ok(())
+    Ok(keys)
+}
+
+/// Drops the pending values of `run_id`, as `etl-checkpoint discard` does,
+/// and logs it; true if there were any.
+pub fn discard_run(store: &StateFile, run_id: &str) -> Result<bool> {
+    let dropped = store.update(|st| {
+        let d = st.discard(run_id);
+        Ok((d, d))
+    })?;
+    if dropped {
+        events::discarded(1);
+    } else {
+        events::nothing_pending(run_id);
+    }
+    Ok(dropped)
 }
 
 /// A commit never moves a watermark back: when the committed value of a key
@@ -356,14 +375,5 @@ fn discard(a: &DiscardArgs) -> Result<()> {
         .run_id
         .clone()
         .ok_or_else(|| Error::missing_setting("--run-id (or --all)", "ETL_RUN_ID"))?;
-    let dropped = store.update(|st| {
-        let d = st.discard(&id);
-        Ok((d, d))
-    })?;
-    if dropped {
-        events::discarded(1);
-    } else {
-        events::nothing_pending(&id);
-    }
-    Ok(())
+    discard_run(&store, &id).map(|_| ())
 }

@@ -196,6 +196,20 @@ pub fn main_with<A>(
 where
     A: CommandFactory + FromArgMatches + HasCommon,
 {
+    main_status(cmd, args, |a, ctx| run(a, ctx).map(|()| 0))
+}
+
+/// The wrapper for a command whose success can end in a status of its own
+/// choosing (`etl-run` exits with its pipeline's status): `run` returns the
+/// exit status; anything but 0 ends the run's summary as failed.
+pub fn main_status<A>(
+    cmd: &'static str,
+    args: Vec<OsString>,
+    run: impl FnOnce(A, &mut Run) -> Result<i32>,
+) -> i32
+where
+    A: CommandFactory + FromArgMatches + HasCommon,
+{
     // --generate needs none of the command's required flags: it is served
     // before clap checks them.
     // A bad KIND is left to clap, which names the kinds there are (64).
@@ -235,7 +249,7 @@ where
     // A closed stdout is success; "nothing found" (exit 1, like grep) is
     // not a failure of the run, so it is not logged as an error.
     let (ok, code) = match &outcome {
-        Ok(()) => (true, 0),
+        Ok(code) => (*code == 0, *code),
         Err(e) if e.is_broken_pipe() => (true, 0),
         Err(e) if e.exit_code() == Exit::NotFound => (true, Exit::NotFound.code()),
         Err(e) => {

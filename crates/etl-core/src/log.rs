@@ -160,20 +160,40 @@ fn format_line(
             out.extend_from_slice(b"}\n");
             String::from_utf8(out).unwrap_or_default()
         }
-        LogFormat::Text => {
-            // Short human lines: a field whose value the message already
-            // shows is left out (JSON lines keep every field).
-            let mut s = format!("{}: {}: {msg}", l.cmd, level_name(level));
-            for (k, v) in fields {
-                let text = v.to_raw_text();
-                if !msg.contains(text.as_str()) {
-                    let _ = write!(s, " {k}={text}");
-                }
-            }
-            s.push('\n');
-            s
+        LogFormat::Text => text_line(l.cmd, level_name(level), msg, fields),
+    }
+}
+
+/// A short human line: a field whose value the message already shows is
+/// left out (JSON lines keep every field).
+fn text_line(cmd: &str, level: &str, msg: &str, fields: &[(&str, Value)]) -> String {
+    let mut s = format!("{cmd}: {level}: {msg}");
+    for (k, v) in fields {
+        let text = v.to_raw_text();
+        if !msg.contains(text.as_str()) {
+            let _ = write!(s, " {k}={text}");
         }
     }
+    s.push('\n');
+    s
+}
+
+/// The text form of one JSON log line another command wrote (what it would
+/// have written on a terminal), for a command that runs others and shows
+/// their logs (`etl-run`). `None` when `line` is not an etlkit JSON log line.
+pub fn json_line_as_text(line: &str) -> Option<String> {
+    let Ok(Value::Object(m)) = Value::parse(line.trim_end()) else {
+        return None;
+    };
+    let cmd = m.get("cmd")?.as_str()?;
+    let level = m.get("level")?.as_str()?;
+    let msg = m.get("msg")?.as_str()?;
+    let fields: Vec<(&str, Value)> = m
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "ts" | "level" | "cmd" | "run_id" | "msg"))
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    Some(text_line(cmd, level, msg, &fields))
 }
 
 struct EtlLayer;
@@ -278,6 +298,16 @@ mod tests {
             &ts,
         );
         assert_eq!(line, "etl-x: info: done n=2\n");
+        let json = format_line(
+            &logger(LogFormat::Json),
+            Level::INFO,
+            "done",
+            &[("n", Value::from(2_u64))],
+            &ts,
+        );
+        assert_eq!(json_line_as_text(&json).as_deref(), Some(line.as_str()));
+        assert_eq!(json_line_as_text("plain text"), None);
+        assert_eq!(json_line_as_text("{\"a\":1}"), None);
     }
 
     #[test]

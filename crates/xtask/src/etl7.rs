@@ -237,6 +237,8 @@ fn environment(commands: &[clap::Command]) -> BTreeMap<String, (String, Vec<Stri
         if users.iter().any(|u| u == "all commands") {
             users.retain(|u| u == "all commands");
         }
+        // A variable several subcommands of one command read is named once.
+        users.dedup();
     }
     vars
 }

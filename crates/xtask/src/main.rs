@@ -24,6 +24,7 @@ fn commands() -> Vec<clap::Command> {
         etl_sheets_emulator::command(),
         etl_push_sheets::command(),
         etl_fetch_mail::command(),
+        etl_run::command(),
     ]
 }
 
