@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The daily job (examples/daily-client-sync) under scripts/etl-run, against
+# The daily job (examples/daily-client-sync) under etl-run, against
 # the Sheets emulator, when things go wrong.
 
 load helpers
@@ -28,7 +28,7 @@ sheet_orders() {
 @test "Google failing until retries run out: nothing committed, the next run completes without duplicates" {
   start_emulator --state emu.json --fail-rate 1 --fail-status 503
   new_spreadsheet book
-  ETL_RUN_ID=run-1 run -69 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  ETL_RUN_ID=run-1 run -69 etl-run --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
   assert_output --partial "Google Sheets answered 503 UNAVAILABLE after 2 retries"
   # The mailbox watermark was not committed (the run's pending was discarded).
   run -0 jq -c '[(.committed | length), (.pending | length)]' state.json
@@ -36,7 +36,7 @@ sheet_orders() {
   # Google recovers: the same e-mails again, upserted, published once.
   stop_emulator
   start_emulator --state emu.json
-  ETL_RUN_ID=run-2 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  ETL_RUN_ID=run-2 run -0 etl-run --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
   run -0 sheet_orders
   assert_output "$ORDERS"
   run -0 duckdb_count
@@ -61,8 +61,10 @@ if [ ! -e healed.pid ]; then
   for _ in \$(seq 1 200); do
     # Started with every descriptor above stderr closed: the pipes of
     # etl-run and bats must not stay open in a server that outlives them.
+    # In a session of its own (setsid execs in place: the same pid), since
+    # etl-run ends what an attempt leaves running in its process group.
     ( for fd in \$(ls /proc/\$BASHPID/fd); do [ "\$fd" -gt 2 ] && eval "exec \$fd>&-"; done
-      exec etl-sheets-emulator --listen "${URL#http://}" --state emu.json >/dev/null 2>healed.log ) & pid=\$!
+      exec setsid etl-sheets-emulator --listen "${URL#http://}" --state emu.json >/dev/null 2>healed.log ) & pid=\$!
     # Up when it answers; the old one may still hold the port for a moment.
     for _ in \$(seq 1 50); do curl -sf "$URL/_emulator/spreadsheets/book" >/dev/null && break 2; kill -0 \$pid 2>/dev/null || break; sleep 0.05; done
   done
@@ -70,7 +72,7 @@ if [ ! -e healed.pid ]; then
 fi
 exit "\$rc"
 SH
-  ETL_RUN_ID=run-1 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 2 --retry-delay 0.1 --runs-log runs.ndjson -- outage.sh
+  ETL_RUN_ID=run-1 run -0 etl-run --state state.json --retries 2 --retry-delay 0.1 --runs-log runs.ndjson -- outage.sh
   EMU_PID=$(cat healed.pid)
   run -0 jq -c '[.status, .attempts]' runs.ndjson
   assert_output '["ok",2]'
@@ -122,7 +124,7 @@ PY
   # COMMIT by construction, and never another etl-merge on this machine.
   # (This test once killed every etl-merge on the machine, by name, when the
   # log said "staged".)
-  ETL_MERGE_PAUSE_AT=merged ETL_RUN_ID=run-1 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB" 2> job.log &
+  ETL_MERGE_PAUSE_AT=merged ETL_RUN_ID=run-1 etl-run --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB" 2> job.log &
   runner=$!
   for _ in $(seq 1 1200); do
     grep -q '"cmd":"etl-merge".*paused at merged' job.log && break
@@ -141,7 +143,7 @@ PY
   # The killed transaction left nothing: no table, or the table as it was (none).
   run duckdb_count
   refute_output --regexp '^[1-9]'
-  ETL_RUN_ID=run-2 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  ETL_RUN_ID=run-2 run -0 etl-run --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
   run -0 duckdb_count
   assert_output 200010
   run -0 bash -c "curl -sf '$URL/_emulator/spreadsheets/book/sheets/Orders' | jq '.formatted | length'"
@@ -153,7 +155,7 @@ PY
   new_spreadsheet book
   # The workbook of 2026-11-22 has not arrived yet.
   mv mail/new/1763796600.M5P1.client later.eml
-  ETL_RUN_ID=run-1 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  ETL_RUN_ID=run-1 run -0 etl-run --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
   run -0 sheet_orders
   assert_output "A-1001 A-1002 A-1003 A-1004 A-1005 A-1006 A-1007 A-1009 A-1010 "
   run -0 jq -r '.committed[].value.name' state.json
@@ -161,7 +163,7 @@ PY
   # It arrives; the next run reads it alone.
   mv later.eml mail/new/1763796600.M5P1.client
   touch -d @1763796600 mail/new/1763796600.M5P1.client
-  ETL_LOG_FORMAT=json ETL_RUN_ID=run-2 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  ETL_LOG_FORMAT=json ETL_RUN_ID=run-2 run -0 etl-run --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
   summary() { grep "\"cmd\":\"$1\"" <<< "$output" | jq -c "select(.msg == \"summary\") | $2"; }
   assert_equal "$(summary etl-fetch-mail '[.messages_seen, .attachments_stored]')" '[1,1]'
   assert_equal "$(summary etl-parse .records_out)" 2

@@ -61,14 +61,14 @@ PY
   start_emulator --state emu.json --fail-rate 1 --fail-status 503
   new_spreadsheet book
   start_webhook "?token=$HOOK_TOKEN"
-  ETL_RUN_ID=run-1 run -69 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 \
+  ETL_RUN_ID=run-1 run -69 etl-run --state state.json --retries 0 \
     --runs-log runs.ndjson --notify-url "$HOOK_URL" -- "$JOB"
   echo "$output" > job.out
   wait "$HOOK_PID" || true
   [ -s hook.json ]
   stop_emulator
   start_emulator --state emu.json
-  ETL_RUN_ID=run-2 run -0 "$ETL_ROOT/scripts/etl-run" --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
+  ETL_RUN_ID=run-2 run -0 etl-run --state state.json --retries 0 --runs-log runs.ndjson -- "$JOB"
   echo "$output" >> job.out
   grep -q '"level":"debug"' job.out   # the most verbose logs were on
   # 3. Each command on its own, with --summary and --rejects.

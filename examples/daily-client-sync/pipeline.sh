@@ -1,19 +1,13 @@
 #!/usr/bin/env bash
 # The daily client sync: new report e-mails -> files -> rows -> DuckDB ->
-# Google Sheets. Run it through scripts/etl-run (lock, commit, retries,
-# alerts); settings come from the environment or .env (see .env.example).
+# Google Sheets. Run it through etl-run (lock, timeout, commit, retries,
+# alerts, the runs log), which also loads the settings of .env (or
+# --env-file) the way every etlkit command does: the environment wins
+# (see .env.example).
 #
-#   scripts/etl-run --state "$ETL_STATE" --runs-log runs.ndjson -- examples/daily-client-sync/pipeline.sh
+#   etl-run --timeout 20m --runs-log runs.ndjson -- examples/daily-client-sync/pipeline.sh
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# KEY=VALUE lines of .env (or $ETL_ENV_FILE); the environment wins, as with
-# every etlkit command.
-if [ -f "${ETL_ENV_FILE:-.env}" ]; then
-  while IFS='=' read -r key value; do
-    case $key in ''|\#*) continue ;; esac
-    [ -n "${!key+set}" ] || export "$key=$value"
-  done < "${ETL_ENV_FILE:-.env}"
-fi
 : "${ETL_STATE:?set ETL_STATE (the state file)}" "${ETL_OUT_DIR:?set ETL_OUT_DIR (where attachments go)}"
 : "${ETL_DB:?set ETL_DB (the DuckDB file)}" "${ETL_SPREADSHEET_ID:?set ETL_SPREADSHEET_ID}"
 

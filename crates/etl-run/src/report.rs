@@ -121,7 +121,7 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.25em .6
 td.n{text-align:right}tr.failed td.status,tr.interrupted td.status{color:#b00;font-weight:600}tr.ok td.status{color:#070}\
 figure{margin:.5em 0}figcaption{font-size:.85em;color:#555}svg{display:block;background:#fafafa;border:1px solid #eee}\
 .line{fill:none;stroke:#2a6fdb;stroke-width:1.5}.bars{stroke:#5a9;stroke-width:2}.rej{stroke:#d80;stroke-width:2}\
-.fail{fill:#d22}.axis{font-size:10px;fill:#777}pre{background:#f4f4f4;padding:.6em;overflow-x:auto;font-size:12px}\
+.fail{fill:#d22}.ok{fill:#2a6fdb}.axis{font-size:10px;fill:#777}pre{background:#f4f4f4;padding:.6em;overflow-x:auto;font-size:12px}\
 article.failure{border-left:3px solid #d22;padding-left:.8em;margin:1em 0}";
 
 const W: f64 = 900.0;
@@ -319,6 +319,17 @@ fn chart(
         }
         if !d.is_empty() {
             let _ = write!(h, "<path class=\"line\" d=\"{d}\"/>");
+        }
+        // A few runs: each one a dot too, so a lone run shows.
+        if p.points.len() <= 60 {
+            for pt in p.points.iter().filter(|pt| pt.status == Status::Ok) {
+                let _ = write!(
+                    h,
+                    "<circle class=\"ok\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\"/>",
+                    x(pt.t),
+                    y(value(pt))
+                );
+            }
         }
     } else {
         for pt in &p.points {
