@@ -73,11 +73,13 @@ fn pid_in(s: &Scratch, name: &str) -> i32 {
 #[test]
 fn a_timeout_stops_the_whole_process_group_even_a_child_that_ignores_sigterm() {
     let s = Scratch::new();
-    // A background child, a child that ignores SIGTERM, and the script waiting.
+    // A background child, a child that ignores SIGTERM, and the script
+    // waiting. The children's stdout is not the test's pipe: were they left
+    // running, the run would still end and the check below would see them.
     s.write(
         "slow.sh",
-        "sleep 300 & echo $! > bg.pid\n\
-         bash -c 'trap \"\" TERM; echo $$ > stubborn.pid; while :; do sleep 0.05; done' &\n\
+        "sleep 300 > /dev/null & echo $! > bg.pid\n\
+         bash -c 'trap \"\" TERM; echo $$ > stubborn.pid; while :; do sleep 0.05; done' > /dev/null &\n\
          echo started >&2\nwait\n",
     );
     let started = Instant::now();
@@ -602,9 +604,10 @@ fn status_reports_each_pipeline_and_max_age_is_a_health_check() {
 fn a_stray_background_process_does_not_outlive_the_run() {
     let s = Scratch::new();
     s.write("stray.sh", "sleep 300 & echo $! > stray.pid\nexit 0\n");
-    etl_run(&s, &["--kill-after", "2s", "--", "stray.sh"])
-        .run()
-        .succeeds();
+    // Not through a pipe the stray process would inherit and hold open:
+    // etl-run's own exit is what is waited for.
+    let mut child = spawn(&s, &["--kill-after", "2s", "--", "stray.sh"]);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
     let pid = pid_in(&s, "stray.pid");
     wait_for("the stray process to end", || !alive(pid));
 }
