@@ -225,3 +225,16 @@ print("ok", len(labels), len(failed), w, h)
 PY
   assert_output "ok 4 3 1200 1600" || { echo "$output"; return 1; }
 }
+
+@test "on a terminal the stages' logs show as text; the runs log still gets their summaries" {
+  unset ETL_LOG_FORMAT
+  printf 'a,b\n1,2\n3,4\n' > in.csv
+  printf 'etl-parse in.csv > /dev/null\n' > parse.sh
+  # A real pseudo-terminal (util-linux script) for etl-run's stderr.
+  run -0 script -qfec "etl-run --runs-log runs.ndjson -- parse.sh" /dev/null
+  assert_output --partial "etl-parse: info: summary status=ok"
+  assert_output --partial "etl-run: info: parse.sh ok: 2 rows loaded"
+  refute_output --partial '"cmd":"etl-parse"'
+  run -0 jq -c '.stages | map([.cmd, .records_out])' runs.ndjson
+  assert_output '[["etl-parse",2]]'
+}
