@@ -238,3 +238,26 @@ PY
   run -0 jq -c '.stages | map([.cmd, .records_out])' runs.ndjson
   assert_output '[["etl-parse",2]]'
 }
+
+@test "SIGTERM to etl-run: the pipeline hears it, its pending state is discarded, the runs log says interrupted" {
+  cat > long.sh <<'SH'
+printf '{"t":7}\n' | etl-checkpoint filter --state state.json --key k --field t --type number > /dev/null
+trap 'echo stopped > got-term; exit 143' TERM
+touch started
+while :; do sleep 0.02; done
+SH
+  ETL_RUN_ID=run-t "$ETL_RUN" --state state.json --runs-log runs.ndjson -- long.sh 2> run.log &
+  runner=$!
+  for _ in $(seq 1 1500); do [ -e started ] && break; sleep 0.02; done
+  [ -e started ]
+  run -0 jq -r '.pending | keys[]' state.json
+  assert_output run-t
+  kill -TERM "$runner"
+  run -143 wait "$runner"
+  run -0 cat got-term
+  assert_output stopped
+  run -0 jq -c '[(.committed | length), (.pending | length)]' state.json
+  assert_output '[0,0]'
+  run -0 jq -c '[.status, .signal, .exit_code, .attempts]' runs.ndjson
+  assert_output '["interrupted","SIGTERM",143,1]'
+}

@@ -368,13 +368,18 @@ fn history_line(status: &str, ms: u64, rows: u64) -> String {
 /// The job: loads ROWS rows (an etl-merge summary) and rejects REJECTS.
 const JOB: &str = "if [ -n \"${SLOW:-}\" ]; then sleep 0.2; fi\necho \"{\\\"ts\\\":\\\"t\\\",\\\"level\\\":\\\"info\\\",\\\"cmd\\\":\\\"etl-merge\\\",\\\"run_id\\\":\\\"x\\\",\\\"msg\\\":\\\"summary\\\",\\\"status\\\":\\\"ok\\\",\\\"records_in\\\":${ROWS:-0},\\\"records_out\\\":0,\\\"records_rejected\\\":${REJECTS:-0}}\" >&2\n";
 
+/// The kinds of the alerts one run of the job sends, as the notify command
+/// and a loopback webhook both received them (they must agree).
 fn alerts_of(s: &Scratch, history: &str, env: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
     s.write("job.sh", JOB);
     s.write("runs.ndjson", history);
     let _ = std::fs::remove_file(s.path("alerts.ndjson"));
+    let (url, rx) = receiver();
     let mut args = vec![
         "--notify-command",
         "cat >> alerts.ndjson",
+        "--notify-url",
+        &url,
         "--runs-log",
         "runs.ndjson",
     ];
@@ -382,14 +387,26 @@ fn alerts_of(s: &Scratch, history: &str, env: &[(&str, &str)], extra: &[&str]) -
     args.extend(["--", "job.sh"]);
     etl_run(s, &args).envs(env).run().succeeds();
     let text = std::fs::read_to_string(s.path("alerts.ndjson")).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["kind"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+    let kind = |v: &Value| v["kind"].as_str().unwrap().to_owned();
+    let by_command: Vec<String> = text
+        .lines()
+        .map(|l| kind(&serde_json::from_str::<Value>(l).unwrap()))
+        .collect();
+    let by_webhook: Vec<String> = by_command
+        .iter()
+        .map(|_| {
+            kind(
+                &rx.recv_timeout(Duration::from_secs(30))
+                    .expect("the webhook got it"),
+            )
         })
-        .collect()
+        .collect();
+    assert_eq!(by_command, by_webhook);
+    assert!(
+        rx.try_recv().is_err(),
+        "the webhook got more alerts than the command"
+    );
+    by_command
 }
 
 #[test]
