@@ -56,6 +56,15 @@ pub fn emit(
             k
         })
         .collect();
+    // The connection runs with preserve_insertion_order off (the merge's
+    // memory); left off here, DuckDB's parallel result collector may hand
+    // back sorted output a row group out of place. Output is the last
+    // thing a run does, so it is switched on for good.
+    db::exec(
+        conn,
+        "keeping the output's order",
+        "SET preserve_insertion_order = true",
+    )?;
     let mut stmt = conn.prepare(&sql).map_err(|e| db::usage_err(what, &e))?;
     let mut rows = stmt.query([]).map_err(|e| db::usage_err(what, &e))?;
     let mut out = RecordWriter::stdout();

@@ -760,3 +760,65 @@ fn duckdb_memory_is_bounded_by_default_and_by_the_flag() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "{\"m\":\"953.6 MiB\"}\n");
 }
+
+/// Regression: with more than one DuckDB row group of output (122,880 rows)
+/// and two threads, `--emit table --order-by`, `--emit changes` and an
+/// ordered `--query` came out rotated (the second row group's rows first):
+/// the connection runs with preserve_insertion_order off for the merge's
+/// memory, which also let DuckDB's result collector reorder sorted output.
+#[test]
+fn large_outputs_keep_their_order_on_several_threads() {
+    let s = Scratch::new();
+    let n = 300_000;
+    let mut input = String::with_capacity(n * 40);
+    // Keys arrive in reverse, so no output order is the input's by luck.
+    for i in (0..n).rev() {
+        let _ = writeln!(input, "{{\"order_id\":\"O-{i:07}\",\"amount\":{i}}}");
+    }
+    let ids = |out: &common::Out| -> Vec<String> {
+        out.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["order_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let ascending: Vec<String> = (0..n).map(|i| format!("O-{i:07}")).collect();
+    let args = ["--table", "orders", "--key", "order_id", "--threads", "2"];
+    let out = s.merge(&[&args[..], &["--emit", "changes"]].concat(), &input);
+    out.succeeds();
+    let mut descending = ascending.clone();
+    descending.reverse();
+    assert!(
+        ids(&out) == descending,
+        "--emit changes is not in input order"
+    );
+    let out = s.merge(
+        &[&args[..], &["--emit", "table", "--order-by", "order_id"]].concat(),
+        "",
+    );
+    out.succeeds();
+    assert!(
+        ids(&out) == ascending,
+        "--emit table --order-by is not sorted"
+    );
+    let out = s.merge(
+        &[
+            &args[..],
+            &[
+                "--query",
+                "SELECT order_id FROM orders ORDER BY order_id DESC",
+            ],
+        ]
+        .concat(),
+        "",
+    );
+    out.succeeds();
+    assert!(
+        ids(&out) == descending,
+        "--query ... ORDER BY is not sorted"
+    );
+}
