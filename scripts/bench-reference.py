@@ -105,7 +105,11 @@ sheets.spreadsheets().batchUpdate(
     body={"requests": [{"updateSheetProperties": {"properties": grid, "fields": "gridProperties.rowCount,gridProperties.columnCount"}}]},
 ).execute()
 sheets.spreadsheets().values().clear(spreadsheetId=book, range=title).execute()
-sheets.spreadsheets().values().update(
-    spreadsheetId=book, range=f"{title}!A1", valueInputOption="RAW", body={"values": values}
-).execute()
+# In blocks of rows: one request must stay under the API's 2 MB payload.
+BLOCK = 10000
+for start in range(0, len(values), BLOCK):
+    sheets.spreadsheets().values().update(
+        spreadsheetId=book, range=f"{title}!A{start + 1}", valueInputOption="RAW",
+        body={"values": values[start:start + BLOCK]},
+    ).execute()
 print(f"{len(table)} rows in {env['ETL_DB']} and {book}/{title}")
