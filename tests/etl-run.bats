@@ -253,7 +253,10 @@ SH
   run -0 jq -r '.pending | keys[]' state.json
   assert_output run-t
   kill -TERM "$runner"
-  run -143 wait "$runner"
+  # Not under `run`: only this shell, etl-run's parent, can wait for it.
+  status=0
+  wait "$runner" || status=$?
+  [ "$status" -eq 143 ] || { echo "etl-run exited $status:"; cat run.log; return 1; }
   run -0 cat got-term
   assert_output stopped
   run -0 jq -c '[(.committed | length), (.pending | length)]' state.json
