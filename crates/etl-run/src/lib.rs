@@ -52,7 +52,8 @@ the same input again.
 keeps each stage's `summary` event and appends one line per run to --runs-log: run id, \
 pipeline, client, host, start, end, duration, status (ok, failed, skipped, interrupted), \
 exit code, attempts, rows loaded, rejects, every stage's summary (records in/out/rejected, \
-inserted, updated, api_calls...), the alerts sent and, for a failure, the last log lines.
+inserted, updated, api_calls...), the alerts sent and, for a failure, the last log lines. \
+A runs log (or --metrics-file directory) that cannot be written exits 73 before anything runs.
 - Alerts (--notify-url, a Slack-compatible webhook; --notify-command, any program reading \
 the alert JSON on stdin): `failed`; `recovered` (the first success after failures); `slow` \
 (more than --slow-factor times the median of the last 10 successful runs, once there are 3); \
@@ -224,6 +225,7 @@ fn pipelines(a: &RunArgs, common: &CommonArgs, ctx: &mut Run) -> Result<i32> {
             "--alert-empty-after needs --runs-log (the history it counts from)",
         ));
     }
+    outputs_writable(a)?;
     let base = base_job(a, common, ctx)?;
     let jobs = match &a.each {
         Some(pattern) => clients(&base, pattern, a, common)?,
@@ -362,6 +364,33 @@ fn run_jobs(jobs: &[Job], a: &RunArgs, cfg: &alerts::AlertConfig) -> Result<Vec<
         return Err(e);
     }
     Ok(records)
+}
+
+/// The runs log and the metrics file's directory are checked before
+/// anything runs: a typo in a cron line must not cost a run its audit line
+/// after the pipeline ran and committed (exit 73 instead, nothing run).
+fn outputs_writable(a: &RunArgs) -> Result<()> {
+    if let Some(p) = &a.runs_log {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| Error::output(p, &e))?;
+    }
+    if let Some(p) = &a.metrics_file {
+        let dir = etl_core::fsutil::parent_dir(p);
+        if !dir.is_dir() {
+            return Err(Error::new(
+                Exit::CantCreate,
+                format!(
+                    "--metrics-file {}: no directory {}",
+                    p.display(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 struct After {

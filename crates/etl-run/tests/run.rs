@@ -519,6 +519,21 @@ fn usage_errors_and_missing_pipelines() {
     etl_run(&s, &["status", "--runs-log", "none.ndjson"])
         .run()
         .fails_with(66);
+    // An unwritable runs log or metrics directory fails before anything runs.
+    s.write("touch.sh", "touch ran\n");
+    etl_run(
+        &s,
+        &["--runs-log", "no/such/dir/runs.ndjson", "--", "touch.sh"],
+    )
+    .run()
+    .fails_with(73);
+    etl_run(
+        &s,
+        &["--metrics-file", "no/such/dir/etl.prom", "--", "touch.sh"],
+    )
+    .run()
+    .fails_with(73);
+    assert!(!s.path("ran").exists(), "the pipeline ran");
     // A program on PATH runs as it is, with its arguments.
     etl_run(&s, &["--", "sh", "-c", "exit 3"])
         .run()
