@@ -94,12 +94,27 @@ fn a_timeout_stops_the_whole_process_group_even_a_child_that_ignores_sigterm() {
             "0",
             "--runs-log",
             "runs.ndjson",
+            "--notify-command",
+            "cat > alert.json",
             "--",
             "slow.sh",
         ],
     )
     .run();
     out.fails_with(75);
+    // The alert says it timed out.
+    let alert: Value = serde_json::from_str(&s.read("alert.json")).unwrap();
+    assert_eq!(
+        (alert["kind"].as_str(), alert["timed_out"].as_bool()),
+        (Some("failed"), Some(true))
+    );
+    assert!(
+        alert["text"]
+            .as_str()
+            .unwrap()
+            .contains("slow.sh timed out (exit 75, 1 attempts)"),
+        "{alert}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "{:?}",
