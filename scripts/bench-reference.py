@@ -102,7 +102,7 @@ values = [list(table.columns)] + table.astype(object).where(table.notna(), "").v
 grid = {"sheetId": ids[title], "gridProperties": {"rowCount": len(values), "columnCount": len(values[0])}}
 sheets.spreadsheets().batchUpdate(
     spreadsheetId=book,
-    body={"requests": [{"updateSheetProperties": {"properties": grid, "fields": "gridProperties.rowCount,gridProperties.columnCount"}}]},
+    body={"requests": [{"updateSheetProperties": {"properties": grid, "fields": "gridProperties(rowCount,columnCount)"}}]},
 ).execute()
 sheets.spreadsheets().values().clear(spreadsheetId=book, range=title).execute()
 # In blocks of rows: one request must stay under the API's 2 MB payload.

@@ -564,14 +564,21 @@ fn update_sheet_properties(book: &mut Spreadsheet, r: &Value) -> R {
         return Err("At least one field must be updated, but 'fields' is empty.".into());
     }
     let i = sheet_by_id(book, &p, "sheetId")?;
-    let all = fields.trim() == "*";
-    let list: Vec<&str> = if all {
-        vec!["title", "index", "hidden", "gridProperties"]
+    // The field mask as repeatCell and partial responses read it: `a.b`,
+    // `a(b,c)` and `*` (gspread and Google's own examples send each).
+    let mask = crate::fields::parse(fields.trim())?;
+    let all = mask.is_whole();
+    let list: Vec<(&str, Option<&crate::fields::Mask>)> = if all {
+        ["title", "index", "hidden", "gridProperties"]
+            .map(|f| (f, None))
+            .to_vec()
     } else {
-        fields.split(',').map(str::trim).collect()
+        mask.parts()
+            .map(|(k, sub)| (k.as_str(), Some(sub)))
+            .collect()
     };
     let mut grid_fields = Vec::new();
-    for f in list {
+    for (f, sub) in list {
         match f {
             "title" => {
                 let t = p
@@ -602,16 +609,18 @@ fn update_sheet_properties(book: &mut Spreadsheet, r: &Value) -> R {
                 let to = if to > i { to - 1 } else { to };
                 book.sheets.insert(to.min(book.sheets.len()), s);
             }
-            "gridProperties" => grid_fields.extend([
-                "rowCount",
-                "columnCount",
-                "frozenRowCount",
-                "frozenColumnCount",
-            ]),
+            "gridProperties" => match sub {
+                Some(sub) if !sub.is_whole() => {
+                    grid_fields.extend(sub.parts().map(|(k, _)| k.as_str()));
+                }
+                _ => grid_fields.extend([
+                    "rowCount",
+                    "columnCount",
+                    "frozenRowCount",
+                    "frozenColumnCount",
+                ]),
+            },
             "sheetId" => {}
-            g if g.starts_with("gridProperties.") => {
-                grid_fields.push(&g["gridProperties.".len()..]);
-            }
             other => {
                 return Err(format!(
                     "Field '{other}' is not supported by etl-sheets-emulator"
@@ -1342,6 +1351,29 @@ mod tests {
             self.0 += 1;
             self.0
         }
+    }
+
+    #[test]
+    fn update_sheet_properties_reads_dotted_and_parenthesised_masks_alike() {
+        let rows = |fields: &str| {
+            let mut b = book();
+            batch_update(
+                &mut b,
+                &json!({"requests": [{"updateSheetProperties": {
+                    "properties": {"sheetId": 0, "gridProperties": {"rowCount": 7, "columnCount": 3}},
+                    "fields": fields}}]}),
+                &mut Seq(200),
+            )
+            .unwrap();
+            (b.sheets[0].rows, b.sheets[0].cols)
+        };
+        assert_eq!(
+            rows("gridProperties.rowCount,gridProperties.columnCount"),
+            (7, 3)
+        );
+        assert_eq!(rows("gridProperties(rowCount,columnCount)"), (7, 3));
+        assert_eq!(rows("gridProperties/rowCount"), (7, 26));
+        assert_eq!(rows("gridProperties"), (7, 3));
     }
 
     fn book() -> Spreadsheet {
