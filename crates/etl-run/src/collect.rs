@@ -58,7 +58,13 @@ pub fn collect(
         let raw = String::from_utf8_lossy(&buf);
         let line = redactor.apply(raw.trim_end_matches(['\n', '\r']));
         let text = etl_core::log::json_line_as_text(&line);
-        let summary = text.as_ref().and_then(|_| summary_of(&line));
+        // Only a summary line is parsed a second time (etl-core writes
+        // `"msg":"summary"` compactly).
+        let summary = if text.is_some() && line.contains("\"msg\":\"summary\"") {
+            summary_of(&line)
+        } else {
+            None
+        };
         let shown = match (&text, pass.text) {
             (Some(t), true) => t.trim_end().to_owned(),
             _ => line.clone(),

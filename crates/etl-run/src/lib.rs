@@ -296,16 +296,7 @@ fn base_job(a: &RunArgs, common: &CommonArgs, ctx: &Run) -> Result<Job> {
 fn run_jobs(jobs: &[Job], a: &RunArgs, cfg: &alerts::AlertConfig) -> Result<Vec<RunRecord>> {
     let alerting = cfg.url.is_some() || cfg.command.is_some();
     let histories = match (&a.runs_log, alerting) {
-        (Some(p), true) => {
-            let mut all = BTreeMap::new();
-            let bad = runslog::read(p, |r| {
-                all.entry(r.key()).or_insert_with(History::default).push(&r);
-            })?;
-            if bad > 0 {
-                events::bad_runs_log_lines(p, bad);
-            }
-            all
-        }
+        (Some(p), true) => runslog::histories(p)?,
         _ => BTreeMap::new(),
     };
     let after = Mutex::new(After {

@@ -56,8 +56,8 @@ struct Pipeline {
 pub fn run(a: &ReportArgs) -> Result<()> {
     let path = status::runs_log_path(a.runs_log.as_deref())?;
     let mut pipelines: BTreeMap<String, Pipeline> = BTreeMap::new();
-    let mut runs = Vec::new();
-    let bad = runslog::read(&path, |r| {
+    let mut series = status::Collector::default();
+    runslog::read(&path, |r| {
         let p = pipelines.entry(r.label()).or_default();
         if r.status != Status::Skipped {
             if let Some(t) = r.start_ts() {
@@ -81,12 +81,9 @@ pub fn run(a: &ReportArgs) -> Result<()> {
         let mut light = r;
         light.stages.clear();
         light.log_tail.clear();
-        runs.push(light);
+        series.push(light);
     })?;
-    if bad > 0 {
-        crate::events::bad_runs_log_lines(&path, bad);
-    }
-    let series = status::series_of(runs);
+    let series = series.into_series();
     let page = render(&a.title, &path.display().to_string(), &series, &pipelines);
     if a.out.as_os_str() == "-" {
         use std::io::Write;

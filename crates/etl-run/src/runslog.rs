@@ -174,7 +174,7 @@ pub fn append(path: &Path, record: &RunRecord) -> Result<()> {
 
 /// Reads every run of the log, calling `each` per run in file order.
 /// Lines that are not runs (a torn last line after a crash, a hand edit)
-/// are counted and skipped. A missing log has no runs.
+/// are skipped, counted and logged once. A missing log has no runs.
 pub fn read(path: &Path, mut each: impl FnMut(RunRecord)) -> Result<u64> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -191,6 +191,9 @@ pub fn read(path: &Path, mut each: impl FnMut(RunRecord)) -> Result<u64> {
             Ok(r) => each(r),
             Err(_) => bad += 1,
         }
+    }
+    if bad > 0 {
+        crate::events::bad_runs_log_lines(path, bad);
     }
     Ok(bad)
 }

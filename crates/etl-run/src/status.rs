@@ -89,24 +89,29 @@ pub fn series_of(runs: impl IntoIterator<Item = RunRecord>) -> Vec<Series> {
     for r in runs {
         all.push(r);
     }
-    all.0.into_values().collect()
+    all.into_series()
 }
 
-/// Series built one run at a time.
+/// Series built one run at a time, as a runs log is read.
 #[derive(Debug, Default)]
-struct Collector(BTreeMap<(String, Option<String>), Series>);
+pub(crate) struct Collector(BTreeMap<(String, Option<String>), Series>);
 
 impl Collector {
-    fn push(&mut self, r: RunRecord) {
+    /// Adds one run, in log order.
+    pub(crate) fn push(&mut self, r: RunRecord) {
         match self.0.get_mut(&r.key()) {
             Some(s) => s.push(r),
             None => {
                 let mut s = Series::new(r.clone());
-                s.counts.clear();
                 s.push(r);
                 self.0.insert((s.pipeline.clone(), s.client.clone()), s);
             }
         }
+    }
+
+    /// The series, sorted by pipeline and client.
+    pub(crate) fn into_series(self) -> Vec<Series> {
+        self.0.into_values().collect()
     }
 }
 
@@ -126,14 +131,11 @@ pub fn runs_log_path(p: Option<&Path>) -> Result<PathBuf> {
 /// stages; log tails are not kept).
 pub fn read_series(path: &Path) -> Result<Vec<Series>> {
     let mut all = Collector::default();
-    let bad = runslog::read(path, |mut r| {
+    runslog::read(path, |mut r| {
         r.log_tail.clear();
         all.push(r);
     })?;
-    if bad > 0 {
-        crate::events::bad_runs_log_lines(path, bad);
-    }
-    Ok(all.0.into_values().collect())
+    Ok(all.into_series())
 }
 
 /// `etl-run status`. The exit status: 1 when `--max-age` finds a stale pipeline.
