@@ -568,7 +568,7 @@ fn update_sheet_properties(book: &mut Spreadsheet, r: &Value) -> R {
     // `a(b,c)` and `*` (gspread and Google's own examples send each).
     let mask = crate::fields::parse(fields.trim())?;
     let all = mask.is_whole();
-    let list: Vec<(&str, Option<&crate::fields::Mask>)> = if all {
+    let mut list: Vec<(&str, Option<&crate::fields::Mask>)> = if all {
         ["title", "index", "hidden", "gridProperties"]
             .map(|f| (f, None))
             .to_vec()
@@ -577,6 +577,8 @@ fn update_sheet_properties(book: &mut Spreadsheet, r: &Value) -> R {
             .map(|(k, sub)| (k.as_str(), Some(sub)))
             .collect()
     };
+    // The move last: the other fields address the sheet by its position `i`.
+    list.sort_by_key(|(f, _)| *f == "index");
     let mut grid_fields = Vec::new();
     for (f, sub) in list {
         match f {
@@ -1374,6 +1376,23 @@ mod tests {
         assert_eq!(rows("gridProperties(rowCount,columnCount)"), (7, 3));
         assert_eq!(rows("gridProperties/rowCount"), (7, 26));
         assert_eq!(rows("gridProperties"), (7, 3));
+        // A move and a rename in one request, in either order: the moved
+        // sheet is the one renamed.
+        for fields in ["title,index", "index,title"] {
+            let mut b = book();
+            batch_update(
+                &mut b,
+                &json!({"requests": [
+                    {"addSheet": {"properties": {"title": "New", "sheetId": 9}}},
+                    {"updateSheetProperties": {"properties": {"sheetId": 9, "title": "Orders", "index": 0},
+                        "fields": fields}}]}),
+                &mut Seq(200),
+            )
+            .unwrap();
+            let titles: Vec<(&str, i64)> =
+                b.sheets.iter().map(|s| (s.title.as_str(), s.id)).collect();
+            assert_eq!(titles, [("Orders", 9), ("Sheet1", 0)], "{fields}");
+        }
     }
 
     fn book() -> Spreadsheet {
