@@ -32,7 +32,7 @@ teardown() {
 # serve_files: a loopback HTTP server answering every GET with orders.csv
 # (one row bad), logging each request's path (query included) to served.log.
 serve_files() {
-  printf 'order_id,amount\nA-1,1.00\n"A-2"x,2.00\n' > orders.csv
+  printf 'order_id,amount\nA-1,1.00\nA-2,2.00,extra\n' > orders.csv
   python3 - > files.port <<'PY' &
 import http.server
 class H(http.server.BaseHTTPRequestHandler):

@@ -13,8 +13,11 @@ use std::io::{self, BufRead, BufReader, Read};
 use etl_core::reader::RejectInput;
 use etl_core::{Error, Reject, Result, Run, Value};
 
-use crate::detect::sniff_delimiter;
+use std::collections::VecDeque;
+
+use crate::dialect::{self, Given, Sniffed};
 use crate::emit::{header_names, numbered, Cell, Emitter, Keys, Normalize, Origin};
+use crate::events;
 use crate::fastcsv::{Direct, Next, Scanner, Suffix};
 use crate::input::{read_head, Limits};
 
@@ -28,21 +31,37 @@ pub enum Ragged {
     Keep,
 }
 
+/// `--header`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Header {
+    /// The first row (after any preamble) names the columns.
+    #[default]
+    Yes,
+    /// The first row is data: columns are named col_1..col_N.
+    No,
+    /// Decide from the file: a row of names above numbers or dates is a header.
+    Auto,
+}
+
 /// Options for delimited text.
 #[derive(Debug, Clone)]
 pub struct Opts {
-    /// `--delimiter` (None: sniffed).
+    /// `--delimiter` (None: detected).
     pub delimiter: Option<u8>,
-    /// `--quote`.
-    pub quote: u8,
-    /// `--escape` (None: quotes are escaped by doubling them).
-    pub escape: Option<u8>,
+    /// `--quote` (None: detected; `Some(None)`: `--quote none`).
+    pub quote: Option<Option<u8>>,
+    /// `--escape` (None: detected; `Some(None)`: quotes are escaped by doubling them).
+    pub escape: Option<Option<u8>>,
     /// `--comment`.
     pub comment: Option<u8>,
-    /// `--no-header`.
+    /// `--no-header` (also `--header no`; decided per input with `--header auto`).
     pub no_header: bool,
-    /// `--skip-rows`.
-    pub skip_rows: u64,
+    /// `--header auto`.
+    pub header_auto: bool,
+    /// `--skip-rows` (None: a preamble is detected).
+    pub skip_rows: Option<u64>,
+    /// `--skip-footer`.
+    pub skip_footer: u64,
     /// `--normalize-headers`.
     pub normalize: Normalize,
     /// `--ragged`.
@@ -96,82 +115,243 @@ fn skip_lines(r: &mut impl BufRead, n: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Parses one delimited-text stream (already UTF-8).
+/// The rest of a buffered reader without its buffer: what it holds, then
+/// the stream itself. The scanner reads in large blocks of its own; a
+/// `BufReader` between would copy every byte once more.
+fn unbuffer<'r>(r: BufReader<Box<dyn Read + 'r>>) -> Box<dyn Read + 'r> {
+    let held = r.buffer().to_vec();
+    Box::new(io::Cursor::new(held).chain(r.into_inner()))
+}
+
+/// Detects the dialect of a stream (already UTF-8) from its first bytes:
+/// what `--sniff` prints and what [`parse`] reads with. Returns the
+/// detection and the stream positioned after `--skip-rows` (the sample is
+/// put back in front).
+pub fn sniff<'r>(
+    input: Box<dyn Read + 'r>,
+    tsv: bool,
+    opts: &Opts,
+    name: &str,
+    limits: &Limits,
+) -> Result<(Sniffed, Box<dyn Read + 'r>)> {
+    let io_err = |e: io::Error| limits.read_error(name, &e);
+    let mut buffered = BufReader::with_capacity(64 * 1024, input);
+    skip_lines(&mut buffered, opts.skip_rows.unwrap_or(0)).map_err(io_err)?;
+    let sample = read_head(&mut buffered, dialect::SAMPLE).map_err(io_err)?;
+    let complete = sample.len() < dialect::SAMPLE;
+    let given = Given {
+        delimiter: opts.delimiter.or(if tsv { Some(b'\t') } else { None }),
+        quote: opts.quote,
+        escape: opts.escape,
+        preamble: opts.skip_rows.is_none() && !opts.no_header_given(),
+        comment: opts.comment,
+        header: opts.header_auto,
+    };
+    let sniffed = dialect::sniff(&sample, complete, &given);
+    Ok((
+        sniffed,
+        Box::new(io::Cursor::new(sample).chain(unbuffer(buffered))),
+    ))
+}
+
+impl Opts {
+    /// `--header no` (a preamble is not looked for above data rows).
+    fn no_header_given(&self) -> bool {
+        self.no_header && !self.header_auto
+    }
+}
+
+/// The dialect as the summary and `--sniff` report it.
+pub fn describe(s: &Sniffed, opts: &Opts, encoding: &str) -> etl_core::Record {
+    let header = if opts.header_auto {
+        s.header.unwrap_or(true)
+    } else {
+        !opts.no_header
+    };
+    let mut m = etl_core::map_with_capacity(8);
+    m.insert(
+        "delimiter".into(),
+        Value::from(dialect::char_name(Some(s.dialect.delimiter))),
+    );
+    m.insert(
+        "quote".into(),
+        Value::from(dialect::char_name(s.dialect.quote)),
+    );
+    m.insert(
+        "escape".into(),
+        Value::from(dialect::char_name(s.dialect.escape)),
+    );
+    m.insert("encoding".into(), Value::from(encoding));
+    m.insert("header".into(), Value::from(header));
+    m.insert(
+        "skip_rows".into(),
+        Value::from(opts.skip_rows.unwrap_or(0) + s.preamble),
+    );
+    m.insert("preamble".into(), Value::from(s.preamble));
+    m.insert("columns".into(), Value::from(s.columns as u64));
+    m
+}
+
+/// Parses one delimited-text stream (already UTF-8). Returns what was
+/// detected. `tsv`: a TAB is the delimiter. `may_switch`: the text was taken for UTF-8 on its sample, and
+/// the first row that is not switches it and the rest to the charset
+/// detected from there (with one warning naming the line).
+#[allow(clippy::too_many_lines)] // one loop over the scanner's records
 pub fn parse(
     input: Box<dyn Read + '_>,
-    tsv: bool,
+    (tsv, may_switch): (bool, bool),
     opts: &Opts,
     origin: &Origin,
     em: &mut Emitter,
     run: &mut Run,
     limits: &Limits,
-) -> Result<()> {
+) -> Result<Parsed> {
     let name = origin.label.as_str();
     let io_err = |e: io::Error| limits.read_error(name, &e);
-    let mut buffered = BufReader::with_capacity(64 * 1024, input);
-    skip_lines(&mut buffered, opts.skip_rows).map_err(io_err)?;
-    let sample = read_head(&mut buffered, 64 * 1024).map_err(io_err)?;
-    let complete = sample.len() < 64 * 1024;
-    let delimiter = opts
-        .delimiter
-        .or(if tsv { Some(b'\t') } else { None })
-        .or_else(|| sniff_delimiter(&sample, opts.quote, complete))
-        .unwrap_or(b',');
-    let reader = io::Cursor::new(sample).chain(buffered);
+    let (sniffed, reader) = sniff(input, tsv, opts, name, limits)?;
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    skip_lines(&mut reader, sniffed.preamble).map_err(io_err)?;
+    let reader = unbuffer(reader);
+    if let Some(why) = &sniffed.preamble_why {
+        events::preamble(name, sniffed.preamble, why);
+    }
+    let mut eff = opts.clone();
+    if opts.header_auto {
+        eff.no_header = !sniffed.header.unwrap_or(true);
+    }
+    let opts = &eff;
+    let skipped = opts.skip_rows.unwrap_or(0) + sniffed.preamble;
+    let d = sniffed.dialect;
     let mut rows = Rows {
         keys: None,
         row: 0,
         opts,
         origin,
+        pending: Vec::new(),
     };
-    // The tuned scanner (see fastcsv) reads every dialect.
-    let mut scanner = Scanner::new(reader, delimiter, opts.quote, run.max_line_bytes)
-        .with_escape(opts.escape)
-        .with_comment(opts.comment);
+    // The tuned scanner (see fastcsv) reads every dialect. No quote
+    // character: NUL stands in (a NUL byte is never text: its row is a
+    // reject either way).
+    let mut scanner = Scanner::new(
+        reader,
+        d.delimiter,
+        d.quote.unwrap_or(0),
+        run.max_line_bytes,
+    )
+    .with_escape(d.escape)
+    .with_comment(opts.comment);
     // The direct path writes ordinary string rows straight from the buffer;
     // the test hook turns it off to compare the two paths.
     let direct = !em.infers()
-        && opts.escape.is_none()
+        && d.escape.is_none()
         && opts.comment.is_none()
+        && opts.skip_footer == 0
         && !etl_core::config::test_switch("ETL_PARSE_NO_DIRECT")?;
     let mut backoff = Backoff::default();
+    let mut footer: VecDeque<Held> = VecDeque::new();
+    let mut switched: Option<(u64, &'static str)> = None;
     loop {
-        if direct && backoff.ready() {
+        if direct && rows.pending.is_empty() && backoff.ready() {
             backoff.took(rows.direct(&mut scanner, em, run)?);
         }
         let Some(next) = scanner.next_record().map_err(io_err)? else {
             break;
         };
-        match next {
-            Next::Record(r) => {
-                let line = r.line + opts.skip_rows;
-                rows.row(
-                    em,
-                    run,
-                    r.bytes,
-                    r.fields,
-                    line,
-                    r.clean,
-                    r.utf8,
-                    r.field_clean,
-                )?;
+        // The first row that is not UTF-8 in a file whose sample was: it
+        // and the rest are read again in the charset guessed from there.
+        let not_utf8 = match &next {
+            Next::Record(r) if may_switch && switched.is_none() && !r.utf8 => {
+                (memchr::memchr(0, r.bytes).is_none() && std::str::from_utf8(r.bytes).is_err())
+                    .then_some(r.line)
             }
-            Next::TooLong { line, preview } => {
-                too_long(run, line + opts.skip_rows, &preview, name)?;
+            _ => None,
+        };
+        if let Some(line) = not_utf8 {
+            let enc = crate::text::legacy_after(scanner.last_record_on());
+            events::charset_switched(name, line + skipped, enc.name());
+            scanner.reread_last_record(|r| crate::text::decoder(enc, r));
+            switched = Some((line + skipped, enc.name()));
+            continue;
+        }
+        if opts.skip_footer == 0 {
+            // No copy: only a possible footer line is held back.
+            rows.next(next, skipped, em, run, name)?;
+            continue;
+        }
+        let held = Held::of(next, skipped);
+        {
+            footer.push_back(held);
+            if footer.len() as u64 <= opts.skip_footer {
+                continue;
             }
-            Next::Malformed { line, raw, why } => {
-                let line = line + opts.skip_rows;
-                if rows.keys.is_none() && !opts.no_header {
-                    // Without its header no row can be read.
-                    return Err(Error::data(format!(
-                        "{name}: line {line}: the header: {why}"
-                    )));
-                }
-                malformed(run, line, raw, &why, name)?;
+            if let Some(h) = footer.pop_front() {
+                rows.held(h, em, run, name)?;
             }
         }
     }
-    Ok(())
+    if !footer.is_empty() {
+        events::footer_skipped(name, footer.len());
+    }
+    rows.footer(run)?;
+    Ok(Parsed { sniffed, switched })
+}
+
+/// What [`parse`] decided about one input.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The dialect and the lines skipped.
+    pub sniffed: Sniffed,
+    /// The line from which the input was not UTF-8, and the charset the
+    /// rest was read in.
+    pub switched: Option<(u64, &'static str)>,
+}
+
+/// A record from the scanner, owned (for `--skip-footer`, which holds the
+/// last N back, and for short rows held until it is known whether they end
+/// the file).
+#[derive(Debug)]
+enum Held {
+    Record {
+        bytes: Vec<u8>,
+        fields: Vec<(usize, usize)>,
+        line: u64,
+        clean: bool,
+        utf8: bool,
+        field_clean: Option<Vec<bool>>,
+    },
+    TooLong {
+        line: u64,
+        preview: Vec<u8>,
+    },
+    Malformed {
+        line: u64,
+        raw: Vec<u8>,
+        why: String,
+    },
+}
+
+impl Held {
+    fn of(next: Next<'_>, skipped: u64) -> Self {
+        match next {
+            Next::Record(r) => Held::Record {
+                bytes: r.bytes.to_vec(),
+                fields: r.fields.to_vec(),
+                line: r.line + skipped,
+                clean: r.clean,
+                utf8: r.utf8,
+                field_clean: r.field_clean.map(<[bool]>::to_vec),
+            },
+            Next::TooLong { line, preview } => Held::TooLong {
+                line: line + skipped,
+                preview: preview.clone(),
+            },
+            Next::Malformed { line, raw, why } => Held::Malformed {
+                line: line + skipped,
+                raw: raw.to_vec(),
+                why: why.clone(),
+            },
+        }
+    }
 }
 
 /// Rejects a record longer than `--max-line-bytes`.
@@ -243,9 +423,144 @@ struct Rows<'o> {
     row: u64,
     opts: &'o Opts,
     origin: &'o Origin,
+    /// Short rows of one value (`Total: 12`, `End of report`) held back
+    /// until a full row follows them (then they are rows) or the input ends
+    /// (then they are a footer: rejects).
+    pending: Vec<Held>,
 }
 
+/// Short rows held back at most: past this many they are rows.
+const MAX_PENDING: usize = 1000;
+
 impl Rows<'_> {
+    /// One record in the order the file holds it.
+    fn held(&mut self, h: Held, em: &mut Emitter, run: &mut Run, name: &str) -> Result<()> {
+        if let Held::Record { bytes, fields, .. } = &h {
+            if self.may_be_footer(bytes, fields) {
+                self.pending.push(h);
+                return Ok(());
+            }
+        }
+        self.flush_pending(em, run, name)?;
+        self.one(h, em, run, name)
+    }
+
+    /// A row shorter than the header holding one value (`Total: 12`): held
+    /// back until it is known whether rows follow it.
+    fn may_be_footer(&self, bytes: &[u8], fields: &[(usize, usize)]) -> bool {
+        let width = self.keys.as_ref().map_or(0, Keys::len);
+        width > 1
+            && fields.len() < width
+            && self.pending.len() < MAX_PENDING
+            && fields
+                .iter()
+                .filter(|&&(a, b)| !bytes[a..b].iter().all(u8::is_ascii_whitespace))
+                .count()
+                == 1
+    }
+
+    fn flush_pending(&mut self, em: &mut Emitter, run: &mut Run, name: &str) -> Result<()> {
+        for p in std::mem::take(&mut self.pending) {
+            self.one(p, em, run, name)?;
+        }
+        Ok(())
+    }
+
+    /// One record straight from the scanner (without `--skip-footer`).
+    fn next(
+        &mut self,
+        next: Next<'_>,
+        skipped: u64,
+        em: &mut Emitter,
+        run: &mut Run,
+        name: &str,
+    ) -> Result<()> {
+        if let Next::Record(r) = &next {
+            if self.may_be_footer(r.bytes, r.fields) {
+                self.pending.push(Held::of(next, skipped));
+                return Ok(());
+            }
+            if self.pending.is_empty() {
+                return self.row(
+                    em,
+                    run,
+                    r.bytes,
+                    r.fields,
+                    r.line + skipped,
+                    r.clean,
+                    r.utf8,
+                    r.field_clean,
+                );
+            }
+        }
+        let h = Held::of(next, skipped);
+        self.flush_pending(em, run, name)?;
+        self.one(h, em, run, name)
+    }
+
+    fn one(&mut self, h: Held, em: &mut Emitter, run: &mut Run, name: &str) -> Result<()> {
+        match h {
+            Held::Record {
+                bytes,
+                fields,
+                line,
+                clean,
+                utf8,
+                field_clean,
+            } => self.row(
+                em,
+                run,
+                &bytes,
+                &fields,
+                line,
+                clean,
+                utf8,
+                field_clean.as_deref(),
+            ),
+            Held::TooLong { line, preview } => too_long(run, line, &preview, name),
+            Held::Malformed { line, raw, why } => {
+                if self.keys.is_none() && !self.opts.no_header {
+                    // Without its header no row can be read.
+                    return Err(Error::data(format!(
+                        "{name}: line {line}: the header: {why}"
+                    )));
+                }
+                malformed(run, line, &raw, &why, name)
+            }
+        }
+    }
+
+    /// At the end of the input: the short rows still held are a footer.
+    fn footer(&mut self, run: &mut Run) -> Result<()> {
+        let width = self.keys.as_ref().map_or(0, Keys::len);
+        for p in std::mem::take(&mut self.pending) {
+            if let Held::Record {
+                bytes,
+                fields,
+                line,
+                ..
+            } = p
+            {
+                run.records_in += 1;
+                let values: Vec<Value> = fields
+                    .iter()
+                    .map(|&(a, b)| Value::from(String::from_utf8_lossy(&bytes[a..b]).into_owned()))
+                    .collect();
+                run.reject(&Reject {
+                    line,
+                    error: format!(
+                        "a footer line below the table: {} field{} where the header has {width} (--skip-footer N drops the last N lines)",
+                        fields.len(),
+                        if fields.len() == 1 { "" } else { "s" }
+                    ),
+                    input: RejectInput::Value(Value::Array(values)),
+                    source: Some(self.origin.label.clone()),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the ordinary records from the scanner's position with its
     /// direct path (once the header is known), until one is not ordinary
     /// or the buffered input ends. False when it wrote none.

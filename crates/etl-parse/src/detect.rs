@@ -26,6 +26,8 @@ pub enum Format {
     Ndjson,
     /// A zip archive: every member parsed by its own format.
     Zip,
+    /// Fixed-width text (with --columns, --widths or --columns-file).
+    Fixed,
 }
 
 impl Format {
@@ -41,6 +43,7 @@ impl Format {
             Format::Json => "json",
             Format::Ndjson => "ndjson",
             Format::Zip => "zip",
+            Format::Fixed => "fixed",
         }
     }
 
@@ -154,58 +157,6 @@ fn looks_like_json_array(t: &[u8]) -> bool {
         .is_some_and(|b| matches!(b, b'{' | b'[' | b']' | b'"'))
 }
 
-/// Picks the delimiter: the candidate that splits the first records of the
-/// sample into the same number (> 1) of fields most consistently.
-pub fn sniff_delimiter(sample: &[u8], quote: u8, complete: bool) -> Option<u8> {
-    let mut best: Option<(u8, usize, usize)> = None; // (delim, consistent rows, fields)
-    for &d in b",;\t|" {
-        let mut rdr = csv::ReaderBuilder::new()
-            .delimiter(d)
-            .quote(quote)
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(sample);
-        let mut counts = Vec::new();
-        let mut rec = csv::ByteRecord::new();
-        while counts.len() < 50 {
-            match rdr.read_byte_record(&mut rec) {
-                Ok(true) => counts.push(rec.len()),
-                _ => break,
-            }
-        }
-        if !complete && counts.len() > 1 {
-            counts.pop(); // the sample may end mid-record
-        }
-        let Some(&first) = counts.first() else {
-            continue;
-        };
-        if first < 2 && counts.iter().all(|&c| c < 2) {
-            continue;
-        }
-        // The most common field count and how many rows have it.
-        let mut freq = std::collections::HashMap::new();
-        for &c in &counts {
-            *freq.entry(c).or_insert(0_usize) += 1;
-        }
-        let (&fields, &rows) = freq
-            .iter()
-            .filter(|(c, _)| **c > 1)
-            .max_by_key(|(c, n)| (**n, **c))
-            .unwrap_or((&0, &0));
-        if fields < 2 {
-            continue;
-        }
-        let better = match best {
-            None => true,
-            Some((_, brows, bfields)) => rows > brows || (rows == brows && fields > bfields),
-        };
-        if better {
-            best = Some((d, rows, fields));
-        }
-    }
-    best.map(|(d, _, _)| d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,24 +189,6 @@ mod tests {
         assert_eq!(
             sniff(b"a\tb\n", Some(Format::Tsv)),
             Sniffed::Text(Format::Tsv)
-        );
-    }
-
-    #[test]
-    fn sniffs_delimiters() {
-        assert_eq!(
-            sniff_delimiter(b"a;b;c\n1;2,5;3\n4;5;6\n", b'"', true),
-            Some(b';')
-        );
-        assert_eq!(
-            sniff_delimiter(b"a,b,c\n1,\"2;5\",3\n", b'"', true),
-            Some(b',')
-        );
-        assert_eq!(sniff_delimiter(b"a\tb\n1\t2\n", b'"', true), Some(b'\t'));
-        assert_eq!(sniff_delimiter(b"a|b|c\n1|2|3\n", b'"', true), Some(b'|'));
-        assert_eq!(
-            sniff_delimiter(b"just one column\nvalue\n", b'"', true),
-            None
         );
     }
 }

@@ -90,3 +90,61 @@ pub fn extension_mismatch(name: &str, ext: &str, format: &str) {
     warn!(file = name, extension = ext, format,
         "{name}: the name says {ext} but the content is text; parsing it as {format} (use --format to insist)");
 }
+
+/// Lines above the table were taken for a preamble and skipped.
+pub fn preamble(name: &str, lines: u64, why: &str) {
+    info!(
+        file = name,
+        skipped_lines = lines,
+        "{name}: skipping {lines} line{} of preamble: {why} (--skip-rows N to choose)",
+        if lines == 1 { "" } else { "s" }
+    );
+}
+
+/// `--skip-footer` dropped the last lines.
+pub fn footer_skipped(name: &str, lines: usize) {
+    info!(
+        file = name,
+        footer_lines = lines,
+        "{name}: dropped the last {lines} line{} (--skip-footer)",
+        if lines == 1 { "" } else { "s" }
+    );
+}
+
+/// What a delimited input was read as.
+pub fn dialect(name: &str, d: &etl_core::Record) {
+    let text = |k: &str| {
+        d.get(k)
+            .map(etl_core::Value::to_raw_text)
+            .unwrap_or_default()
+    };
+    let (delimiter, quote, escape, encoding) = (
+        text("delimiter"),
+        text("quote"),
+        text("escape"),
+        text("encoding"),
+    );
+    let header = text("header") == "true";
+    let skip_rows: u64 = text("skip_rows").parse().unwrap_or(0);
+    info!(
+        file = name,
+        delimiter = delimiter.as_str(),
+        quote = quote.as_str(),
+        escape = escape.as_str(),
+        encoding = encoding.as_str(),
+        header,
+        skip_rows,
+        "{name}: delimiter {delimiter:?}, quote {quote:?}, escape {escape:?}, encoding {encoding}, header {}, {skip_rows} line(s) skipped above it",
+        if header { "yes" } else { "no" },
+    );
+}
+
+/// A byte that is not UTF-8 after the sample: the rest is decoded as `charset`.
+pub fn charset_switched(name: &str, line: u64, charset: &str) {
+    warn!(
+        file = name,
+        line,
+        charset,
+        "{name}: line {line} is not valid UTF-8; decoding it and the rest of {name} as {charset} (detected); pass --encoding to choose"
+    );
+}

@@ -103,6 +103,32 @@ pub enum Next<'a> {
     },
 }
 
+impl<'a> Scanner<Box<dyn Read + 'a>> {
+    /// The bytes from the start of the last record returned to the end of
+    /// what is buffered (for a charset guess).
+    pub fn last_record_on(&self) -> &[u8] {
+        &self.buf[self.rec_start.min(self.end)..self.end]
+    }
+
+    /// Reads again from the start of the last record returned, through
+    /// `wrap` (a decoder): the rest of the input switches to another charset.
+    pub fn reread_last_record(
+        &mut self,
+        wrap: impl FnOnce(Box<dyn Read + 'a>) -> Box<dyn Read + 'a>,
+    ) {
+        let rest = self.buf[self.rec_start.min(self.end)..self.end].to_vec();
+        let old = std::mem::replace(&mut self.inner, Box::new(io::empty()));
+        self.inner = wrap(Box::new(io::Cursor::new(rest).chain(old)));
+        self.pos = 0;
+        self.end = 0;
+        self.eof = false;
+        self.line = self.rec_line;
+        self.utf8_from = 0;
+        self.utf8_to = 0;
+        self.utf8_seen = 0;
+    }
+}
+
 /// Streams CSV records out of a reader.
 #[derive(Debug)]
 pub struct Scanner<R> {
@@ -139,6 +165,10 @@ pub struct Scanner<R> {
     escape: Option<u8>,
     /// `--comment`: a record that starts with it is skipped to its line end.
     comment: Option<u8>,
+    /// Where the record last returned by `next_record` starts in `buf`,
+    /// and its line (see [`Scanner::reread_last_record`]).
+    rec_start: usize,
+    rec_line: u64,
 }
 
 impl<R: Read> Scanner<R> {
@@ -170,6 +200,8 @@ impl<R: Read> Scanner<R> {
             malformed: None,
             escape: None,
             comment: None,
+            rec_start: 0,
+            rec_line: 1,
         }
     }
 
@@ -203,6 +235,7 @@ impl<R: Read> Scanner<R> {
             self.utf8_from = self.utf8_from.saturating_sub(self.pos);
             self.utf8_to = self.utf8_to.saturating_sub(self.pos);
             self.utf8_seen = self.utf8_seen.saturating_sub(self.pos);
+            self.rec_start = self.rec_start.saturating_sub(self.pos);
             self.pos = 0;
         }
         if self.end == self.buf.len() {
@@ -302,6 +335,8 @@ impl<R: Read> Scanner<R> {
                 }
                 continue;
             }
+            self.rec_start = self.pos;
+            self.rec_line = self.line;
             let avail = &self.buf[self.pos..self.end];
             let found = memchr3(b'\n', self.quote, b'\r', avail);
             match found {

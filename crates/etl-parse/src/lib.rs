@@ -19,9 +19,11 @@ use globset::GlobMatcher;
 pub mod archive;
 pub mod delimited;
 pub mod detect;
+pub mod dialect;
 pub mod emit;
 mod events;
 pub mod fastcsv;
+pub mod fixed;
 pub mod input;
 pub mod json;
 pub mod sheets;
@@ -40,15 +42,42 @@ from the header row in the file's column order, values as strings (so `00123` st
 \"00123\") unless --infer.
 
 Formats are recognised by content (magic bytes, then sniffing), then by extension; \
---format overrides. Delimited text (delimiter sniffed among , ; TAB |), Excel (xlsx, xlsm, \
+--format overrides. Delimited text (its dialect detected: see below), fixed-width text \
+(--format fixed with a layout), Excel (xlsx, xlsm, \
 xlsb, xls), OpenDocument (ods), JSON (an array of objects, or the array at --json-path), \
 NDJSON (validated and passed through unchanged) and zip archives (every member parsed by \
 its own format; --provenance adds `_member` to tell members apart, --member picks them). gzip, bzip2, xz and zstd compression is removed \
 transparently, under --max-decompressed-bytes and --max-ratio.
 
-Text is decoded to UTF-8: a UTF-8 BOM is removed, UTF-16 with a BOM is decoded, \
---encoding names a legacy encoding, and input that is not UTF-8 is decoded with a detected \
-charset (a warning names it).
+Text is decoded to UTF-8: a UTF-8 BOM is removed, UTF-16 with a BOM or without one (NUL \
+bytes every other byte) is decoded, --encoding names a legacy encoding, and input that is \
+not UTF-8 is decoded with a detected charset (windows-1252/1251, ISO-8859-x, Shift_JIS, \
+GB18030, ...; a warning names it). A file whose first 64 KiB are UTF-8 but which holds a \
+byte that is not later is read as UTF-8 up to there and as the charset detected from there \
+on, with one warning naming the line (--encoding utf-8 insists: such rows are rejects).
+
+Delimited text: the dialect is detected on the first 64 KiB. The delimiter (, ; TAB | \
+space # : ~ ^ / *), the quote (\" ' or none) and the escape (doubled quotes or \\) are \
+decided together: every candidate parses the sample and the one whose table is the most \
+uniform (rows of the same width) with the most plausible cells (numbers, dates, words, \
+empty cells, rather than fragments of rows split in the wrong place) wins; ties go to the \
+common dialect (, \" doubled). A space or other rare delimiter must give every row the \
+same width, so a one-column file of `John Smith` is never split. Title and blank lines \
+above the table (lines of one value at most) are skipped and logged (--skip-rows N \
+forces N lines and turns this off). Short lines of one value at the end of the file \
+(`Total: 12`, `End of report`) are rejects naming the line, unless --skip-footer N drops \
+the last N lines. --header auto decides whether the first row names the columns (names \
+above numbers or dates, no value repeated below). Flags always win over detection. What \
+was decided is logged for each input, carried in the summary under `dialects` (one \
+object per input), and printed by --sniff (one JSON object per input, without parsing \
+the rest), to pin it in a script.
+
+Fixed-width text (--format fixed): --columns 'id:1-8,name:9-38' (1-based inclusive \
+character positions), --widths 8,30 (columns side by side, named by the header line, or \
+col_1..col_N with --no-header) or --columns-file FILE (one NAME:START-END per line). \
+Positions count characters, not bytes. Values are trimmed unless --no-trim. A line that \
+ends before the last column starts, or holds text past the layout's end, is a reject \
+naming the line; blank lines are skipped.
 
 Memory: delimited text, JSON and NDJSON stream in constant memory whatever the file size. \
 Spreadsheets are read one sheet at a time: memory grows with the used range of the \
@@ -70,6 +99,10 @@ Examples:
   etl-parse --all-sheets --provenance book.ods          # every sheet, with _sheet, _source, _row
   etl-parse export.csv.gz --normalize-headers snake     # `Order ID` -> order_id
   etl-parse --encoding windows-1252 --delimiter ';' legacy.csv
+  etl-parse --sniff export.csv                         # {\"delimiter\":\";\",\"skip_rows\":3,...}
+  etl-parse --header auto --skip-footer 2 report.csv   # header decided, last 2 lines dropped
+  etl-parse --format fixed --columns 'id:1-8,name:9-38,amount:39-50' ledger.txt
+  etl-parse --format fixed --widths 8,30,12 --no-header ledger.txt
   etl-parse --no-header --ragged keep messy.txt         # col_1..col_N, extra fields in _extra
   etl-parse --json-path data.items api.json             # the array at .data.items
   etl-parse --member '*.csv' reports.zip                # only the CSV members
@@ -127,7 +160,7 @@ pub struct Cli {
     )]
     pub retries: u32,
 
-    /// Field delimiter (one character; `tab` or `\t` for TAB) [default: sniffed among , ; TAB |].
+    /// Field delimiter (one character; `tab` or `\t` for TAB, `space`) [default: detected among , ; TAB | space # : ~ ^ / *].
     #[arg(
         long,
         short = 'd',
@@ -135,15 +168,10 @@ pub struct Cli {
         help_heading = "Delimited text"
     )]
     pub delimiter: Option<String>,
-    /// Quote character.
-    #[arg(
-        long,
-        value_name = "CHAR",
-        default_value = "\"",
-        help_heading = "Delimited text"
-    )]
-    pub quote: String,
-    /// Escape character inside quoted fields, besides doubled quotes: with `\`, `\"` is a quote and `\\` one backslash; before any other character it is data, kept.
+    /// Quote character, or `none` [default: detected among " ' and none].
+    #[arg(long, value_name = "CHAR", help_heading = "Delimited text")]
+    pub quote: Option<String>,
+    /// Escape character inside quoted fields, besides doubled quotes: with `\`, `\"` is a quote and `\\` one backslash; before any other character it is data, kept. `none`: doubled quotes only [default: detected].
     #[arg(long, value_name = "CHAR", help_heading = "Delimited text")]
     pub escape: Option<String>,
     /// Lines starting with CHAR are comments and skipped (e.g. `#`).
@@ -161,12 +189,27 @@ pub struct Cli {
     )]
     pub ragged: delimited::Ragged,
 
-    /// The first row is data: columns are named col_1..col_N.
-    #[arg(long, help_heading = "Header")]
+    /// Whether the first row (after any preamble) is a header: yes, no (columns col_1..col_N), or auto (decided from the file; delimited text).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "yes",
+        help_heading = "Header"
+    )]
+    pub header: delimited::Header,
+    /// The first row is data: columns are named col_1..col_N (same as --header no).
+    #[arg(long, help_heading = "Header", conflicts_with = "header")]
     pub no_header: bool,
-    /// Skip N lines (sheet rows) of preamble before the header.
+    /// Skip N lines (sheet rows) of preamble before the header [default: title and blank lines above a delimited table are detected and skipped].
+    #[arg(long, value_name = "N", help_heading = "Header")]
+    pub skip_rows: Option<u64>,
+    /// Drop the last N lines of delimited text (a footer: totals, "End of report").
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Header")]
-    pub skip_rows: u64,
+    pub skip_footer: u64,
+    /// Print what each input is (format, encoding, delimiter, quote, escape, header, lines to skip) as one JSON object per input, without parsing the rest.
+    #[arg(long, help_heading = "Inputs")]
+    pub sniff: bool,
     /// Rewrite column names: snake (`Order ID` -> order_id), lower, trim.
     #[arg(
         long,
@@ -176,6 +219,25 @@ pub struct Cli {
         help_heading = "Header"
     )]
     pub normalize_headers: Normalize,
+
+    /// Fixed-width layout: NAME:START-END,... (1-based inclusive character positions), e.g. id:1-8,name:9-38,amount:39-50.
+    #[arg(long, value_name = "LAYOUT", help_heading = "Fixed-width text",
+        conflicts_with_all = ["widths", "columns_file"])]
+    pub columns: Option<String>,
+    /// Fixed-width layout as widths in characters, e.g. 8,30,12; the header line names the columns (col_1..col_N with --no-header).
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        help_heading = "Fixed-width text",
+        conflicts_with = "columns_file"
+    )]
+    pub widths: Option<String>,
+    /// Fixed-width layout from a file: one NAME:START-END per line (# comments).
+    #[arg(long, value_name = "FILE", help_heading = "Fixed-width text")]
+    pub columns_file: Option<PathBuf>,
+    /// Keep the spaces around fixed-width values.
+    #[arg(long, help_heading = "Fixed-width text")]
+    pub no_trim: bool,
 
     /// The sheet to read, by name or 0-based index [default: the first visible sheet].
     #[arg(
@@ -239,6 +301,7 @@ etl_core::command_glue!(Cli);
 fn one_byte(flag: &str, s: &str) -> Result<u8> {
     let t = match s {
         "tab" | "\\t" | "TAB" => "\t",
+        "space" => " ",
         other => other,
     };
     match t.as_bytes() {
@@ -246,6 +309,15 @@ fn one_byte(flag: &str, s: &str) -> Result<u8> {
         _ => Err(Error::usage(format!(
             "{flag} {s:?}: must be one ASCII character (or `tab`)"
         ))),
+    }
+}
+
+/// A character option that also takes `none` (`--quote`, `--escape`).
+fn byte_or_none(flag: &str, s: &str) -> Result<Option<u8>> {
+    if s.eq_ignore_ascii_case("none") {
+        Ok(None)
+    } else {
+        one_byte(flag, s).map(Some)
     }
 }
 
@@ -275,6 +347,9 @@ pub struct Parser<'a> {
     /// The charset the current manifest file's e-mail part declared.
     declared: Option<&'static encoding_rs::Encoding>,
     http: Http,
+    /// What each delimited input was read as (the summary's `dialects`).
+    dialects: etl_core::record::Map,
+    fixed: fixed::Opts,
 }
 
 impl Parser<'_> {
@@ -329,7 +404,9 @@ impl Parser<'_> {
             self.declared,
             &label,
         );
-        let mut decoded = decoded;
+        let encoding = decoded.encoding;
+        let may_switch = decoded.may_switch;
+        let mut decoded = decoded.reader;
         let head =
             input::read_head(&mut decoded, 4096).map_err(|e| self.limits.read_error(&label, &e))?;
         let format = forced.unwrap_or_else(|| match detect::sniff(&head, ext) {
@@ -345,6 +422,10 @@ impl Parser<'_> {
         }
         events::file(&label, format.name());
         let reader: Box<dyn Read + '_> = Box::new(io::Cursor::new(head).chain(decoded));
+        let tsv = format == Format::Tsv;
+        if self.cli.sniff {
+            return self.sniff_text(reader, format, &label, &encoding);
+        }
         match format {
             Format::Json => json::document(
                 reader,
@@ -355,16 +436,81 @@ impl Parser<'_> {
                 &self.limits,
             ),
             Format::Ndjson => json::ndjson(reader, job.origin, &mut self.em, run, &self.limits),
-            _ => delimited::parse(
+            Format::Fixed => fixed::parse(
                 reader,
-                format == Format::Tsv,
-                &self.csv,
+                &self.fixed,
                 job.origin,
                 &mut self.em,
                 run,
                 &self.limits,
             ),
+            _ => self.parse_delimited(
+                reader,
+                tsv,
+                job.origin,
+                &label,
+                (&encoding, may_switch),
+                run,
+            ),
         }
+    }
+
+    /// Delimited text, and what it was read as in the summary.
+    fn parse_delimited(
+        &mut self,
+        reader: Box<dyn Read + '_>,
+        tsv: bool,
+        origin: &Origin,
+        label: &str,
+        (encoding, may_switch): (&str, bool),
+        run: &mut Run,
+    ) -> Result<()> {
+        let parsed = delimited::parse(
+            reader,
+            (tsv, may_switch),
+            &self.csv,
+            origin,
+            &mut self.em,
+            run,
+            &self.limits,
+        )?;
+        let encoding = match parsed.switched {
+            Some((line, enc)) => format!("{encoding}, {enc} from line {line}"),
+            None => encoding.to_owned(),
+        };
+        let d = delimited::describe(&parsed.sniffed, &self.csv, &encoding);
+        events::dialect(label, &d);
+        self.dialects.insert(label.to_owned(), Value::Object(d));
+        run.set_count("dialects", Value::Object(self.dialects.clone()));
+        Ok(())
+    }
+
+    /// `--sniff` for a text input: what it is, without parsing the rest.
+    fn sniff_text(
+        &mut self,
+        reader: Box<dyn Read + '_>,
+        format: Format,
+        label: &str,
+        encoding: &str,
+    ) -> Result<()> {
+        let mut rec = etl_core::map_with_capacity(10);
+        rec.insert("file".into(), Value::from(label));
+        rec.insert("format".into(), Value::from(format.name()));
+        if matches!(format, Format::Csv | Format::Tsv) {
+            let (sniffed, _) = delimited::sniff(
+                reader,
+                format == Format::Tsv,
+                &self.csv,
+                label,
+                &self.limits,
+            )?;
+            let d = delimited::describe(&sniffed, &self.csv, encoding);
+            events::dialect(label, &d);
+            rec.extend(d);
+        } else {
+            rec.insert("encoding".into(), Value::from(encoding));
+        }
+        self.em.plain(&rec).map_err(|e| Error::stdout(&e))
     }
 
     /// Parses a stream (an archive member): decompress, detect, parse.
@@ -410,40 +556,11 @@ fn zip_kind(data: &mut Seekable) -> Format {
 /// Runs one invocation.
 #[allow(clippy::needless_pass_by_value)] // the signature etl_core::main requires
 pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
-    let csv = delimited::Opts {
-        delimiter: cli
-            .delimiter
-            .as_deref()
-            .map(|d| one_byte("--delimiter", d))
-            .transpose()?,
-        quote: one_byte("--quote", &cli.quote)?,
-        escape: cli
-            .escape
-            .as_deref()
-            .map(|c| one_byte("--escape", c))
-            .transpose()?,
-        comment: cli
-            .comment
-            .as_deref()
-            .map(|c| one_byte("--comment", c))
-            .transpose()?,
-        no_header: cli.no_header,
-        skip_rows: cli.skip_rows,
-        normalize: cli.normalize_headers,
-        ragged: cli.ragged,
-    };
+    let csv = csv_opts(&cli)?;
     if !cli.carry.is_empty() && !cli.manifest {
         return Err(Error::usage(
             "--carry needs --manifest (it copies manifest fields)",
         ));
-    }
-    if let Some(d) = csv.delimiter {
-        if matches!(d, b'\n' | b'\r') || d == csv.quote {
-            return Err(Error::usage(format!(
-                "--delimiter {:?}: a line end or the quote character cannot separate fields",
-                char::from(d)
-            )));
-        }
     }
     let sheets = sheets::Opts {
         select: sheets::Select {
@@ -451,8 +568,8 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
             all: cli.all_sheets,
             list: cli.list_sheets,
         },
-        no_header: cli.no_header,
-        skip_rows: cli.skip_rows,
+        no_header: cli.no_header || cli.header == delimited::Header::No,
+        skip_rows: cli.skip_rows.unwrap_or(0),
         normalize: cli.normalize_headers,
         cell_errors: cli.cell_errors,
     };
@@ -461,6 +578,7 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
         .as_deref()
         .map(text::encoding_for)
         .transpose()?;
+    let fixed = fixed_opts(&cli)?;
     let member_glob = match cli.member.as_slice() {
         [] => None,
         globs => {
@@ -498,6 +616,8 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
         encoding,
         declared: None,
         http,
+        dialects: etl_core::map_with_capacity(4),
+        fixed,
     };
     let result = if cli.manifest {
         manifest(&mut parser, run)
@@ -506,6 +626,72 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     };
     let flushed = parser.em.flush().map_err(|e| Error::stdout(&e));
     result.and(flushed)
+}
+
+/// The delimited-text options.
+fn csv_opts(cli: &Cli) -> Result<delimited::Opts> {
+    let csv = delimited::Opts {
+        delimiter: cli
+            .delimiter
+            .as_deref()
+            .map(|d| one_byte("--delimiter", d))
+            .transpose()?,
+        quote: cli
+            .quote
+            .as_deref()
+            .map(|q| byte_or_none("--quote", q))
+            .transpose()?,
+        escape: cli
+            .escape
+            .as_deref()
+            .map(|c| byte_or_none("--escape", c))
+            .transpose()?,
+        comment: cli
+            .comment
+            .as_deref()
+            .map(|c| one_byte("--comment", c))
+            .transpose()?,
+        no_header: cli.no_header || cli.header == delimited::Header::No,
+        header_auto: cli.header == delimited::Header::Auto,
+        skip_rows: cli.skip_rows,
+        skip_footer: cli.skip_footer,
+        normalize: cli.normalize_headers,
+        ragged: cli.ragged,
+    };
+    if let Some(d) = csv.delimiter {
+        // `"` is the quote unless --quote says otherwise.
+        if matches!(d, b'\n' | b'\r') || csv.quote.unwrap_or(Some(b'"')) == Some(d) {
+            return Err(Error::usage(format!(
+                "--delimiter {:?}: a line end or the quote character cannot separate fields",
+                char::from(d)
+            )));
+        }
+    }
+    Ok(csv)
+}
+
+/// The fixed-width layout and options (`--format fixed`).
+fn fixed_opts(cli: &Cli) -> Result<fixed::Opts> {
+    let layout = match (&cli.columns, &cli.widths, &cli.columns_file) {
+        (Some(c), _, _) => fixed::parse_columns(c, "--columns")?,
+        (_, Some(w), _) => fixed::parse_widths(w)?,
+        (_, _, Some(f)) => fixed::read_columns_file(f)?,
+        _ => Vec::new(),
+    };
+    if (cli.format == Some(Format::Fixed)) == layout.is_empty() {
+        return Err(Error::usage(if layout.is_empty() {
+            "--format fixed needs a layout: --columns, --widths or --columns-file"
+        } else {
+            "--columns, --widths and --columns-file describe fixed-width text: add --format fixed"
+        }));
+    }
+    Ok(fixed::Opts {
+        columns: layout,
+        no_header: cli.no_header || cli.header == delimited::Header::No,
+        skip_rows: cli.skip_rows.unwrap_or(0),
+        trim: !cli.no_trim,
+        normalize: cli.normalize_headers,
+    })
 }
 
 fn files(parser: &mut Parser<'_>, run: &mut Run) -> Result<()> {

@@ -36,12 +36,74 @@ fn is_utf8(head: &[u8], complete: bool) -> bool {
     }
 }
 
+/// UTF-16 without a BOM: every other byte of ASCII text is NUL. Returns
+/// the byte order when at least 30% of the odd (LE) or even (BE) bytes of
+/// the first 4 KiB are NUL and almost none of the others.
+pub fn utf16_without_bom(head: &[u8]) -> Option<&'static Encoding> {
+    let h = &head[..head.len().min(4096) & !1];
+    let pairs = h.len() / 2;
+    if pairs < 2 {
+        return None;
+    }
+    let even = h.iter().step_by(2).filter(|&&b| b == 0).count();
+    let odd = h.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+    if odd * 10 >= pairs * 3 && even * 20 < pairs {
+        Some(encoding_rs::UTF_16LE)
+    } else if even * 10 >= pairs * 3 && odd * 20 < pairs {
+        Some(encoding_rs::UTF_16BE)
+    } else {
+        None
+    }
+}
+
+/// The legacy charset of `rest`, bytes from the first row that is not
+/// UTF-8 in a file the sample said was UTF-8: chardetng's guess, never
+/// UTF-8.
+pub fn legacy_after(rest: &[u8]) -> &'static Encoding {
+    let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    det.feed(rest, false);
+    det.guess(None, chardetng::Utf8Detection::Deny)
+}
+
+/// `rest` decoded with `enc` (no BOM expected mid-file).
+pub fn decoder<'a>(enc: &'static Encoding, rest: Box<dyn Read + 'a>) -> Box<dyn Read + 'a> {
+    Box::new(
+        DecodeReaderBytesBuilder::new()
+            .encoding(Some(enc))
+            .bom_override(false)
+            .build(rest),
+    )
+}
+
+/// A decoded stream and the encoding it was read as.
+pub struct Decoded<'a> {
+    /// UTF-8 text.
+    pub reader: Box<dyn Read + 'a>,
+    /// The encoding's name (`UTF-8`, `windows-1252`, `UTF-16LE`, ...).
+    pub encoding: String,
+    /// UTF-8 was decided on the sample (not forced): a byte that is not
+    /// UTF-8 later switches the rest to a detected charset (see
+    /// [`legacy_after`]).
+    pub may_switch: bool,
+}
+
+impl std::fmt::Debug for Decoded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoded")
+            .field("encoding", &self.encoding)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Decodes `head` + `rest` to UTF-8. `complete`: `head` is the whole input.
-/// `forced` (`--encoding`) decides; else a BOM, else valid UTF-8 stays as
-/// it is, else `declared` (the charset the file's e-mail part declared)
-/// is used, else a detected charset. A declared charset never overrides
-/// valid UTF-8: mislabelled parts are common, and UTF-8 read as
-/// windows-1252 would be mangled without a word.
+/// `forced` (`--encoding`) decides; else a BOM, else UTF-16 without a BOM
+/// (NUL bytes every other byte), else valid UTF-8 stays as it is (and a
+/// byte that is not UTF-8 later switches the rest of the input to the
+/// charset detected from there on, with a warning naming the line), else
+/// `declared` (the charset the file's e-mail part declared) is used, else
+/// a detected charset. A declared charset never overrides valid UTF-8:
+/// mislabelled parts are common, and UTF-8 read as windows-1252 would be
+/// mangled without a word.
 pub fn decode<'a>(
     head: Vec<u8>,
     rest: Box<dyn Read + 'a>,
@@ -49,39 +111,76 @@ pub fn decode<'a>(
     forced: Option<&'static Encoding>,
     declared: Option<&'static Encoding>,
     name: &str,
-) -> Box<dyn Read + 'a> {
+) -> Decoded<'a> {
     let whole = io::Cursor::new(head).chain(rest);
     let head = whole.get_ref().0.get_ref();
-    let enc = if let Some(enc) = forced {
-        Some(enc)
-    } else if head.starts_with(&[0xFF, 0xFE]) {
-        Some(encoding_rs::UTF_16LE)
-    } else if head.starts_with(&[0xFE, 0xFF]) {
-        Some(encoding_rs::UTF_16BE)
-    } else if head.starts_with(b"\xEF\xBB\xBF") {
+    let decoded = |enc: &'static Encoding, whole| Decoded {
+        // A BOM (if any) decides over the label, and is removed.
+        reader: Box::new(
+            DecodeReaderBytesBuilder::new()
+                .encoding(Some(enc))
+                .bom_override(true)
+                .build(whole),
+        ),
+        encoding: enc.name().to_owned(),
+        may_switch: false,
+    };
+    if let Some(enc) = forced {
+        if enc == encoding_rs::UTF_8
+            && !head.starts_with(&[0xFF, 0xFE])
+            && !head.starts_with(&[0xFE, 0xFF])
+        {
+            // `--encoding utf-8` insists: bytes that are not UTF-8 make
+            // their rows rejects, never replacement characters.
+            let mut whole = whole;
+            if whole.get_ref().0.get_ref().starts_with(b"\xEF\xBB\xBF") {
+                let mut bom = [0u8; 3];
+                let _ = whole.read_exact(&mut bom);
+            }
+            return Decoded {
+                reader: Box::new(whole),
+                encoding: "UTF-8".into(),
+                may_switch: false,
+            };
+        }
+        return decoded(enc, whole);
+    }
+    if head.starts_with(&[0xFF, 0xFE]) {
+        return decoded(encoding_rs::UTF_16LE, whole);
+    }
+    if head.starts_with(&[0xFE, 0xFF]) {
+        return decoded(encoding_rs::UTF_16BE, whole);
+    }
+    if head.starts_with(b"\xEF\xBB\xBF") {
         let mut whole = whole;
         let mut bom = [0u8; 3];
         let _ = whole.read_exact(&mut bom);
-        return Box::new(whole);
-    } else if is_utf8(head, complete) {
-        return Box::new(whole);
-    } else if let Some(enc) = declared {
-        events::charset_declared(name, enc.name());
-        Some(enc)
-    } else {
-        let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Allow);
-        det.feed(head, complete);
-        let enc = det.guess(None, chardetng::Utf8Detection::Allow);
+        return Decoded {
+            reader: Box::new(whole),
+            encoding: "UTF-8".into(),
+            may_switch: true,
+        };
+    }
+    if let Some(enc) = utf16_without_bom(head) {
         events::charset_detected(name, enc.name());
-        Some(enc)
-    };
-    // A BOM (if any) decides over the label, and is removed.
-    Box::new(
-        DecodeReaderBytesBuilder::new()
-            .encoding(enc)
-            .bom_override(true)
-            .build(whole),
-    )
+        return decoded(enc, whole);
+    }
+    if is_utf8(head, complete) {
+        return Decoded {
+            reader: Box::new(whole),
+            encoding: "UTF-8".into(),
+            may_switch: true,
+        };
+    }
+    if let Some(enc) = declared {
+        events::charset_declared(name, enc.name());
+        return decoded(enc, whole);
+    }
+    let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Allow);
+    det.feed(head, complete);
+    let enc = det.guess(None, chardetng::Utf8Detection::Allow);
+    events::charset_detected(name, enc.name());
+    decoded(enc, whole)
 }
 
 #[cfg(test)]
@@ -98,6 +197,7 @@ mod tests {
             None,
             "t",
         )
+        .reader
         .read_to_string(&mut out)
         .unwrap();
         out
@@ -138,6 +238,7 @@ mod tests {
             let mut out = String::new();
             let enc = encoding_for(declared).ok();
             decode(bytes.to_vec(), Box::new(io::empty()), true, None, enc, "t")
+                .reader
                 .read_to_string(&mut out)
                 .unwrap();
             out
@@ -155,5 +256,38 @@ mod tests {
         let s = "é".as_bytes();
         assert!(is_utf8(&s[..1], false));
         assert!(!is_utf8(&s[..1], true));
+    }
+
+    #[test]
+    fn utf16_without_a_bom_is_recognised() {
+        let le: Vec<u8> = "id,name\nA,é\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let be: Vec<u8> = "id,name\nA,é\n"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert_eq!(utf16_without_bom(&le), Some(encoding_rs::UTF_16LE));
+        assert_eq!(utf16_without_bom(&be), Some(encoding_rs::UTF_16BE));
+        assert_eq!(dec(&le, None), "id,name\nA,é\n");
+        assert_eq!(dec(&be, None), "id,name\nA,é\n");
+        assert_eq!(utf16_without_bom(b"id,name\n1,2\n"), None);
+        // One NUL in ASCII text is not UTF-16.
+        assert_eq!(utf16_without_bom(b"id,name\n1,\x002\n"), None);
+    }
+
+    #[test]
+    fn what_follows_a_legacy_byte_is_guessed_never_utf8() {
+        assert_eq!(
+            legacy_after(b"5001,Besan\xE7on caf\xE9\n"),
+            encoding_rs::WINDOWS_1252
+        );
+        assert_ne!(legacy_after("caf\u{e9}".as_bytes()), encoding_rs::UTF_8);
+        let mut out = String::new();
+        decoder(encoding_rs::WINDOWS_1252, Box::new(&b"Z\xFCrich"[..]))
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "Zürich");
     }
 }

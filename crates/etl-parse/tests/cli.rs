@@ -110,8 +110,19 @@ fn quote_escape_and_comment() {
     );
     // Regression: a closing quote followed by text (`"a"b`) was read with
     // the quotes dropped; the row is now a reject naming line and field.
+    // (With the quote detected, `"` is no quote in this file and `"x"y` is
+    // read as it stands; `--quote '"'` insists.)
     d.write("stray.csv", b"a,b\n\"x\"y,1\n2,3\n");
-    let out = d.run(&["--max-rejects", "1", "--rejects", "r.ndjson", "stray.csv"]);
+    assert_eq!(ok(&d.run(&["stray.csv"]))[0], r#"{"a":"\"x\"y","b":"1"}"#);
+    let out = d.run(&[
+        "--quote",
+        "\"",
+        "--max-rejects",
+        "1",
+        "--rejects",
+        "r.ndjson",
+        "stray.csv",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(ok(&out), [r#"{"a":"2","b":"3"}"#]);
     let rej: serde_json::Value = serde_json::from_str(
@@ -129,7 +140,11 @@ fn quote_escape_and_comment() {
             .contains("field 1: text after the closing quote"),
         "{rej}"
     );
-    assert_eq!(d.run(&["stray.csv"]).code, 65, "beyond --max-rejects 0");
+    assert_eq!(
+        d.run(&["--quote", "\"", "stray.csv"]).code,
+        65,
+        "beyond --max-rejects 0"
+    );
     d.write("c.csv", b"# exported 2026-11-21\na,b\n1,2\n# trailer");
     assert_eq!(
         ok(&d.run(&["--comment", "#", "c.csv"])),

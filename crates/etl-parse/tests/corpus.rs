@@ -165,12 +165,15 @@ fn papaparse_case(case: &J) -> Option<Result<(), String>> {
         None if core => args.extend(["--delimiter".into(), ",".into()]),
         None => {}
     }
-    if let Some(q) = config.get("quoteChar").and_then(J::as_str) {
-        args.extend(["--quote".into(), q.into()]);
-    }
-    if let Some(e) = config.get("escapeChar").and_then(J::as_str) {
-        args.extend(["--escape".into(), e.into()]);
-    }
+    // PapaParse does not detect the quote or the escape: `"`, doubled,
+    // unless the case says otherwise.
+    let quote = config.get("quoteChar").and_then(J::as_str).unwrap_or("\"");
+    args.extend(["--quote".into(), quote.into()]);
+    let escape = config
+        .get("escapeChar")
+        .and_then(J::as_str)
+        .filter(|e| *e != quote);
+    args.extend(["--escape".into(), escape.unwrap_or("none").into()]);
     match config.get("comments") {
         Some(J::Bool(true)) => args.extend(["--comment".into(), "#".into()]),
         Some(J::String(c)) => args.extend(["--comment".into(), c.clone()]),
@@ -308,6 +311,8 @@ fn papaparse_stray_quotes_are_rejects_not_dropped_bytes() {
             "keep",
             "--max-rejects",
             "100",
+            "--quote",
+            "\"",
         ];
         if let Some(d) = case["config"]["delimiter"].as_str() {
             args.extend(["--delimiter", d]);
