@@ -29,7 +29,7 @@ const MAX_ROWS: usize = 200;
 const MAX_PREAMBLE: usize = 40;
 
 /// Delimiter candidates, most common first (the order breaks ties).
-pub const DELIMITERS: &[u8] = b",;\t| #:~^/*";
+pub const DELIMITERS: &[u8] = b",;\t| #:~^/*+";
 /// Quote candidates (`None`: no quoting), most common first.
 const QUOTES: &[Option<u8>] = &[Some(b'"'), None, Some(b'\'')];
 /// Escape candidates (`None`: quotes are escaped by doubling them).
@@ -400,7 +400,11 @@ fn url_or_email(t: &[u8]) -> bool {
 /// but none of the characters that separate fields (a cell holding one is
 /// most likely a row split in the wrong place).
 fn words(t: &[u8], d: Dialect) -> bool {
-    t.iter().any(|b| b.is_ascii_alphabetic() || *b >= 0x80)
+    // A value wrapped in quote characters the dialect does not take for
+    // quotes (`'a'` read with `"`) is a sign of the wrong quote.
+    let wrapped = t.len() >= 2 && t[0] == t[t.len() - 1] && matches!(t[0], b'\'' | b'"');
+    !wrapped
+        && t.iter().any(|b| b.is_ascii_alphabetic() || *b >= 0x80)
         && t.iter().all(|&b| {
             b.is_ascii_alphanumeric()
                 || b >= 0x80
