@@ -57,7 +57,7 @@ byte that is not later is read as UTF-8 up to there and as the charset detected 
 on, with one warning naming the line (--encoding utf-8 insists: such rows are rejects).
 
 Delimited text: the dialect is detected on the first 64 KiB. The delimiter (, ; TAB | \
-space # : ~ ^ / *), the quote (\" ' or none) and the escape (doubled quotes or \\) are \
+space # : ~ ^ / * +), the quote (\" ' or none) and the escape (doubled quotes or \\) are \
 decided together: every candidate parses the sample and the one whose table is the most \
 uniform (rows of the same width) with the most plausible cells (numbers, dates, words, \
 empty cells, rather than fragments of rows split in the wrong place) wins; ties go to the \
@@ -160,7 +160,7 @@ pub struct Cli {
     )]
     pub retries: u32,
 
-    /// Field delimiter (one character; `tab` or `\t` for TAB, `space`) [default: detected among , ; TAB | space # : ~ ^ / *].
+    /// Field delimiter (one character; `tab` or `\t` for TAB, `space`) [default: detected among , ; TAB | space # : ~ ^ / * +].
     #[arg(
         long,
         short = 'd',
