@@ -133,7 +133,7 @@ pub fn sniff<'r>(
     opts: &Opts,
     name: &str,
     limits: &Limits,
-) -> Result<(Sniffed, Box<dyn Read + 'r>)> {
+) -> Result<Sniff<'r>> {
     let io_err = |e: io::Error| limits.read_error(name, &e);
     let mut buffered = BufReader::with_capacity(64 * 1024, input);
     skip_lines(&mut buffered, opts.skip_rows.unwrap_or(0)).map_err(io_err)?;
@@ -148,10 +148,30 @@ pub fn sniff<'r>(
         header: opts.header_auto,
     };
     let sniffed = dialect::sniff(&sample, complete, &given);
-    Ok((
+    // No delimiter gives a table: perhaps fixed-width text (only when
+    // nothing about the dialect was given and the layout is certain).
+    let fixed = (sniffed.columns <= 1
+        && given.delimiter.is_none()
+        && opts.quote.is_none()
+        && opts.escape.is_none())
+    .then(|| crate::fixed::infer(&sample, complete))
+    .flatten();
+    Ok(Sniff {
         sniffed,
-        Box::new(io::Cursor::new(sample).chain(unbuffer(buffered))),
-    ))
+        fixed,
+        reader: Box::new(io::Cursor::new(sample).chain(unbuffer(buffered))),
+    })
+}
+
+/// What [`sniff`] found, and the stream to read.
+#[allow(missing_debug_implementations)] // holds a `dyn Read`
+pub struct Sniff<'r> {
+    /// The delimited dialect.
+    pub sniffed: Sniffed,
+    /// A fixed-width layout, when the text is that rather than delimited.
+    pub fixed: Option<Vec<crate::fixed::Column>>,
+    /// The stream after `--skip-rows`, its sample put back in front.
+    pub reader: Box<dyn Read + 'r>,
 }
 
 impl Opts {
@@ -162,13 +182,33 @@ impl Opts {
 }
 
 /// The dialect as the summary and `--sniff` report it.
-pub fn describe(s: &Sniffed, opts: &Opts, encoding: &str) -> etl_core::Record {
+pub fn describe(
+    s: &Sniffed,
+    fixed: Option<&[crate::fixed::Column]>,
+    opts: &Opts,
+    encoding: &str,
+) -> etl_core::Record {
+    let mut m = etl_core::map_with_capacity(8);
+    if let Some(cols) = fixed {
+        m.insert("format".into(), Value::from("fixed"));
+        m.insert(
+            "layout".into(),
+            Value::from(crate::fixed::layout_text(cols)),
+        );
+        m.insert("encoding".into(), Value::from(encoding));
+        m.insert(
+            "header".into(),
+            Value::from(!opts.no_header || opts.header_auto),
+        );
+        m.insert("skip_rows".into(), Value::from(opts.skip_rows.unwrap_or(0)));
+        m.insert("columns".into(), Value::from(cols.len() as u64));
+        return m;
+    }
     let header = if opts.header_auto {
         s.header.unwrap_or(true)
     } else {
         !opts.no_header
     };
-    let mut m = etl_core::map_with_capacity(8);
     m.insert(
         "delimiter".into(),
         Value::from(dialect::char_name(Some(s.dialect.delimiter))),
@@ -208,7 +248,28 @@ pub fn parse(
 ) -> Result<Parsed> {
     let name = origin.label.as_str();
     let io_err = |e: io::Error| limits.read_error(name, &e);
-    let (sniffed, reader) = sniff(input, tsv, opts, name, limits)?;
+    let Sniff {
+        sniffed,
+        fixed,
+        reader,
+    } = sniff(input, tsv, opts, name, limits)?;
+    if let Some(columns) = fixed {
+        events::fixed_detected(name, &crate::fixed::layout_text(&columns));
+        let fixed_opts = crate::fixed::Opts {
+            line_offset: opts.skip_rows.unwrap_or(0),
+            columns: columns.clone(),
+            no_header: opts.no_header && !opts.header_auto,
+            skip_rows: 0,
+            trim: true,
+            normalize: opts.normalize,
+        };
+        crate::fixed::parse(reader, &fixed_opts, origin, em, run, limits)?;
+        return Ok(Parsed {
+            sniffed,
+            switched: None,
+            fixed: Some(columns),
+        });
+    }
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     skip_lines(&mut reader, sniffed.preamble).map_err(io_err)?;
     let reader = unbuffer(reader);
@@ -293,7 +354,11 @@ pub fn parse(
         events::footer_skipped(name, footer.len());
     }
     rows.footer(run)?;
-    Ok(Parsed { sniffed, switched })
+    Ok(Parsed {
+        sniffed,
+        switched,
+        fixed: None,
+    })
 }
 
 /// What [`parse`] decided about one input.
@@ -304,6 +369,8 @@ pub struct Parsed {
     /// The line from which the input was not UTF-8, and the charset the
     /// rest was read in.
     pub switched: Option<(u64, &'static str)>,
+    /// The layout, when the text was read as fixed-width (detected).
+    pub fixed: Option<Vec<crate::fixed::Column>>,
 }
 
 /// A record from the scanner, owned (for `--skip-footer`, which holds the

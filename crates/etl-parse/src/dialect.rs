@@ -525,9 +525,18 @@ fn score(
     }
     // A rare delimiter (a space, `:`, `/`...) also splits the values of a
     // one-column file (`John Smith`, `12:30`) evenly: it must give a table
-    // whose every row, the header too, has the same width.
-    if rare(d.delimiter) && (k > 1 || table.len() < 2) {
-        return None;
+    // whose every row, the header too, has the same width, or one whose
+    // rows each hold a quoted value that opens right after it (the
+    // delimiter is then what the writer put between values, though it left
+    // some values holding it unquoted).
+    if rare(d.delimiter) {
+        let quoted_rows = table
+            .iter()
+            .filter(|r| !r.malformed && r.quoted.iter().skip(1).any(|q| *q))
+            .count();
+        if table.len() < 2 || (k > 1 && quoted_rows * 10 < table.len() * 9) {
+            return None;
+        }
     }
     #[allow(clippy::cast_precision_loss)]
     let pattern: f64 = patterns
@@ -954,6 +963,22 @@ mod tests {
             ..auto()
         };
         assert_eq!(sniff(b"a,\"b\"\n1,\"2\"\n", true, &g).dialect.quote, None);
+    }
+
+    #[test]
+    fn a_space_between_quoted_values_is_a_delimiter_even_when_ragged() {
+        // Written with a space between values, some values with spaces left
+        // unquoted: the quoted values that open after a space give it away.
+        let t = "date time product \"note\"\n\
+                 28/01 00:00 Hiking Boots \"light, quick\"\n\
+                 29/01 00:15 Jacket \"visible, dry\"\n\
+                 30/01 00:30 Trail Shoes \"warm, dry\"\n";
+        assert_eq!(dialect(t).0, ' ');
+        // Without quotes, a one-column file of names is never split.
+        assert_eq!(
+            sniffed("name\nJohn Smith\nJane Doe\nAnn Lee Moe\n").columns,
+            1
+        );
     }
 
     #[test]

@@ -148,3 +148,12 @@ pub fn charset_switched(name: &str, line: u64, charset: &str) {
         "{name}: line {line} is not valid UTF-8; decoding it and the rest of {name} as {charset} (detected); pass --encoding to choose"
     );
 }
+
+/// No delimiter gives a table, but the columns are aligned: fixed-width.
+pub fn fixed_detected(name: &str, layout: &str) {
+    info!(
+        file = name,
+        layout,
+        "{name}: no delimiter gives a table and its columns are aligned on every line; reading it as fixed-width text, --columns '{layout}' (detected; --format fixed --columns to pin it, --delimiter to refuse it)"
+    );
+}

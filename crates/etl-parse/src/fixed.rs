@@ -33,6 +33,8 @@ pub struct Column {
 /// Options for fixed-width text.
 #[derive(Debug, Clone, Default)]
 pub struct Opts {
+    /// Lines already skipped before the stream starts (line numbers count them).
+    pub line_offset: u64,
     /// The layout (empty when `--format fixed` is not used).
     pub columns: Vec<Column>,
     /// `--no-header`: the first line is data.
@@ -144,6 +146,96 @@ fn check_layout(cols: &[Column], flag: &str) -> Result<()> {
     Ok(())
 }
 
+/// Infers a fixed-width layout from the sample of a text in which no
+/// delimiter gives a table: the character positions blank on every line
+/// (or past its end) are gutters, and each run of positions between them is
+/// a column, up to the next one. Confident only with at least 5 lines (no
+/// TAB, none blank counted), 2 columns or more, every gutter run at least 2
+/// characters wide (single spaces are how words are separated) and every
+/// column holding a value on at least half of the lines; `None` otherwise,
+/// and the text is read as delimited as before.
+pub fn infer(sample: &[u8], complete: bool) -> Option<Vec<Column>> {
+    let text = std::str::from_utf8(sample).ok().or_else(|| {
+        // The sample may end inside a character.
+        let e = std::str::from_utf8(sample).err()?;
+        std::str::from_utf8(&sample[..e.valid_up_to()]).ok()
+    })?;
+    let mut lines: Vec<Vec<char>> = text
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r').chars().collect::<Vec<char>>())
+        .collect();
+    if !complete {
+        lines.pop(); // perhaps cut
+    }
+    lines.retain(|l| !l.iter().all(|c| c.is_whitespace()));
+    lines.truncate(200);
+    if lines.len() < 5 || lines.iter().any(|l| l.contains(&'\t')) {
+        return None;
+    }
+    let width = lines.iter().map(Vec::len).max()?;
+    let gutter: Vec<bool> = (0..width)
+        .map(|p| {
+            lines
+                .iter()
+                .all(|l| l.get(p).is_none_or(|c| c.is_whitespace()))
+        })
+        .collect();
+    // Runs of non-gutter positions: the columns' values.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut p = 0;
+    while p < width {
+        if gutter[p] {
+            p += 1;
+            continue;
+        }
+        let start = p;
+        while p < width && !gutter[p] {
+            p += 1;
+        }
+        runs.push((start, p));
+    }
+    if runs.len() < 2 {
+        return None;
+    }
+    // Gutters between columns at least 2 wide; every column mostly filled.
+    if runs.windows(2).any(|w| w[1].0 - w[0].1 < 2) {
+        return None;
+    }
+    let filled = |(a, b): (usize, usize)| {
+        lines
+            .iter()
+            .filter(|l| (a..b).any(|p| l.get(p).is_some_and(|c| !c.is_whitespace())))
+            .count()
+    };
+    if runs.iter().any(|&r| filled(r) * 2 < lines.len()) {
+        return None;
+    }
+    // Each column from its first position to the next one's (values may be
+    // right-aligned into the gutter on other lines: trimming handles both).
+    let cols = runs
+        .iter()
+        .enumerate()
+        .map(|(i, &(a, _))| Column {
+            name: None,
+            start: if i == 0 { 0 } else { a },
+            end: runs.get(i + 1).map_or(width, |n| n.0),
+        })
+        .collect();
+    Some(cols)
+}
+
+/// The layout as `--columns` takes it (1-based inclusive), with names.
+pub fn layout_text(cols: &[Column]) -> String {
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = c.name.clone().unwrap_or_else(|| format!("col_{}", i + 1));
+            format!("{name}:{}-{}", c.start + 1, c.end)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Byte offsets of each character start of `line` (plus its end).
 fn char_starts(line: &str, out: &mut Vec<usize>) {
     out.clear();
@@ -190,7 +282,7 @@ pub fn parse(
     let mut keys: Option<Keys> = None;
     let mut buf = Vec::new();
     let mut starts = Vec::new();
-    let mut line_no = 0_u64;
+    let mut line_no = opts.line_offset;
     let mut row = 0_u64;
     loop {
         buf.clear();
@@ -210,7 +302,7 @@ pub fn parse(
             })?;
             continue;
         }
-        if line_no <= opts.skip_rows {
+        if line_no <= opts.line_offset + opts.skip_rows {
             continue;
         }
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
@@ -377,6 +469,28 @@ mod tests {
         // A file: one per line, comments.
         let f = parse_columns("# layout\nid:1-3\nname:4-10\n", "--columns-file").unwrap();
         assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn a_layout_is_inferred_only_when_confident() {
+        let report = "ID      NAME            AMOUNT\n\
+                      1       Jose Smith       12.50\n\
+                      22      Ann               3.00\n\
+                      333     Bob Lee         100.00\n\
+                      4       Zoe               7.25\n";
+        let cols = infer(report.as_bytes(), true).expect("a report with aligned columns");
+        assert_eq!(layout_text(&cols), "col_1:1-8,col_2:9-24,col_3:25-30");
+        // Prose: single spaces between words are not gutters.
+        let prose = "the quick brown fox\njumps over the dog\nand runs away fast\nover the hills now\nand far away again\n";
+        assert_eq!(infer(prose.as_bytes(), true), None);
+        // Fewer than 5 lines: not confident.
+        let short = "ID    NAME\n1     Ann\n2     Bob\n";
+        assert_eq!(infer(short.as_bytes(), true), None);
+        // A column mostly empty: not confident.
+        let sparse = "A    B\n1\n2\n3\n4    x\n";
+        assert_eq!(infer(sparse.as_bytes(), true), None);
+        // Tabs: delimited, not fixed.
+        assert_eq!(infer(b"a\tb\n1\t2\n3\t4\n5\t6\n7\t8\n", true), None);
     }
 
     #[test]

@@ -77,7 +77,11 @@ character positions), --widths 8,30 (columns side by side, named by the header l
 col_1..col_N with --no-header) or --columns-file FILE (one NAME:START-END per line). \
 Positions count characters, not bytes. Values are trimmed unless --no-trim. A line that \
 ends before the last column starts, or holds text past the layout's end, is a reject \
-naming the line; blank lines are skipped.
+naming the line; blank lines are skipped. Without --format: a text in which no delimiter \
+gives a table but whose columns line up (at least 5 lines, gutters of 2 spaces or more \
+blank on every line, every column filled on half the lines) is read as fixed-width, and \
+the log says so with the layout as --columns takes it; anything less certain stays \
+delimited, and --delimiter (or --quote, --escape) refuses it.
 
 Memory: delimited text, JSON and NDJSON stream in constant memory whatever the file size. \
 Spreadsheets are read one sheet at a time: memory grows with the used range of the \
@@ -478,8 +482,15 @@ impl Parser<'_> {
             Some((line, enc)) => format!("{encoding}, {enc} from line {line}"),
             None => encoding.to_owned(),
         };
-        let d = delimited::describe(&parsed.sniffed, &self.csv, &encoding);
-        events::dialect(label, &d);
+        let d = delimited::describe(
+            &parsed.sniffed,
+            parsed.fixed.as_deref(),
+            &self.csv,
+            &encoding,
+        );
+        if parsed.fixed.is_none() {
+            events::dialect(label, &d);
+        }
         self.dialects.insert(label.to_owned(), Value::Object(d));
         run.set_count("dialects", Value::Object(self.dialects.clone()));
         Ok(())
@@ -497,14 +508,15 @@ impl Parser<'_> {
         rec.insert("file".into(), Value::from(label));
         rec.insert("format".into(), Value::from(format.name()));
         if matches!(format, Format::Csv | Format::Tsv) {
-            let (sniffed, _) = delimited::sniff(
+            let sniff = delimited::sniff(
                 reader,
                 format == Format::Tsv,
                 &self.csv,
                 label,
                 &self.limits,
             )?;
-            let d = delimited::describe(&sniffed, &self.csv, encoding);
+            let d =
+                delimited::describe(&sniff.sniffed, sniff.fixed.as_deref(), &self.csv, encoding);
             events::dialect(label, &d);
             rec.extend(d);
         } else {
@@ -686,6 +698,7 @@ fn fixed_opts(cli: &Cli) -> Result<fixed::Opts> {
         }));
     }
     Ok(fixed::Opts {
+        line_offset: 0,
         columns: layout,
         no_header: cli.no_header || cli.header == delimited::Header::No,
         skip_rows: cli.skip_rows.unwrap_or(0),

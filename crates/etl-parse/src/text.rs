@@ -290,4 +290,37 @@ mod tests {
             .unwrap();
         assert_eq!(out, "Zürich");
     }
+
+    #[test]
+    fn legacy_charsets_are_detected_over_the_sample() {
+        // Each text encoded in its legacy charset, then read back without a
+        // label: chardetng decides over the sample.
+        let cases: [(&str, &'static Encoding); 5] = [
+            (
+                "город,улица,сумма\nМосква,Тверская,1200\nСанкт-Петербург,Невский проспект,800\nКазань,Баумана,450\n",
+                encoding_rs::WINDOWS_1251,
+            ),
+            (
+                "都市,住所,金額\n東京,新宿区西新宿二丁目,1200\n大阪,北区梅田一丁目,800\n京都,下京区烏丸通,450\n",
+                encoding_rs::SHIFT_JIS,
+            ),
+            (
+                "城市,地址,金额\n北京,朝阳区建国路,1200\n上海,浦东新区世纪大道,800\n广州,天河区体育西路,450\n",
+                encoding_rs::GB18030,
+            ),
+            (
+                "ville,rue,montant\nSaint-Étienne,Rue de la République,1200\nBesançon,Grande Rue,800\nNîmes,Boulevard Victor-Hugo,450\n",
+                encoding_rs::WINDOWS_1252,
+            ),
+            (
+                "miasto,ulica,kwota\nŁódź,Piotrkowska,1200\nKraków,Floriańska,800\nGdańsk,Długa,450\nŻyrardów,Źródlana,300\n",
+                encoding_rs::ISO_8859_2,
+            ),
+        ];
+        for (text, enc) in cases {
+            let (bytes, _, bad) = enc.encode(text);
+            assert!(!bad, "{} cannot hold the test text", enc.name());
+            assert_eq!(dec(&bytes, None), text, "{}", enc.name());
+        }
+    }
 }

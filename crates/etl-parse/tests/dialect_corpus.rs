@@ -10,12 +10,8 @@ use std::path::PathBuf;
 
 use common::run;
 
-/// The measured share, 13 of 14 files (2026-12-05); a lower one fails. The
-/// one miss is `pollock_file_field_delimiter_0x20.csv`: its annotated
-/// dialect (space-separated, values holding unquoted spaces) gives a ragged
-/// table, and a space is taken for a delimiter only when every row has the
-/// same width (so one-column files of `John Smith` are never split).
-const FLOOR: f64 = 13.0 / 14.0;
+/// The measured share, 15 of 15 files (2026-12-05); a lower one fails.
+const FLOOR: f64 = 1.0;
 
 fn char_flag(v: &serde_json::Value) -> String {
     match v.as_str() {
@@ -30,10 +26,9 @@ fn char_flag(v: &serde_json::Value) -> String {
 fn detected_tables_equal_the_annotated_ones() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dialects");
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("MANIFEST.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("MANIFEST.json")).unwrap()).unwrap();
     let files = manifest["files"].as_object().unwrap();
-    assert!(files.len() >= 14, "the corpus lost files");
+    assert!(files.len() >= 15, "the corpus lost files");
     let mut right = 0_u32;
     let mut wrong = Vec::new();
     for (name, a) in files {
@@ -70,7 +65,11 @@ fn detected_tables_equal_the_annotated_ones() {
         detected.extend(common);
         detected.push(path);
         let want = run(&annotated, b"");
-        assert_eq!(want.code, 0, "{name} with its annotated dialect: {}", want.stderr);
+        assert_eq!(
+            want.code, 0,
+            "{name} with its annotated dialect: {}",
+            want.stderr
+        );
         assert!(
             !want.stdout.is_empty(),
             "{name}: no rows with its annotated dialect"

@@ -380,3 +380,51 @@ fn fixed_width_text() {
         "overlapping columns"
     );
 }
+
+#[test]
+fn aligned_columns_are_read_as_fixed_width_only_when_certain() {
+    let d = Dir::new();
+    d.write(
+        "ledger.txt",
+        "ID      NAME            AMOUNT\n\
+         1       José Smith       12.50\n\
+         22      Ann               3.00\n\
+         333     Bob Lee         100.00\n\
+         4       Zoe               7.25\n"
+            .as_bytes(),
+    );
+    let out = d.run(&["--log-format", "json", "ledger.txt"]);
+    assert_eq!(
+        ok(&out),
+        [
+            r#"{"ID":"1","NAME":"José Smith","AMOUNT":"12.50"}"#,
+            r#"{"ID":"22","NAME":"Ann","AMOUNT":"3.00"}"#,
+            r#"{"ID":"333","NAME":"Bob Lee","AMOUNT":"100.00"}"#,
+            r#"{"ID":"4","NAME":"Zoe","AMOUNT":"7.25"}"#
+        ]
+    );
+    assert!(
+        out.logged("reading it as fixed-width text, --columns 'col_1:1-8,col_2:9-24,col_3:25-30'"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(summary(&out)["dialects"]["ledger.txt"]["format"], "fixed");
+    let sniffed = ok(&d.run(&["--sniff", "ledger.txt"]));
+    let sniffed: serde_json::Value = serde_json::from_str(&sniffed[0]).unwrap();
+    assert_eq!(sniffed["format"], "fixed");
+    assert_eq!(sniffed["layout"], "col_1:1-8,col_2:9-24,col_3:25-30");
+    // Refused by giving a delimiter: one column of whole lines.
+    assert_eq!(
+        ok(&d.run(&["--delimiter", ",", "ledger.txt"]))[0],
+        r#"{"ID      NAME            AMOUNT":"1       José Smith       12.50"}"#
+    );
+    // Prose (single spaces) and short files stay one column.
+    d.write(
+        "notes.txt",
+        b"note\nthe quick brown fox\njumps over the dog\nand runs away fast\nover the hills now\n",
+    );
+    assert_eq!(
+        ok(&d.run(&["notes.txt"]))[0],
+        r#"{"note":"the quick brown fox"}"#
+    );
+}
