@@ -9,28 +9,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{corpora, run_in, Out, BIN};
-
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new() -> Self {
-        Self(tempfile::tempdir().unwrap())
-    }
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> &Self {
-        std::fs::write(self.path().join(name), bytes).unwrap();
-        self
-    }
-    fn run(&self, args: &[&str]) -> Out {
-        run_in(self.path(), args, b"")
-    }
-    fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Out {
-        run_in(self.path(), args, stdin)
-    }
-}
+use common::{corpora, run_in, Dir, Out, BIN};
 
 fn ok(out: &Out) -> Vec<String> {
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);

@@ -6,30 +6,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{run_in, Out};
-
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new() -> Self {
-        Self(tempfile::tempdir().unwrap())
-    }
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> &Self {
-        std::fs::write(self.path().join(name), bytes).unwrap();
-        self
-    }
-    fn run(&self, args: &[&str]) -> Out {
-        run_in(self.path(), args, b"")
-    }
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path().join(name)).unwrap()
-    }
-}
+use common::{Dir, Out};
 
 fn ok(out: &Out) -> Vec<String> {
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);

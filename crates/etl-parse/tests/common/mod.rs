@@ -62,3 +62,28 @@ pub fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Out {
 pub fn run(args: &[&str], stdin: &[u8]) -> Out {
     run_in(Path::new("."), args, stdin)
 }
+
+/// A temporary directory the binary runs in.
+pub struct Dir(tempfile::TempDir);
+
+impl Dir {
+    pub fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+    pub fn write(&self, name: &str, bytes: &[u8]) -> &Self {
+        std::fs::write(self.path().join(name), bytes).unwrap();
+        self
+    }
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).unwrap()
+    }
+    pub fn run(&self, args: &[&str]) -> Out {
+        run_in(self.path(), args, b"")
+    }
+    pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Out {
+        run_in(self.path(), args, stdin)
+    }
+}
