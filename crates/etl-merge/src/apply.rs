@@ -753,7 +753,10 @@ fn merge_ops(
         .map(|k| format!("s.v{} = t.{}", k.idx, ident(&k.name)))
         .collect();
     let hit = format!("t.{} IS NOT NULL", ident(&keys[0].name));
-    let mut select = String::from("s._etl_line");
+    // The matched row's rowid: updated rows are removed by it (a join on
+    // 8-byte integers, where a join on text keys ran out of memory on 5M
+    // updates under --memory-limit 256MB).
+    let mut select = String::from("s._etl_line, t.rowid AS _etl_rowid");
     // Table columns the input lacks ride along, so an updated row can be
     // re-inserted whole (see below).
     let all_cols = table.columns(conn)?.unwrap_or_default();
@@ -828,7 +831,7 @@ fn merge_ops(
             // With no other table columns (whose defaults new rows must
             // get), one INSERT writes the new rows too: one scan, not two.
             new_written = extra.is_empty() && inserted > 0;
-            replace_updated_rows(conn, table, targets, &keys, &extra, new_written)?;
+            replace_updated_rows(conn, table, targets, &extra, new_written)?;
         }
     }
     if inserted > 0 && !new_written {
@@ -895,22 +898,18 @@ fn replace_updated_rows(
     conn: &Connection,
     table: &Table,
     targets: &[Target],
-    keys: &[&Target],
     extra: &[&Column],
     and_new: bool,
 ) -> Result<()> {
     let t_sql = table.sql();
-    let key_match: Vec<String> = keys
-        .iter()
-        .map(|k| format!("t.{} = o.v{}", ident(&k.name), k.idx))
-        .collect();
+    // By rowid (the compare step recorded it, in this transaction): a
+    // semi-join on integers instead of a join on the key's text.
     db::exec(
         conn,
         "removing the old versions of updated rows",
         &format!(
-            "DELETE FROM {t_sql} AS t USING _etl_ops AS o \
-             WHERE o._etl_op = 'update' AND {}",
-            key_match.join(" AND ")
+            "DELETE FROM {t_sql} WHERE rowid IN \
+             (SELECT _etl_rowid FROM _etl_ops WHERE _etl_op = 'update')"
         ),
     )?;
     let mut cols: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
