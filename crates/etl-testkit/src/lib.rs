@@ -11,6 +11,8 @@
 //! - [`Rng`]: the one seeded generator of the random tests (replayable
 //!   from the seed they print).
 //! - [`corpora`], [`shared`]: the shared fixtures, a failure when absent.
+//! - [`pg::Cluster`]: a throwaway PostgreSQL server with TLS, for the
+//!   PostgreSQL backend's tests.
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -19,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+
+pub mod pg;
 
 /// The environment variables of the shared contract a test must not
 /// inherit from the shell that runs it.
