@@ -422,7 +422,7 @@ impl Held {
 }
 
 /// Rejects a record longer than `--max-line-bytes`.
-fn too_long(run: &mut Run, line: u64, preview: &[u8], name: &str) -> Result<()> {
+pub(crate) fn too_long(run: &mut Run, line: u64, preview: &[u8], name: &str) -> Result<()> {
     run.records_in += 1;
     run.reject(&Reject {
         line,

@@ -76,8 +76,6 @@ pub struct Sniffed {
     pub header: Option<bool>,
     /// Fields per row of the table, as the sample shows it.
     pub columns: usize,
-    /// The score of the dialect chosen, and of the best other, for the log.
-    pub score: f64,
 }
 
 /// One row of the sample under a dialect.
@@ -659,7 +657,6 @@ pub fn sniff(sample: &[u8], complete: bool, given: &Given) -> Sniffed {
             preamble_why: None,
             header: given.header.then_some(true),
             columns: rows.iter().find(|r| !r.blank).map_or(0, |r| r.cells.len()),
-            score: 0.0,
         };
     };
     let preamble = if scored.start > 0 {
@@ -670,14 +667,13 @@ pub fn sniff(sample: &[u8], complete: bool, given: &Given) -> Sniffed {
     let preamble_why = (preamble > 0).then(|| why_preamble(&rows[..scored.start], scored.columns));
     let header = given
         .header
-        .then(|| is_header(&rows[scored.start..], scored.columns, dialect));
+        .then(|| is_header(&rows[scored.start..], scored.columns));
     Sniffed {
         dialect,
         preamble,
         preamble_why,
         header,
         columns: scored.columns,
-        score: scored.score,
     }
 }
 
@@ -734,7 +730,7 @@ fn kind(cell: &[u8]) -> Kind {
 /// votes no, a value that recurs below it votes no, a length unlike the
 /// column's fixed length votes yes. An empty or repeated name votes no.
 /// No signal either way (all text, all different): a header, the common case.
-fn is_header(rows: &[Row], columns: usize, d: Dialect) -> bool {
+fn is_header(rows: &[Row], columns: usize) -> bool {
     let mut iter = rows.iter().filter(|r| !r.blank && !r.malformed);
     let Some(first) = iter.next() else {
         return true;
@@ -797,7 +793,6 @@ fn is_header(rows: &[Row], columns: usize, d: Dialect) -> bool {
             votes += 1;
         }
     }
-    let _ = d;
     votes >= 0
 }
 

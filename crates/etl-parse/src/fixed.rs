@@ -296,10 +296,10 @@ pub fn parse(
         }
         line_no += 1;
         if buf.last() != Some(&b'\n') && n > run.max_line_bytes {
-            reject_long(&mut r, &buf, line_no, run, name).map_err(|e| match e {
-                Long::Io(e) => io_err(e),
-                Long::Reject(e) => e,
-            })?;
+            // Longer than --max-line-bytes: a reject, and on to its end.
+            let mut rest = Vec::new();
+            r.read_until(b'\n', &mut rest).map_err(io_err)?;
+            crate::delimited::too_long(run, line_no, &buf[..buf.len().min(1024)], name)?;
             continue;
         }
         if line_no <= opts.line_offset + opts.skip_rows {
@@ -363,35 +363,6 @@ pub fn parse(
         run.records_out += 1;
     }
     Ok(())
-}
-
-enum Long {
-    Io(io::Error),
-    Reject(Error),
-}
-
-/// Rejects a line longer than `--max-line-bytes` and skips to its end.
-fn reject_long(
-    r: &mut impl BufRead,
-    buf: &[u8],
-    line: u64,
-    run: &mut Run,
-    name: &str,
-) -> std::result::Result<(), Long> {
-    run.records_in += 1;
-    let preview = String::from_utf8_lossy(&buf[..buf.len().min(200)]).into_owned();
-    let mut rest = Vec::new();
-    r.read_until(b'\n', &mut rest).map_err(Long::Io)?;
-    run.reject(&Reject {
-        line,
-        error: format!(
-            "line longer than --max-line-bytes ({} bytes)",
-            run.max_line_bytes
-        ),
-        input: RejectInput::Raw(preview),
-        source: Some(name.to_owned()),
-    })
-    .map_err(Long::Reject)
 }
 
 /// Why a line does not fit the layout: it ends before the last column

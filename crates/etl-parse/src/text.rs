@@ -75,6 +75,15 @@ pub fn decoder<'a>(enc: &'static Encoding, rest: Box<dyn Read + 'a>) -> Box<dyn 
     )
 }
 
+/// UTF-8 as it is, its BOM (when `bom`) removed.
+fn without_bom<'a>(mut whole: impl Read + 'a, bom: bool) -> Box<dyn Read + 'a> {
+    if bom {
+        let mut b = [0u8; 3];
+        let _ = whole.read_exact(&mut b);
+    }
+    Box::new(whole)
+}
+
 /// A decoded stream and the encoding it was read as.
 pub struct Decoded<'a> {
     /// UTF-8 text.
@@ -132,13 +141,9 @@ pub fn decode<'a>(
         {
             // `--encoding utf-8` insists: bytes that are not UTF-8 make
             // their rows rejects, never replacement characters.
-            let mut whole = whole;
-            if whole.get_ref().0.get_ref().starts_with(b"\xEF\xBB\xBF") {
-                let mut bom = [0u8; 3];
-                let _ = whole.read_exact(&mut bom);
-            }
+            let bom = head.starts_with(b"\xEF\xBB\xBF");
             return Decoded {
-                reader: Box::new(whole),
+                reader: without_bom(whole, bom),
                 encoding: "UTF-8".into(),
                 may_switch: false,
             };
@@ -152,11 +157,8 @@ pub fn decode<'a>(
         return decoded(encoding_rs::UTF_16BE, whole);
     }
     if head.starts_with(b"\xEF\xBB\xBF") {
-        let mut whole = whole;
-        let mut bom = [0u8; 3];
-        let _ = whole.read_exact(&mut bom);
         return Decoded {
-            reader: Box::new(whole),
+            reader: without_bom(whole, true),
             encoding: "UTF-8".into(),
             may_switch: true,
         };

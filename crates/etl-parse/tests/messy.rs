@@ -13,6 +13,14 @@ fn ok(out: &Out) -> Vec<String> {
     out.stdout.lines().map(str::to_owned).collect()
 }
 
+/// A rejects file, one value a line.
+fn rejects(d: &Dir, name: &str) -> Vec<serde_json::Value> {
+    d.read(name)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn summary(out: &Out) -> serde_json::Value {
     let line = out
         .stderr
@@ -163,11 +171,7 @@ fn footers_are_rejects_unless_skipped() {
             r#"{"id":"2","amount":"3,50"}"#
         ]
     );
-    let rej: Vec<serde_json::Value> = d
-        .read("rej.ndjson")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rej = rejects(&d, "rej.ndjson");
     assert_eq!(rej.len(), 2);
     assert_eq!(rej[0]["line"], 4);
     assert_eq!(rej[0]["input"], serde_json::json!(["Total: 6,00"]));
@@ -304,11 +308,7 @@ fn fixed_width_text() {
             r#"{"ID":"22","NAME":"Ann","AMOUNT":"3.00"}"#
         ]
     );
-    let rej: Vec<serde_json::Value> = d
-        .read("rej.ndjson")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rej = rejects(&d, "rej.ndjson");
     assert_eq!(rej[0]["line"], 5);
     assert!(rej[0]["error"].as_str().unwrap().contains("would be lost"));
     assert_eq!(rej[1]["line"], 6);
@@ -404,4 +404,39 @@ fn aligned_columns_are_read_as_fixed_width_only_when_certain() {
         ok(&d.run(&["notes.txt"]))[0],
         r#"{"note":"the quick brown fox"}"#
     );
+}
+
+#[test]
+fn a_fixed_width_line_over_max_line_bytes_is_a_reject() {
+    let d = Dir::new();
+    // A reject naming the line; the next line is read.
+    d.write(
+        "long.txt",
+        format!("ab12\n{}\ncd34\n", "x".repeat(100)).as_bytes(),
+    );
+    let out = d.run(&[
+        "--format",
+        "fixed",
+        "--columns",
+        "a:1-2,n:3-4",
+        "--no-header",
+        "--max-line-bytes",
+        "50",
+        "--max-rejects",
+        "1",
+        "--rejects",
+        "long.ndjson",
+        "long.txt",
+    ]);
+    assert_eq!(
+        ok(&out),
+        [r#"{"a":"ab","n":"12"}"#, r#"{"a":"cd","n":"34"}"#]
+    );
+    let rej = rejects(&d, "long.ndjson");
+    assert_eq!(rej.len(), 1);
+    assert_eq!(rej[0]["line"], 2);
+    assert!(rej[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("--max-line-bytes"));
 }
