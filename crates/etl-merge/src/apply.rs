@@ -16,20 +16,20 @@ use crate::{Cli, Emit, Mode, OnDuplicateKey, OnNewColumn};
 
 /// An input column as it lands: staging index, table column, type.
 #[derive(Debug, Clone)]
-struct Target {
-    idx: usize,
-    name: String,
-    ty: String,
-    is_key: bool,
+pub(crate) struct Target {
+    pub idx: usize,
+    pub name: String,
+    pub ty: String,
+    pub is_key: bool,
 }
 
 /// What the run did.
 #[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    inserted: u64,
-    updated: u64,
-    unchanged: u64,
-    deleted: u64,
+pub(crate) struct Counts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
 }
 
 const RUNS_DDL: &str = "CREATE TABLE IF NOT EXISTS main._etl_runs (\
@@ -38,7 +38,7 @@ const RUNS_DDL: &str = "CREATE TABLE IF NOT EXISTS main._etl_runs (\
     updated BIGINT, unchanged BIGINT, deleted BIGINT, rejected BIGINT, \
     input_sha256 VARCHAR, status VARCHAR)";
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -50,8 +50,11 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     let started = now_micros();
     let pause = pause_point()?;
     let (db_path, types) = check_args(&cli)?;
+    if let Some(url) = db_path.to_str().filter(|d| crate::pg::conn::is_url(d)) {
+        return crate::pg::run(&cli, url, &types, run, started, pause);
+    }
     let table = Table {
-        schema: cli.schema.clone(),
+        schema: cli.schema.clone().unwrap_or_else(|| "main".into()),
         name: cli.table.clone(),
     };
     let conn = db::open(
@@ -150,7 +153,7 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
 
 /// `ETL_MERGE_PAUSE_AT` (a testing hook, shown in `--help`): where the run
 /// stops and waits to be killed, so a crash test kills it at a known point.
-fn pause_point() -> Result<Option<&'static str>> {
+pub(crate) fn pause_point() -> Result<Option<&'static str>> {
     match std::env::var("ETL_MERGE_PAUSE_AT") {
         Err(_) => Ok(None),
         Ok(v) => ["staged", "merged", "committed"]
@@ -165,7 +168,7 @@ fn pause_point() -> Result<Option<&'static str>> {
     }
 }
 
-fn pause_if(pause: Option<&str>, point: &str) {
+pub(crate) fn pause_if(pause: Option<&str>, point: &str) {
     if pause == Some(point) {
         events::paused(point);
         loop {
@@ -181,22 +184,22 @@ fn type_hints(
     table: &Table,
     types: &[(String, String)],
 ) -> Result<Vec<(String, String)>> {
-    let mut hints: Vec<(String, String)> = table
-        .columns(conn)?
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| (c.name, c.ty))
-        .collect();
+    Ok(hints_of(table.columns(conn)?.unwrap_or_default(), types))
+}
+
+/// The table's column types, then `--types` for the columns it lacks.
+pub(crate) fn hints_of(columns: Vec<Column>, types: &[(String, String)]) -> Vec<(String, String)> {
+    let mut hints: Vec<(String, String)> = columns.into_iter().map(|c| (c.name, c.ty)).collect();
     for (n, ty) in types {
         if !hints.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)) {
             hints.push((n.clone(), ty.clone()));
         }
     }
-    Ok(hints)
+    hints
 }
 
 /// Flag checks that need no database.
-fn check_args(cli: &Cli) -> Result<(std::path::PathBuf, Vec<(String, String)>)> {
+pub(crate) fn check_args(cli: &Cli) -> Result<(std::path::PathBuf, Vec<(String, String)>)> {
     let db_path = cli
         .db
         .clone()
@@ -210,7 +213,7 @@ fn check_args(cli: &Cli) -> Result<(std::path::PathBuf, Vec<(String, String)>)> 
             cli.mode.name()
         )));
     }
-    if cli.table.is_empty() || cli.schema.is_empty() {
+    if cli.table.is_empty() || cli.schema.as_deref().is_some_and(str::is_empty) {
         return Err(Error::usage("--table and --schema must not be empty"));
     }
     let types = sql::parse_types(&cli.types).map_err(Error::usage)?;
@@ -342,53 +345,111 @@ fn merge_in_tx(
         events::empty_input(&table.display());
         return Ok((Counts::default(), Vec::new()));
     }
-    let targets = resolve_columns(conn, cli, table, types, &staged.cols, existing)?;
+    let targets = resolve_columns(
+        &mut DuckDdl(conn),
+        cli,
+        table,
+        types,
+        &staged.cols,
+        existing,
+    )?;
     check_types(conn, &targets, staged, run)?;
     let src = build_source(conn, cli, &targets, staged)?;
     let counts = apply_mode(conn, cli, table, &targets, staged, &src)?;
     Ok((counts, targets))
 }
 
+/// What resolving the columns asks of a backend: its DDL and its types.
+pub(crate) trait Ddl {
+    /// Creates the schema (if missing) and the table with `defs`
+    /// (`"col" TYPE`); `keys` are the key columns.
+    fn create_table(&mut self, table: &Table, defs: &[String], keys: &[&str]) -> Result<()>;
+    /// Adds one column.
+    fn add_column(&mut self, table: &Table, name: &str, ty: &str) -> Result<()>;
+    /// The type a column gets from what its values looked like.
+    fn inferred(&self, seen: &crate::infer::Seen) -> String;
+}
+
+/// DuckDB's DDL.
+struct DuckDdl<'c>(&'c Connection);
+
+impl Ddl for DuckDdl<'_> {
+    fn create_table(&mut self, table: &Table, defs: &[String], _keys: &[&str]) -> Result<()> {
+        db::exec(
+            self.0,
+            "creating the schema",
+            &format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)),
+        )?;
+        self.0
+            .execute_batch(&format!(
+                "CREATE TABLE {} ({})",
+                table.sql(),
+                defs.join(", ")
+            ))
+            .map_err(|e| db::usage_err(&format!("creating {}", table.display()), &e))
+    }
+
+    fn add_column(&mut self, table: &Table, name: &str, ty: &str) -> Result<()> {
+        self.0
+            .execute_batch(&format!(
+                "ALTER TABLE {} ADD COLUMN {} {ty}",
+                table.sql(),
+                ident(name)
+            ))
+            .map_err(|e| db::usage_err(&format!("adding column {name:?}"), &e))
+    }
+
+    fn inferred(&self, seen: &crate::infer::Seen) -> String {
+        seen.duckdb_type()
+    }
+}
+
 /// Matches input columns to table columns (case-insensitively, as DuckDB
-/// does), creates the table or adds columns, and decides every type.
-fn resolve_columns(
-    conn: &Connection,
+/// does and as the PostgreSQL backend does too), creates the table or adds
+/// columns, and decides every type.
+pub(crate) fn resolve_columns(
+    ddl: &mut dyn Ddl,
     cli: &Cli,
     table: &Table,
     types: &[(String, String)],
     cols: &[StageCol],
     existing: Option<Vec<Column>>,
 ) -> Result<Vec<Target>> {
-    // Two input keys that DuckDB would see as one column.
+    // Two input keys that would be one column.
     for (i, a) in cols.iter().enumerate() {
         if let Some(b) = cols[..i]
             .iter()
             .find(|b| b.name.eq_ignore_ascii_case(&a.name))
         {
             return Err(Error::data(format!(
-                "input columns {:?} and {:?} differ only in case; DuckDB column names are case-insensitive",
+                "input columns {:?} and {:?} differ only in case; column names are matched case-insensitively",
                 b.name, a.name
             )));
         }
     }
     let is_key = |name: &str| cli.key.iter().any(|k| k.eq_ignore_ascii_case(name));
-    let type_for = |c: &StageCol| {
-        types
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(&c.name))
-            .map_or_else(|| c.seen.duckdb_type(), |(_, t)| t.clone())
-    };
+    // Every input column's type: --types, else what its values inferred.
+    let tys: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            types
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&c.name))
+                .map_or_else(|| ddl.inferred(&c.seen), |(_, t)| t.clone())
+        })
+        .collect();
     for (n, _) in types {
         if !cols.iter().any(|c| c.name.eq_ignore_ascii_case(n)) {
             events::type_ignored(n, "no such column in the input");
         }
     }
     let mut targets = Vec::with_capacity(cols.len());
+    let mut new = Vec::new();
     match existing {
         None => {
             let mut defs = Vec::with_capacity(cols.len());
             for (idx, c) in cols.iter().enumerate() {
-                let ty = type_for(c);
+                let ty = tys[idx].clone();
                 defs.push(format!("{} {ty}", ident(&c.name)));
                 targets.push(Target {
                     idx,
@@ -397,21 +458,20 @@ fn resolve_columns(
                     is_key: is_key(&c.name),
                 });
             }
-            db::exec(
-                conn,
-                "creating the schema",
-                &format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)),
-            )?;
-            conn.execute_batch(&format!(
-                "CREATE TABLE {} ({})",
-                table.sql(),
-                defs.join(", ")
-            ))
-            .map_err(|e| db::usage_err(&format!("creating {}", table.display()), &e))?;
+            for k in &cli.key {
+                if !targets.iter().any(|t| t.name.eq_ignore_ascii_case(k)) {
+                    return Err(Error::data(format!("key column {k:?} is not in the input")));
+                }
+            }
+            let keys: Vec<&str> = targets
+                .iter()
+                .filter(|t| t.is_key)
+                .map(|t| t.name.as_str())
+                .collect();
+            ddl.create_table(table, &defs, &keys)?;
             events::created(&table.display(), &defs.join(", "));
         }
         Some(tcols) => {
-            let mut new = Vec::new();
             for (idx, c) in cols.iter().enumerate() {
                 match tcols.iter().find(|t| t.name.eq_ignore_ascii_case(&c.name)) {
                     Some(t) => {
@@ -435,10 +495,14 @@ fn resolve_columns(
                     None => new.push((idx, c)),
                 }
             }
-            if !new.is_empty() {
-                new_columns(conn, cli, table, &new, &type_for, &mut targets)?;
-            }
         }
+    }
+    if !new.is_empty() {
+        let typed: Vec<(usize, &StageCol, String)> = new
+            .into_iter()
+            .map(|(i, c)| (i, c, tys[i].clone()))
+            .collect();
+        new_columns(ddl, cli, table, &typed, &mut targets)?;
     }
     for k in &cli.key {
         if !targets.iter().any(|t| t.name.eq_ignore_ascii_case(k)) {
@@ -450,15 +514,14 @@ fn resolve_columns(
 
 /// Input columns the table lacks, by `--on-new-column`.
 fn new_columns(
-    conn: &Connection,
+    ddl: &mut dyn Ddl,
     cli: &Cli,
     table: &Table,
-    new: &[(usize, &StageCol)],
-    type_for: &dyn Fn(&StageCol) -> String,
+    new: &[(usize, &StageCol, String)],
     targets: &mut Vec<Target>,
 ) -> Result<()> {
     let is_key = |name: &str| cli.key.iter().any(|k| k.eq_ignore_ascii_case(name));
-    let names: Vec<&str> = new.iter().map(|(_, c)| c.name.as_str()).collect();
+    let names: Vec<&str> = new.iter().map(|(_, c, _)| c.name.as_str()).collect();
     match cli.on_new_column {
         OnNewColumn::Fail => {
             return Err(Error::data(format!(
@@ -468,7 +531,7 @@ fn new_columns(
             )));
         }
         OnNewColumn::Ignore => {
-            if new.iter().any(|(_, c)| is_key(&c.name)) {
+            if new.iter().any(|(_, c, _)| is_key(&c.name)) {
                 return Err(Error::data(format!(
                     "key column(s) not in {}: {}",
                     table.display(),
@@ -479,19 +542,13 @@ fn new_columns(
         }
         OnNewColumn::Add => {
             let mut added = Vec::new();
-            for &(idx, c) in new {
-                let ty = type_for(c);
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {} ADD COLUMN {} {ty}",
-                    table.sql(),
-                    ident(&c.name)
-                ))
-                .map_err(|e| db::usage_err(&format!("adding column {:?}", c.name), &e))?;
+            for (idx, c, ty) in new {
+                ddl.add_column(table, &c.name, ty)?;
                 added.push(format!("{} {ty}", c.name));
                 targets.push(Target {
-                    idx,
+                    idx: *idx,
                     name: c.name.clone(),
-                    ty,
+                    ty: ty.clone(),
                     is_key: is_key(&c.name),
                 });
             }

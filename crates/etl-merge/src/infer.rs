@@ -75,6 +75,18 @@ impl Seen {
         }
     }
 
+    /// The most integer-part digits seen.
+    pub fn int_digits(&self) -> u32 {
+        self.int_digits
+    }
+
+    /// `(integer digits, scale)` when every value was a number without an
+    /// exponent (or null), for backends whose exact numbers go past 38 digits.
+    pub fn numeric_shape(&self) -> Option<(u32, u32)> {
+        (self.numbers && !self.strings && !self.bools && !self.json && !self.exponent)
+            .then_some((self.int_digits, self.scale))
+    }
+
     /// The DuckDB type for the column. Never DOUBLE unless some number had
     /// an exponent; never a type that would lose a digit of what was seen.
     pub fn duckdb_type(&self) -> String {

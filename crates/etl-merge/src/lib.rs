@@ -1,5 +1,5 @@
 //! etl-merge: idempotent, transactional upserts of a record stream into a
-//! DuckDB table.
+//! DuckDB table, or a PostgreSQL table (`--db postgres://...`, see `pg`).
 //!
 //! The whole run is one DuckDB transaction: records stream through DuckDB's
 //! Appender (Arrow batches) into a temporary staging table whose columns are
@@ -33,12 +33,15 @@ mod fast;
 #[cfg(feature = "engine")]
 mod infer;
 #[cfg(feature = "engine")]
+mod pg;
+#[cfg(feature = "engine")]
 mod stage;
 
 #[cfg(feature = "engine")]
 pub use apply::run;
 
-const ABOUT: &str = "Idempotent, transactional upserts of NDJSON records into a DuckDB table";
+const ABOUT: &str =
+    "Idempotent, transactional upserts of NDJSON records into a DuckDB or PostgreSQL table";
 
 const LONG_ABOUT: &str = "\
 Upsert the records on stdin into a DuckDB table, in one transaction.
@@ -77,6 +80,31 @@ column and the value; with --max-rejects 0 (the default) one reject fails the ru
 nothing lands. Column and table names are matched case-insensitively, as DuckDB does, \
 and are always quoted identifiers.
 
+PostgreSQL: --db postgres://USER@HOST:PORT/DBNAME?sslmode=verify-full&sslrootcert=ca.pem \
+(postgresql:// too) loads into a PostgreSQL server with the same modes, flags, rejects, \
+audit and replay detection, in one PostgreSQL transaction. What the URL leaves out comes \
+from libpq's variables: PGHOST (a directory: a Unix socket), PGPORT, PGUSER, PGDATABASE, \
+PGPASSWORD, PGPASSFILE or ~/.pgpass (ignored when others can read it), PGSSLMODE, \
+PGSSLROOTCERT, PGCONNECT_TIMEOUT, PGAPPNAME. sslmode: disable (only to a loopback address \
+or a Unix socket), prefer (the default; TLS when offered, unencrypted only on loopback), \
+require (TLS, the certificate unchecked unless sslrootcert is given), verify-ca (the chain), \
+verify-full (the chain and the host name); roots are sslrootcert (a PEM file, or system), \
+else ~/.postgresql/root.crt, else the system's. TLS is rustls; the password is never logged \
+(the server is named user@host:port/dbname). Records stream through one binary COPY into a \
+temporary table; the merge is one INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE the row \
+IS DISTINCT FROM the new values, so equal rows are not written (no dead tuples). A new table \
+gets PRIMARY KEY (key); an existing table needs a primary key or unique index on the key. \
+Types are PostgreSQL's (--types amount=numeric(12,2),day=date,tags=jsonb); inferred ones \
+are bigint, numeric(38,s), double precision (exponents only), boolean, jsonb, text. A value \
+PostgreSQL's own input function refuses is a reject naming line, column and value. The \
+default schema is public, and the audit table is SCHEMA._etl_runs. Concurrent writers of one \
+table are serialised by an advisory lock from the end of staging to COMMIT (creation and \
+new columns included), so each key ends up once with the last committer's values; a \
+serialization failure or deadlock (from other writers) is retried, then exits 75. A lost \
+connection or a stopped server exits 75 with nothing committed; a server unreachable after \
+retries exits 69, a refused password or an untrusted certificate 77, a database that does \
+not exist 78. --memory-limit and --threads are DuckDB's and refused (64).
+
 Every run appends a row to main._etl_runs (run_id, table, mode, key, started_at, \
 finished_at, rows_in, inserted, updated, unchanged, deleted, rejected, input_sha256, \
 status) in the same transaction. An input already applied to the same table with the \
@@ -103,6 +131,11 @@ Examples:
   # A report query after the merge
   etl-merge --db w.duckdb --table orders --key order_id \\
       --query 'SELECT customer, sum(amount) AS total FROM orders GROUP BY ALL ORDER BY 1'
+
+  # Into PostgreSQL, TLS checked against the server's CA, the password in ~/.pgpass
+  etl-parse orders.csv \\
+    | etl-merge --db 'postgres://etl@db.internal:5432/warehouse?sslmode=verify-full&sslrootcert=ca.pem' \\
+        --table orders --key order_id --types amount=numeric(12,2),order_date=date
 
   # A larger-than-memory merge on a small machine
   etl-merge --db w.duckdb --table events --key id --memory-limit 256MB --threads 1 < big.ndjson
@@ -175,15 +208,16 @@ pub enum Emit {
     after_long_help = EXAMPLES)]
 #[allow(clippy::struct_excessive_bools)] // independent on/off flags, as clap defines them
 pub struct Cli {
-    /// The DuckDB database file (created if missing).
-    #[arg(long, value_name = "FILE", env = "ETL_DB")]
+    /// The DuckDB database file (created if missing), or a PostgreSQL server as
+    /// postgres://USER@HOST:PORT/DBNAME?sslmode=verify-full (libpq's PG* variables fill the rest).
+    #[arg(long, value_name = "FILE|URL", env = "ETL_DB")]
     pub db: Option<PathBuf>,
     /// The target table.
     #[arg(long, value_name = "NAME")]
     pub table: String,
-    /// The table's schema (created if missing).
-    #[arg(long, value_name = "SCHEMA", default_value = "main")]
-    pub schema: String,
+    /// The table's schema, created if missing (default: main on DuckDB, public on PostgreSQL).
+    #[arg(long, value_name = "SCHEMA")]
+    pub schema: Option<String>,
     /// The key column(s): what makes a record the same row. Required except with --mode append.
     #[arg(long, value_name = "COL[,COL...]", value_delimiter = ',')]
     pub key: Vec<String>,

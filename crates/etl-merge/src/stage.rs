@@ -62,6 +62,8 @@ pub struct StageCol {
     pub takes_any: bool,
     /// Its type was known before staging (`seen` is not kept).
     pub hinted: bool,
+    /// That type.
+    pub hint: Option<String>,
 }
 
 impl StageCol {
@@ -82,7 +84,7 @@ impl StageCol {
             (self.first_line > 1).then(|| format!("{row}._etl_line < {}", self.first_line));
         let listed = self
             .sometimes_absent
-            .then(|| format!("contains(coalesce({row}._etl_absent, ''), ',{i},')"));
+            .then(|| format!("strpos(coalesce({row}._etl_absent, ''), ',{i},') > 0"));
         match (before, listed) {
             (Some(a), Some(b)) => Some(format!("({a} OR {b})")),
             (a, b) => a.or(b),
@@ -269,13 +271,35 @@ impl Batch {
     }
 }
 
-/// Streams `input` into the staging table. `keys` must be present and not
+/// Where staged records go: a backend's staging table (DuckDB's Appender,
+/// PostgreSQL's binary COPY). The record loop ([`read_input`]) is written
+/// once: parsing, key checks, column discovery, absent columns, type
+/// inference, the spool and the input's SHA-256.
+pub trait Sink {
+    /// New columns appeared (all of them the first time): `cols[first_new..]`
+    /// are new. The sink sets their backend fields (`fast`, `takes_any`) and
+    /// widens its staging table.
+    fn columns(&mut self, cols: &mut [StageCol], first_new: usize) -> Result<()>;
+    /// One record: its values by column (`None`: absent), `absent` the
+    /// `_etl_absent` text. When a later type check could reject the record,
+    /// the sink calls `spool`, which writes the line to the spool and
+    /// returns its offset.
+    fn row(
+        &mut self,
+        line: u64,
+        absent: Option<&str>,
+        values: &[Option<Cell<'_>>],
+        cols: &[StageCol],
+        spool: &mut dyn FnMut() -> Result<u64>,
+    ) -> Result<()>;
+    /// The input ended: everything staged is flushed.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// Streams `input` into the DuckDB staging table. `keys` must be present and not
 /// null in every record (others are rejects). `hints` are the column types
 /// known before staging (by name, case-insensitively): those with a fast
 /// form get a typed column.
-// One streaming loop whose state (builders, column map, spool offset) lives
-// in locals; split up, it would only pass them all around.
-#[allow(clippy::too_many_lines)]
 pub fn stage(
     conn: &Connection,
     spool_dir: &std::path::Path,
@@ -293,6 +317,135 @@ pub fn stage(
              (_etl_line BIGINT, _etl_off BIGINT, _etl_absent VARCHAR)"
         ),
     )?;
+    let batch_size = batch_size.max(1);
+    let mut sink = DuckSink {
+        conn,
+        batch: Batch::new(&[], batch_size),
+        batch_size,
+        appender: None,
+    };
+    read_input(&mut sink, spool_dir, input, keys, hints, run)
+}
+
+/// DuckDB's staging: Arrow batches through the Appender.
+struct DuckSink<'c> {
+    conn: &'c Connection,
+    batch: Batch,
+    batch_size: usize,
+    appender: Option<Appender<'c>>,
+}
+
+impl Sink for DuckSink<'_> {
+    fn columns(&mut self, cols: &mut [StageCol], first_new: usize) -> Result<()> {
+        if let Some(mut app) = self.appender.take() {
+            append_batch(&mut app, &mut self.batch)?;
+            app.flush().map_err(|e| db::err("staging records", &e))?;
+        }
+        let mut alter = String::new();
+        for (i, col) in cols.iter_mut().enumerate().skip(first_new) {
+            col.fast = col.hint.as_deref().and_then(Fast::of);
+            col.takes_any = col.hint.as_deref().is_some_and(crate::sql::takes_any);
+            let _ = write!(
+                alter,
+                "ALTER TABLE {STAGE} ADD COLUMN {} VARCHAR;",
+                StageCol::stage_name(i)
+            );
+            if let Some(f) = col.fast {
+                let _ = write!(
+                    alter,
+                    "ALTER TABLE {STAGE} ADD COLUMN {} {};",
+                    StageCol::typed_name(i),
+                    f.sql_type()
+                );
+            }
+        }
+        if !alter.is_empty() {
+            db::exec(self.conn, "widening the staging table", &alter)?;
+        }
+        self.batch = Batch::new(cols, self.batch_size);
+        self.appender = Some(
+            self.conn
+                .appender(STAGE)
+                .map_err(|e| db::err("opening the appender", &e))?,
+        );
+        Ok(())
+    }
+
+    fn row(
+        &mut self,
+        line: u64,
+        absent: Option<&str>,
+        values: &[Option<Cell<'_>>],
+        cols: &[StageCol],
+        spool: &mut dyn FnMut() -> Result<u64>,
+    ) -> Result<()> {
+        let batch = &mut self.batch;
+        // Whether a later type check could reject this record: then its
+        // line is spooled, to be rejected exactly as it arrived.
+        let mut at_risk = false;
+        for (i, (b, v)) in batch.cols.iter_mut().zip(values).enumerate() {
+            if let (Some(t), Some(f)) = (batch.typed[i].as_mut(), cols[i].fast) {
+                let typed = v.as_ref().and_then(|c| f.convert(c));
+                t.append(typed);
+                if typed.is_some() {
+                    b.append_null();
+                    continue;
+                }
+            }
+            at_risk |= !cols[i].takes_any && !matches!(v, None | Some(Cell::Null));
+            match v {
+                None | Some(Cell::Null) => b.append_null(),
+                Some(Cell::Str(t)) => b.append_value(t),
+                Some(Cell::Num(t)) => b.append_value(t),
+                Some(Cell::Json(t)) => b.append_value(t),
+                Some(Cell::Bool(true)) => b.append_value("true"),
+                Some(Cell::Bool(false)) => b.append_value("false"),
+            }
+        }
+        batch
+            .line
+            .append_value(i64::try_from(line).unwrap_or(i64::MAX));
+        batch.absent.append_option(absent);
+        batch.len += 1;
+        if at_risk {
+            let off = spool()?;
+            batch
+                .off
+                .append_value(i64::try_from(off).unwrap_or(i64::MAX));
+        } else {
+            batch.off.append_null();
+        }
+        if batch.len >= self.batch_size {
+            if let Some(app) = self.appender.as_mut() {
+                append_batch(app, batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(mut app) = self.appender.take() {
+            append_batch(&mut app, &mut self.batch)?;
+            app.flush().map_err(|e| db::err("staging records", &e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The record loop every backend shares: reads `input`, rejects what cannot
+/// be staged, hands each record to `sink`, and spools the lines the sink
+/// asks for.
+// One streaming loop whose state (column map, spool offset, key order)
+// lives in locals; split up, it would only pass them all around.
+#[allow(clippy::too_many_lines)]
+pub fn read_input(
+    sink: &mut dyn Sink,
+    spool_dir: &std::path::Path,
+    input: impl Read,
+    keys: &[String],
+    hints: &[(String, String)],
+    run: &mut Run,
+) -> Result<Staged> {
     let spool = tempfile::tempfile_in(spool_dir).map_err(|e| Error::output(spool_dir, &e))?;
     let mut spool_out = BufWriter::with_capacity(256 * 1024, spool);
     let mut spool_pos: u64 = 0;
@@ -306,13 +459,11 @@ pub fn stage(
         run.max_line_bytes,
         None,
     );
-    let batch_size = batch_size.max(1);
     let mut cols: Vec<StageCol> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut last_order: Vec<usize> = Vec::new();
     let mut order: Vec<usize> = Vec::new();
-    let mut batch = Batch::new(&[], batch_size);
-    let mut appender: Option<Appender<'_>> = None;
+    let mut started = false;
     let mut present: Vec<u64> = Vec::new();
     let mut rows = 0u64;
     let mut rows_in = 0u64;
@@ -357,7 +508,7 @@ pub fn stage(
         }
         // Resolve each key to its column, the previous record's order first.
         order.clear();
-        let mut new_cols = false;
+        let first_new = cols.len();
         for (j, (name, _)) in fields.iter().enumerate() {
             let idx = match last_order.get(j) {
                 Some(&i) if cols[i].name == *name => i,
@@ -369,53 +520,27 @@ pub fn stage(
                         let hint = hints
                             .iter()
                             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                            .map(|(_, ty)| ty.as_str());
+                            .map(|(_, ty)| ty.clone());
                         cols.push(StageCol {
                             name: name.to_string(),
                             seen: Seen::default(),
                             first_line: line,
                             sometimes_absent: false,
-                            fast: hint.and_then(Fast::of),
-                            takes_any: hint.is_some_and(crate::sql::takes_any),
+                            fast: None,
+                            takes_any: false,
                             hinted: hint.is_some(),
+                            hint,
                         });
                         by_name.insert(name.to_string(), i);
-                        new_cols = true;
                         i
                     }
                 }
             };
             order.push(idx);
         }
-        if new_cols || appender.is_none() {
-            if let Some(mut app) = appender.take() {
-                append_batch(&mut app, &mut batch)?;
-                app.flush().map_err(|e| db::err("staging records", &e))?;
-            }
-            let mut alter = String::new();
-            for (i, col) in cols.iter().enumerate().skip(batch.cols.len()) {
-                let _ = write!(
-                    alter,
-                    "ALTER TABLE {STAGE} ADD COLUMN {} VARCHAR;",
-                    StageCol::stage_name(i)
-                );
-                if let Some(f) = col.fast {
-                    let _ = write!(
-                        alter,
-                        "ALTER TABLE {STAGE} ADD COLUMN {} {};",
-                        StageCol::typed_name(i),
-                        f.sql_type()
-                    );
-                }
-            }
-            if !alter.is_empty() {
-                db::exec(conn, "widening the staging table", &alter)?;
-            }
-            batch = Batch::new(&cols, batch_size);
-            appender = Some(
-                conn.appender(STAGE)
-                    .map_err(|e| db::err("opening the appender", &e))?,
-            );
+        if cols.len() > first_new || !started {
+            sink.columns(&mut cols, first_new)?;
+            started = true;
             present.resize(cols.len(), 0);
         }
         // Values, by column (a key repeated in one record: the last wins).
@@ -457,62 +582,22 @@ pub fn stage(
                 let _ = write!(absent_buf, "{i},");
             }
         }
-        // Whether a later type check could reject this record: then its
-        // line is spooled, to be rejected exactly as it arrived.
-        let mut at_risk = false;
-        for (i, (b, v)) in batch.cols.iter_mut().zip(&values).enumerate() {
-            if let (Some(t), Some(f)) = (batch.typed[i].as_mut(), cols[i].fast) {
-                let typed = v.as_ref().and_then(|c| f.convert(c));
-                t.append(typed);
-                if typed.is_some() {
-                    b.append_null();
-                    continue;
-                }
-            }
-            at_risk |= !cols[i].takes_any && !matches!(v, None | Some(Cell::Null));
-            match v {
-                None | Some(Cell::Null) => b.append_null(),
-                Some(Cell::Str(t)) => b.append_value(t),
-                Some(Cell::Num(t)) => b.append_value(t),
-                Some(Cell::Json(t)) => b.append_value(t),
-                Some(Cell::Bool(true)) => b.append_value("true"),
-                Some(Cell::Bool(false)) => b.append_value("false"),
-            }
-        }
-        batch
-            .line
-            .append_value(i64::try_from(line).unwrap_or(i64::MAX));
-        if absent_buf.is_empty() {
-            batch.absent.append_null();
-        } else {
-            batch.absent.append_value(&absent_buf);
-        }
-        batch.len += 1;
-        if at_risk {
-            batch
-                .off
-                .append_value(i64::try_from(spool_pos).unwrap_or(i64::MAX));
+        let mut spool = || -> Result<u64> {
+            let off = spool_pos;
             let raw = text.as_bytes();
             spool_out
                 .write_all(raw)
                 .and_then(|()| spool_out.write_all(b"\n"))
                 .map_err(|e| Error::output(spool_dir, &e))?;
             spool_pos += raw.len() as u64 + 1;
-        } else {
-            batch.off.append_null();
-        }
+            Ok(off)
+        };
+        let absent = (!absent_buf.is_empty()).then_some(absent_buf.as_str());
+        sink.row(line, absent, &values, &cols, &mut spool)?;
         rows += 1;
         std::mem::swap(&mut last_order, &mut order);
-        if batch.len >= batch_size {
-            if let Some(app) = appender.as_mut() {
-                append_batch(app, &mut batch)?;
-            }
-        }
     }
-    if let Some(mut app) = appender.take() {
-        append_batch(&mut app, &mut batch)?;
-        app.flush().map_err(|e| db::err("staging records", &e))?;
-    }
+    sink.finish()?;
     let spool = spool_out
         .into_inner()
         .map_err(|e| Error::output(spool_dir, e.error()))?;
@@ -602,7 +687,7 @@ pub enum Cell<'a> {
 }
 
 impl<'a> Cell<'a> {
-    fn of(raw: &'a RawValue) -> Result<Self, String> {
+    pub fn of(raw: &'a RawValue) -> Result<Self, String> {
         let t = raw.get();
         Ok(match t.as_bytes().first() {
             // RawValue validated the string: without a backslash its content
@@ -625,7 +710,7 @@ impl<'a> Cell<'a> {
 
 /// Parses one line into its fields without copying: keys and values borrow
 /// the line (a key with escapes is unescaped into an owned string).
-fn parse_fields(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
+pub fn parse_fields(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
     use serde::de::DeserializeSeed;
     let mut out = Vec::with_capacity(16);
     let mut de = serde_json::Deserializer::from_str(text);

@@ -215,6 +215,32 @@ impl Cluster {
         cmd
     }
 
+    /// Stops the server (fast shutdown: sessions are ended, their
+    /// transactions rolled back), to test a server lost mid-run.
+    ///
+    /// # Panics
+    /// When pg_ctl fails.
+    pub fn stop(&self) {
+        run(
+            &mut self.pg("pg_ctl", &["-D", "data", "-m", "fast", "-w", "stop"]),
+            "stopping the server",
+        );
+    }
+
+    /// Starts the server again after [`Cluster::stop`].
+    ///
+    /// # Panics
+    /// When pg_ctl fails.
+    pub fn restart(&self) {
+        run(
+            &mut self.pg(
+                "pg_ctl",
+                &["-D", "data", "-l", "server.log", "-w", "-t", "60", "start"],
+            ),
+            "starting the server again",
+        );
+    }
+
     /// The cluster's directory (the CA is `ca.pem` there).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -1,0 +1,347 @@
+//! PostgreSQL types: what the stream infers, and which staged values are
+//! certain to convert.
+//!
+//! A value in its type's plain form (an integer within the range, a decimal
+//! within the precision and scale, `true`/`false`, an ISO date) is staged
+//! as it is and converted by the merge's cast; any other value is "unsure":
+//! its line is spooled, and PostgreSQL's own input function decides (a
+//! PL/pgSQL function that tries the assignment, run on those rows only), so
+//! a reject is exactly what PostgreSQL refuses. The Rust side only ever
+//! says "certain" for text PostgreSQL accepts.
+
+use std::borrow::Cow;
+
+use crate::infer::Seen;
+use crate::sql::ident;
+use crate::stage::Cell;
+
+/// How values of one column type are checked while staging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Every text value fits (text, varchar).
+    Any,
+    /// smallint, integer, bigint: the range.
+    Int(i64, i64),
+    /// numeric(p, s): digits before the point, digits after; `None` for
+    /// plain `numeric`.
+    Numeric(Option<(u32, u32)>),
+    Bool,
+    Float4,
+    Float8,
+    /// varchar(n).
+    VarChar(usize),
+    /// json, jsonb: text that is not JSON becomes a JSON string.
+    Json,
+    Date,
+    Timestamp,
+    TimestampTz,
+    /// Any other type: PostgreSQL decides every value.
+    Other,
+}
+
+/// A type name lower-cased with single spaces (`Timestamp  With Time Zone`).
+fn norm(ty: &str) -> String {
+    ty.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase()
+}
+
+impl Check {
+    /// The check of a PostgreSQL type name, as `--types` or `format_type()`
+    /// writes it.
+    pub fn of(ty: &str) -> Self {
+        let t = norm(ty);
+        match t.as_str() {
+            "text" | "varchar" | "character varying" | "citext" | "name" => Self::Any,
+            "smallint" | "int2" => Self::Int(i64::from(i16::MIN), i64::from(i16::MAX)),
+            "integer" | "int" | "int4" => Self::Int(i64::from(i32::MIN), i64::from(i32::MAX)),
+            "bigint" | "int8" => Self::Int(i64::MIN, i64::MAX),
+            "numeric" | "decimal" => Self::Numeric(None),
+            "boolean" | "bool" => Self::Bool,
+            "real" | "float4" => Self::Float4,
+            "double precision" | "float8" | "float" => Self::Float8,
+            "json" | "jsonb" => Self::Json,
+            "date" => Self::Date,
+            "timestamp" | "timestamp without time zone" => Self::Timestamp,
+            "timestamptz" | "timestamp with time zone" => Self::TimestampTz,
+            _ => {
+                let args = |prefixes: &[&str]| {
+                    prefixes.iter().find_map(|p| {
+                        t.strip_prefix(p)
+                            .map(str::trim)
+                            .and_then(|r| r.strip_prefix('('))
+                            .and_then(|r| r.strip_suffix(')'))
+                            .map(str::to_owned)
+                    })
+                };
+                if let Some(a) = args(&["numeric", "decimal"]) {
+                    let (p, s) = match a.split_once(',') {
+                        Some((p, s)) => (p.trim().parse().ok(), s.trim().parse().ok()),
+                        None => (a.trim().parse().ok(), Some(0)),
+                    };
+                    match (p, s) {
+                        (Some(p), Some(s)) if s <= p => Self::Numeric(Some((p - s, s))),
+                        _ => Self::Other,
+                    }
+                } else if let Some(a) = args(&["character varying", "varchar"]) {
+                    a.trim().parse().map_or(Self::Other, Self::VarChar)
+                } else {
+                    Self::Other
+                }
+            }
+        }
+    }
+
+    /// Every value fits: no check, no spool.
+    pub fn takes_any(&self) -> bool {
+        matches!(self, Self::Any)
+    }
+
+    /// Whether `cell` certainly converts (false: PostgreSQL decides).
+    pub fn certain(&self, cell: &Cell<'_>) -> bool {
+        let text: &str = match cell {
+            Cell::Null => return true,
+            Cell::Bool(_) => return matches!(self, Self::Bool | Self::Any | Self::Json),
+            Cell::Json(_) => return matches!(self, Self::Any | Self::Json),
+            Cell::Num(t) => t,
+            Cell::Str(s) => s,
+        };
+        match self {
+            Self::Any => true,
+            Self::Int(lo, hi) => plain_integer(text).is_some_and(|n| (*lo..=*hi).contains(&n)),
+            Self::Numeric(limits) => plain_decimal(text, *limits),
+            Self::Bool => matches!(text, "true" | "false"),
+            Self::Float4 => float_in_range(text, |t| t.parse::<f32>().map(f64::from).ok()),
+            Self::Float8 => float_in_range(text, |t| t.parse::<f64>().ok()),
+            Self::VarChar(n) => text.chars().count() <= *n,
+            Self::Json => !text.contains("\\u0000") && !text.contains('\0'),
+            Self::Date => {
+                text.len() == 10 && iso_year_ok(text) && text.parse::<jiff::civil::Date>().is_ok()
+            }
+            Self::Timestamp => {
+                iso_year_ok(text)
+                    && text.len() >= 19
+                    && text.parse::<jiff::civil::DateTime>().is_ok()
+            }
+            Self::TimestampTz => {
+                iso_year_ok(text)
+                    && text.len() >= 19
+                    && (text.parse::<jiff::Timestamp>().is_ok()
+                        || text.parse::<jiff::civil::DateTime>().is_ok())
+            }
+            Self::Other => false,
+        }
+    }
+}
+
+/// Years 0001-9999 written with four digits: PostgreSQL has no year 0.
+fn iso_year_ok(t: &str) -> bool {
+    t.len() >= 10
+        && t.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && &t[..4] != "0000"
+        && t.as_bytes()[4] == b'-'
+}
+
+/// `-?[0-9]+` as an integer.
+fn plain_integer(t: &str) -> Option<i64> {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// `-?[0-9]+(\.[0-9]+)?` within `(integer digits, scale)`: fraction digits
+/// past the scale must be zeros (PostgreSQL would round anything else,
+/// which is a reject here, as on DuckDB).
+fn plain_decimal(t: &str, limits: Option<(u32, u32)>) -> bool {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let ok = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && !(digits.contains('.') && frac.is_empty());
+    if !ok {
+        return false;
+    }
+    let Some((max_int, scale)) = limits else {
+        return int.len() <= 1000;
+    };
+    let int_digits = int.trim_start_matches('0').len();
+    let scale = scale as usize;
+    int_digits <= max_int as usize
+        && (frac.len() <= scale || frac[scale..].bytes().all(|b| b == b'0'))
+}
+
+/// A JSON number whose value the float type holds: finite, and not a
+/// non-zero value that underflows to zero (PostgreSQL refuses both).
+fn float_in_range(t: &str, parse: impl Fn(&str) -> Option<f64>) -> bool {
+    if etl_core::record::Number::parse(t).is_none() {
+        return false;
+    }
+    let Some(v) = parse(t) else { return false };
+    let mantissa = t.split(['e', 'E']).next().unwrap_or(t);
+    v.is_finite() && (v != 0.0 || !mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)))
+}
+
+/// The staged text of a value: the value's own text; for a JSON column a
+/// string that is not itself JSON becomes a JSON string (as on DuckDB).
+pub fn staged_text<'a>(check: Option<&Check>, cell: &'a Cell<'a>) -> Option<Cow<'a, str>> {
+    Some(match cell {
+        Cell::Null => return None,
+        Cell::Bool(true) => Cow::Borrowed("true"),
+        Cell::Bool(false) => Cow::Borrowed("false"),
+        Cell::Num(t) => Cow::Borrowed(*t),
+        Cell::Json(t) => Cow::Borrowed(t.as_str()),
+        Cell::Str(s) => {
+            if check == Some(&Check::Json)
+                && serde_json::from_str::<&serde_json::value::RawValue>(s).is_err()
+            {
+                let mut out = Vec::with_capacity(s.len() + 2);
+                etl_core::record::write_str(&mut out, s);
+                Cow::Owned(String::from_utf8(out).unwrap_or_default())
+            } else {
+                Cow::Borrowed(s.as_ref())
+            }
+        }
+    })
+}
+
+/// The PostgreSQL type for a column inferred from the stream, as DuckDB's
+/// is: text for strings and mixed kinds, bigint for integers (numeric when
+/// they do not fit, with every digit), numeric with the largest scale seen
+/// for fractions, double precision only for exponents, boolean, jsonb.
+pub fn inferred(seen: &Seen) -> String {
+    match seen.duckdb_type().as_str() {
+        "JSON" => "jsonb".into(),
+        "BOOLEAN" => "boolean".into(),
+        "DOUBLE" => "double precision".into(),
+        "BIGINT" => "bigint".into(),
+        "HUGEINT" => format!("numeric({},0)", seen.int_digits().max(38)),
+        "VARCHAR" => match seen.numeric_shape() {
+            // Numbers past DuckDB's 38 digits: numeric keeps them.
+            Some((int, scale)) if int + scale <= 1000 => {
+                format!("numeric({},{scale})", (int + scale).max(38))
+            }
+            _ => "text".into(),
+        },
+        dec => match crate::sql::decimal_scale(dec) {
+            Some(s) => format!("numeric(38,{s})"),
+            None => "text".into(),
+        },
+    }
+}
+
+/// The SQL that turns a staged text into the column's type in a SELECT.
+/// Character types are left as text: an explicit cast to varchar(n) would
+/// silently truncate, while the INSERT's assignment refuses (and the check
+/// made it a reject first).
+pub fn cast_sql(v: &str, ty: &str) -> String {
+    let t = norm(ty);
+    if t.starts_with("character")
+        || t.starts_with("varchar")
+        || t.starts_with("char")
+        || t == "text"
+        || t == "bpchar"
+    {
+        v.to_owned()
+    } else {
+        format!("{v}::{ty}")
+    }
+}
+
+/// A temporary PL/pgSQL function `pg_temp.{name}(text) -> boolean`: whether
+/// PostgreSQL takes the text as a value of `ty` by assignment (as the
+/// INSERT will), and, for numeric(p,s), without rounding.
+pub fn fits_function(name: &str, ty: &str) -> String {
+    let scale_check = if matches!(Check::of(ty), Check::Numeric(Some(_))) {
+        "IF x <> v::numeric THEN RETURN false; END IF; "
+    } else {
+        ""
+    };
+    format!(
+        "CREATE FUNCTION pg_temp.{} (v text) RETURNS boolean LANGUAGE plpgsql AS $etl$ \
+         DECLARE x {ty}; BEGIN x := v; {scale_check}RETURN true; \
+         EXCEPTION WHEN others THEN RETURN false; END $etl$",
+        ident(name)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sure(ty: &str, v: &str) -> bool {
+        Check::of(ty).certain(&Cell::Str(Cow::Borrowed(v)))
+    }
+
+    #[test]
+    fn only_plain_forms_are_certain() {
+        assert!(sure("bigint", "-9223372036854775808"));
+        assert!(!sure("bigint", "9223372036854775808"));
+        assert!(!sure("integer", "2147483648"));
+        assert!(sure("INTEGER", "2147483647"));
+        assert!(!sure("smallint", "40000"));
+        assert!(!sure("bigint", " 12"));
+        assert!(!sure("bigint", "12.0"));
+        assert!(sure("numeric(12,2)", "1234567890.12"));
+        assert!(!sure("numeric(12,2)", "12345678901.12"));
+        assert!(sure("numeric(12,2)", "1.230"));
+        assert!(!sure("numeric(12,2)", "1.235"));
+        assert!(!sure("numeric(12,2)", "1."));
+        assert!(!sure("numeric(12,2)", "1e3"));
+        assert!(sure("numeric", "123456789012345678901234567890.5"));
+        assert!(sure("boolean", "true"));
+        assert!(!sure("boolean", "yes"));
+        assert!(sure("double precision", "1.5e300"));
+        assert!(!sure("double precision", "1e999"));
+        assert!(!sure("double precision", "1e-999"));
+        assert!(sure("double precision", "0e-999"));
+        assert!(!sure("real", "1e39"));
+        assert!(sure("varchar(3)", "abc"));
+        assert!(!sure("character varying(3)", "abcd"));
+        assert!(sure("date", "2024-02-29"));
+        assert!(!sure("date", "2023-02-29"));
+        assert!(!sure("date", "0000-01-01"));
+        assert!(!sure("date", "02/03/2024"));
+        assert!(sure("timestamp", "2024-01-02T03:04:05"));
+        assert!(sure(
+            "timestamp without time zone",
+            "2024-01-02 03:04:05.123"
+        ));
+        assert!(sure("timestamptz", "2024-01-02T03:04:05Z"));
+        assert!(sure(
+            "timestamp with time zone",
+            "2024-01-02T03:04:05+02:00"
+        ));
+        assert!(!sure("uuid", "not checked here"));
+        assert!(sure("text", "anything"));
+        assert!(!sure("jsonb", "a\\u0000b"));
+        assert!(Check::of("bigint").certain(&Cell::Num("12")));
+        assert!(!Check::of("bigint").certain(&Cell::Bool(true)));
+    }
+
+    #[test]
+    fn json_columns_take_strings_as_json_strings_unless_they_are_json() {
+        let j = Check::Json;
+        let s = Cell::Str(Cow::Borrowed("plain text"));
+        assert_eq!(staged_text(Some(&j), &s).unwrap(), "\"plain text\"");
+        let s = Cell::Str(Cow::Borrowed("{\"a\":1}"));
+        assert_eq!(staged_text(Some(&j), &s).unwrap(), "{\"a\":1}");
+        assert_eq!(
+            staged_text(None, &Cell::Str(Cow::Borrowed("x"))).unwrap(),
+            "x"
+        );
+        assert!(staged_text(None, &Cell::Null).is_none());
+    }
+
+    #[test]
+    fn casts_leave_character_types_to_the_insert() {
+        assert_eq!(cast_sql("c0", "varchar(3)"), "c0");
+        assert_eq!(cast_sql("c0", "character varying(3)"), "c0");
+        assert_eq!(cast_sql("c0", "numeric(12,2)"), "c0::numeric(12,2)");
+        assert!(fits_function("f", "numeric(12,2)").contains("x <> v::numeric"));
+        assert!(!fits_function("f", "date").contains("x <> v::numeric"));
+    }
+}

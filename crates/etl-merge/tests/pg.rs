@@ -1,0 +1,668 @@
+//! etl-merge against a real PostgreSQL server (a throwaway cluster started
+//! by each test: initdb on a free loopback port, SCRAM, TLS from a CA made
+//! with openssl): the same promises as on DuckDB. Every result is read back
+//! with psql, not with etl-merge's code.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{run_cmd, Out};
+use etl_testkit::pg::{Cluster, PASSWORD, USER};
+
+const ORDERS: &str = r#"{"id":1,"customer":"Ada","amount":12.50,"qty":2,"paid":true}
+{"id":2,"customer":"Bob","amount":7.25,"qty":1,"paid":false}
+{"id":3,"customer":"Cy","amount":100,"qty":10,"paid":null}
+"#;
+
+struct Pg {
+    cl: Cluster,
+    dir: tempfile::TempDir,
+}
+
+impl Pg {
+    fn new() -> Self {
+        Self {
+            cl: Cluster::start(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn url(&self) -> String {
+        self.cl.url("postgres", "verify-full")
+    }
+
+    /// etl-merge with `--db URL` and a clean environment (no PG* variables).
+    fn cmd_at(&self, url: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(common::BIN);
+        c.current_dir(self.dir.path())
+            .arg("--db")
+            .arg(url)
+            .args(args)
+            .env("ETL_LOG_FORMAT", "json")
+            .env("HOME", self.dir.path());
+        for v in [
+            "ETL_RUN_ID",
+            "ETL_DB",
+            "ETL_LOG",
+            "ETL_MEMORY_LIMIT",
+            "ETL_THREADS",
+            "ETL_MERGE_PAUSE_AT",
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGDATABASE",
+            "PGPASSWORD",
+            "PGPASSFILE",
+            "PGSSLMODE",
+            "PGSSLROOTCERT",
+        ] {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_at(&self.url(), args)
+    }
+
+    fn merge(&self, args: &[&str], stdin: &str) -> Out {
+        run_cmd(self.cmd(args), stdin.as_bytes())
+    }
+
+    fn sql(&self, q: &str) -> String {
+        self.cl.psql("postgres", q)
+    }
+
+    /// Row count and an md5 of every row of `table`, in key order.
+    fn checksum(&self, table: &str) -> String {
+        self.sql(&format!(
+            "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM {table} t"
+        ))
+    }
+
+    fn types(&self, table: &str) -> String {
+        self.sql(&format!(
+            "SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attnum) \
+             FROM pg_attribute WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped"
+        ))
+    }
+}
+
+#[test]
+fn creates_merges_and_leaves_equal_rows_unwritten() {
+    let p = Pg::new();
+    let out = p.merge(&["--table", "orders", "--key", "id"], ORDERS);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        p.types("orders"),
+        "id:bigint,customer:text,amount:numeric(38,2),qty:bigint,paid:boolean"
+    );
+    assert_eq!(
+        p.sql("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
+               AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'orders'::regclass AND i.indisprimary"),
+        "id"
+    );
+    assert_eq!(
+        p.sql("SELECT id, customer, amount, qty, paid FROM orders ORDER BY id"),
+        "1|Ada|12.50|2|t\n2|Bob|7.25|1|f\n3|Cy|100.00|10|"
+    );
+    let ctid_before = p.sql("SELECT ctid FROM orders WHERE id IN (2, 3) ORDER BY id");
+
+    // Only id and qty: the other columns keep their values; id 2 is equal.
+    let out = p.merge(
+        &["--table", "orders", "--key", "id"],
+        "{\"id\":1,\"qty\":5}\n{\"id\":2,\"qty\":1}\n{\"id\":4,\"qty\":7}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let sum = out.summary();
+    assert_eq!(
+        (&sum["inserted"], &sum["updated"], &sum["unchanged"]),
+        (&1.into(), &1.into(), &1.into()),
+        "{sum}"
+    );
+    assert_eq!(
+        p.sql("SELECT id, customer, amount, qty, paid FROM orders ORDER BY id"),
+        "1|Ada|12.50|5|t\n2|Bob|7.25|1|f\n3|Cy|100.00|10|\n4|||7|"
+    );
+    // Rows left alone were not rewritten (same tuple, no dead version).
+    assert_eq!(
+        p.sql("SELECT ctid FROM orders WHERE id IN (2, 3) ORDER BY id"),
+        ctid_before
+    );
+
+    // A record lacking a column others have keeps that column's value.
+    let out = p.merge(
+        &["--table", "orders", "--key", "id"],
+        "{\"id\":1,\"customer\":\"Ada L\",\"qty\":6}\n{\"id\":3,\"qty\":11}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        p.sql("SELECT id, customer, qty FROM orders WHERE id IN (1, 3) ORDER BY id"),
+        "1|Ada L|6\n3|Cy|11"
+    );
+
+    // The same input again is skipped (replay detection), unless --force.
+    let again = "{\"id\":1,\"customer\":\"Ada L\",\"qty\":6}\n{\"id\":3,\"qty\":11}\n";
+    let out = p.merge(&["--table", "orders", "--key", "id"], again);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary()["skipped_replay"], true);
+    let out = p.merge(&["--table", "orders", "--key", "id", "--force"], again);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary()["unchanged"], 2);
+    assert_eq!(
+        p.sql("SELECT status, count(*) FROM public._etl_runs GROUP BY 1 ORDER BY 1"),
+        "ok|4\nskipped|1"
+    );
+}
+
+#[test]
+fn values_postgresql_refuses_are_rejects_naming_line_column_and_value() {
+    let p = Pg::new();
+    let rejects = p.dir.path().join("rejects.ndjson");
+    let input = "{\"id\":1,\"amount\":\"12.50\",\"day\":\"2024-01-05\"}\n\
+                 {\"id\":2,\"amount\":\"abc\",\"day\":\"2024-01-05\"}\n\
+                 {\"id\":3,\"amount\":1.234,\"day\":\"2024-01-05\"}\n\
+                 {\"id\":4,\"amount\":1,\"day\":\"2023-02-30\"}\n\
+                 {\"id\":5,\"amount\":\" 7.5 \",\"day\":\"20240106\"}\n";
+    let out = p.merge(
+        &[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--types",
+            "amount=numeric(12,2),day=date",
+            "--max-rejects",
+            "10",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+        input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // PostgreSQL's own input functions decided: " 7.5 " and 20240106 are fine.
+    assert_eq!(
+        p.sql("SELECT id, amount, day FROM t ORDER BY id"),
+        "1|12.50|2024-01-05\n5|7.50|2024-01-06"
+    );
+    let rej: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rej.len(), 3, "{rej:?}");
+    let text = serde_json::to_string(&rej).unwrap();
+    for want in [
+        r#"column \"amount\": \"abc\" is not a valid numeric(12,2)"#,
+        r#"column \"amount\": \"1.234\" is not a valid numeric(12,2)"#,
+        r#"column \"day\": \"2023-02-30\" is not a valid date"#,
+    ] {
+        assert!(text.contains(want), "{want} not in {text}");
+    }
+    let lines: Vec<i64> = rej
+        .iter()
+        .map(|r| r["line"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(lines, [2, 3, 4], "{text}");
+    // With no room for rejects, nothing lands.
+    let out = p.merge(
+        &[
+            "--table",
+            "t2",
+            "--key",
+            "id",
+            "--types",
+            "amount=numeric(12,2)",
+        ],
+        input,
+    );
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert_eq!(
+        p.sql("SELECT count(*) FROM pg_class WHERE relname = 't2'"),
+        "0"
+    );
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // one table through every mode, in order
+fn modes_emit_query_and_dry_run() {
+    let p = Pg::new();
+    assert_eq!(
+        p.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
+        0
+    );
+    let before = p.checksum("orders");
+    let out = p.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--dry-run",
+            "--emit",
+            "changes",
+        ],
+        "{\"id\":9,\"amount\":1}\n{\"id\":1,\"amount\":13}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"id\":9,\"amount\":1.00,\"_op\":\"insert\"}\n{\"id\":1,\"amount\":13.00,\"_op\":\"update\"}\n"
+    );
+    assert_eq!(p.checksum("orders"), before, "a dry run changes nothing");
+
+    let out = p.merge(
+        &["--table", "orders", "--key", "id", "--mode", "insert-new"],
+        "{\"id\":1,\"customer\":\"X\"}\n{\"id\":5,\"customer\":\"E\"}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        p.sql("SELECT id, customer FROM orders WHERE id IN (1, 5) ORDER BY id"),
+        "1|Ada\n5|E"
+    );
+
+    // The last record for a key wins; --on-duplicate-key fail names both lines.
+    let dup = "{\"id\":2,\"qty\":3}\n{\"id\":7,\"qty\":1}\n{\"id\":2,\"qty\":4}\n";
+    let out = p.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--on-duplicate-key",
+            "fail",
+        ],
+        dup,
+    );
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(out.stderr.contains("on lines 1 and 3"), "{}", out.stderr);
+    let out = p.merge(&["--table", "orders", "--key", "id"], dup);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(p.sql("SELECT qty FROM orders WHERE id = 2"), "4");
+
+    let out = p.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--emit",
+            "table",
+            "--order-by",
+            "id",
+        ],
+        "{\"id\":3,\"paid\":true}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let recs = out.records();
+    assert_eq!(recs.len(), 5, "{}", out.stdout);
+    assert_eq!(
+        out.lines()[0],
+        "{\"id\":1,\"customer\":\"Ada\",\"amount\":12.50,\"qty\":2,\"paid\":true}"
+    );
+
+    let out = p.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--query",
+            "SELECT count(*) AS n, sum(amount) AS total FROM orders",
+        ],
+        "{\"id\":8,\"amount\":0.5}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"n\":6,\"total\":120.25}\n");
+    let before = p.checksum("orders");
+    let out = p.merge(
+        &[
+            "--table",
+            "orders",
+            "--key",
+            "id",
+            "--query",
+            "DELETE FROM orders",
+        ],
+        "{\"id\":8,\"amount\":0.75}\n",
+    );
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    assert_eq!(
+        p.checksum("orders"),
+        before,
+        "a bad --query changes nothing"
+    );
+
+    // append: no key, every record lands; replace: the table becomes the input.
+    for _ in 0..2 {
+        let out = p.merge(
+            &["--table", "events", "--mode", "append", "--force"],
+            ORDERS,
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    assert_eq!(p.sql("SELECT count(*) FROM events"), "6");
+    let out = p.merge(
+        &["--table", "orders", "--key", "id", "--mode", "replace"],
+        "{\"id\":42,\"customer\":\"Zed\"}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary()["deleted"], 6);
+    assert_eq!(p.sql("SELECT id, customer FROM orders"), "42|Zed");
+    let out = p.merge(
+        &["--table", "orders", "--key", "id", "--mode", "replace"],
+        "",
+    );
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert_eq!(p.sql("SELECT count(*) FROM orders"), "1");
+}
+
+#[test]
+fn connection_settings_tls_and_exit_codes() {
+    let p = Pg::new();
+    let port = p.cl.port;
+    let ok = |out: &Out| assert_eq!(out.code, 0, "{}", out.stderr);
+    // verify-full with the test CA; the password is in no log line.
+    let mut c = p.cmd(&["--table", "a", "--key", "id"]);
+    c.env("ETL_LOG", "debug");
+    let out = run_cmd(c, b"{\"id\":1}\n");
+    assert!(out.stderr.contains("\"level\":\"debug\""), "{}", out.stderr);
+    ok(&out);
+    assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+    // Plain text to a loopback address is allowed.
+    let plain = format!("postgres://{USER}:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=disable");
+    ok(&run_cmd(
+        p.cmd_at(&plain, &["--table", "a", "--key", "id"]),
+        b"{\"id\":2}\n",
+    ));
+    // ... and refused anywhere else, before any connection.
+    let out = run_cmd(
+        p.cmd_at(
+            "postgres://u:pw@db.example.com/x?sslmode=disable",
+            &["--table", "a", "--key", "id"],
+        ),
+        b"{\"id\":2}\n",
+    );
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    // A CA that did not sign the server's certificate: refused (77).
+    let wrong_ca = p.cl.dir().join("server.crt");
+    let url = format!(
+        "postgres://{USER}:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={}",
+        wrong_ca.display()
+    );
+    let out = run_cmd(
+        p.cmd_at(&url, &["--table", "a", "--key", "id"]),
+        b"{\"id\":3}\n",
+    );
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    // A wrong password: 77, and the password is not repeated.
+    let url = format!(
+        "postgres://{USER}:not-the-password@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={}",
+        p.cl.ca().display()
+    );
+    let out = run_cmd(
+        p.cmd_at(&url, &["--table", "a", "--key", "id"]),
+        b"{\"id\":3}\n",
+    );
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    assert!(!out.stderr.contains("not-the-password"), "{}", out.stderr);
+    // A database that does not exist: 78.
+    let out = run_cmd(
+        p.cmd_at(
+            &p.cl.url("nosuchdb", "verify-full"),
+            &["--table", "a", "--key", "id"],
+        ),
+        b"{\"id\":3}\n",
+    );
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    // Nothing listening: retried, then 69.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://{USER}:{PASSWORD}@127.0.0.1:{closed}/postgres?sslmode=disable");
+    let out = run_cmd(
+        p.cmd_at(&url, &["--table", "a", "--key", "id"]),
+        b"{\"id\":3}\n",
+    );
+    assert_eq!(out.code, 69, "{}", out.stderr);
+    assert!(out.stderr.contains("retrying"), "{}", out.stderr);
+    // DuckDB's flags are refused on PostgreSQL.
+    let out = p.merge(
+        &["--table", "a", "--key", "id", "--memory-limit", "1GB"],
+        "{\"id\":3}\n",
+    );
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    assert!(out.stderr.contains("--memory-limit"), "{}", out.stderr);
+    // libpq's environment and a .pgpass file, with `postgres://` alone.
+    let pgpass = p.dir.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("127.0.0.1:{port}:postgres:{USER}:{PASSWORD}\n"),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut c = p.cmd_at("postgres://", &["--table", "a", "--key", "id"]);
+    c.env("PGHOST", "127.0.0.1")
+        .env("PGPORT", port.to_string())
+        .env("PGUSER", USER)
+        .env("PGDATABASE", "postgres")
+        .env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", p.cl.ca())
+        .env("PGPASSFILE", &pgpass);
+    ok(&run_cmd(c, b"{\"id\":4}\n"));
+    assert_eq!(
+        p.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM a"),
+        "1,2,4"
+    );
+}
+
+/// Writer `n` of four: ids `n*500 .. n*500+1000` (each overlaps the next),
+/// every value tagged with the writer.
+fn writer_input(n: u64) -> String {
+    let mut s = String::new();
+    for id in n * 500..n * 500 + 1000 {
+        let _ = writeln!(s, "{{\"id\":{id},\"who\":\"w{n}\",\"amount\":{id}.5}}");
+    }
+    s
+}
+
+#[test]
+fn four_writers_on_overlapping_keys_leave_each_key_once_with_the_last_writers_values() {
+    let p = Pg::new();
+    // All four start before the table exists: creation is raced too.
+    let children: Vec<(u64, Child)> = (0..4)
+        .map(|n| {
+            let mut c = p.cmd(&["--table", "shared", "--key", "id"]);
+            c.env("ETL_RUN_ID", format!("w{n}"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            (n, c.spawn().unwrap())
+        })
+        .collect();
+    let mut done = Vec::new();
+    for (n, mut child) in children {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(writer_input(n).as_bytes())
+            .unwrap();
+        done.push((n, child));
+    }
+    for (n, child) in done {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "writer {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        p.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM shared"),
+        "2500|2500|0|2499"
+    );
+    // Commit order, as _etl_runs recorded it under the table's lock.
+    let order: Vec<u64> = p
+        .sql("SELECT run_id FROM _etl_runs WHERE status = 'ok' ORDER BY finished_at")
+        .lines()
+        .map(|w| w.trim_start_matches('w').parse().unwrap())
+        .collect();
+    assert_eq!(order.len(), 4);
+    let mut wrong = 0;
+    // Per key, the writer that committed last among those that had it.
+    let got = p.sql("SELECT id, who FROM shared ORDER BY id");
+    for line in got.lines() {
+        let (id, who) = line.split_once('|').unwrap();
+        let id: u64 = id.parse().unwrap();
+        let last = order
+            .iter()
+            .rev()
+            .find(|&&n| (n * 500..n * 500 + 1000).contains(&id))
+            .unwrap();
+        if who != format!("w{last}") {
+            wrong += 1;
+        }
+    }
+    assert_eq!(wrong, 0, "keys not holding the last writer's values");
+}
+
+/// Spawns a merge whose stdin the test writes, and stderr it reads.
+fn spawn(p: &Pg, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut c = p.cmd(args);
+    c.envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+/// Waits (up to a minute) for `cond`.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn rows(from: u64, n: u64, v: u64) -> String {
+    let mut s = String::new();
+    for id in from..from + n {
+        let _ = writeln!(s, "{{\"id\":{id},\"v\":{v},\"name\":\"n{id}\"}}");
+    }
+    s
+}
+
+#[test]
+fn kills_lost_connections_and_a_stopped_server_leave_the_table_as_it_was() {
+    let p = Pg::new();
+    let args = ["--table", "t", "--key", "id"];
+    assert_eq!(p.merge(&args, &rows(0, 1000, 1)).code, 0);
+    let before = p.checksum("t");
+    let next = rows(500, 1000, 2);
+
+    // SIGKILL where the run pauses (ETL_MERGE_PAUSE_AT), before COMMIT.
+    for point in ["staged", "merged"] {
+        let mut child = spawn(&p, &args, &[("ETL_MERGE_PAUSE_AT", point)]);
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(next.as_bytes())
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "no pause at {point}");
+            if line.contains("paused at") {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(p.checksum("t"), before, "killed at {point}");
+    }
+
+    // The connection killed by pg_terminate_backend mid-COPY: exit 75.
+    let mut child = spawn(&p, &args, &[]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(rows(500, 500, 2).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let copying = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'etl-merge' \
+                   AND query LIKE 'COPY%'";
+    wait_for("the COPY", || p.sql(copying) == "1");
+    p.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'etl-merge'");
+    let _ = stdin.write_all(rows(1000, 100_000, 2).as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(p.checksum("t"), before, "terminated backend");
+
+    // The server stopped mid-COPY: exit 75, nothing changed once it is back.
+    let mut child = spawn(&p, &args, &[]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(rows(500, 500, 2).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    wait_for("the COPY", || p.sql(copying) == "1");
+    p.cl.stop();
+    let _ = stdin.write_all(rows(1000, 100_000, 2).as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.cl.restart();
+    assert_eq!(p.checksum("t"), before, "stopped server");
+
+    // SIGKILL at arbitrary instants: the table is the before or the after state.
+    p.sql("CREATE DATABASE ref");
+    let ref_url = p.cl.url("ref", "verify-full");
+    for input in [rows(0, 1000, 1), next.clone()] {
+        assert_eq!(run_cmd(p.cmd_at(&ref_url, &args), input.as_bytes()).code, 0);
+    }
+    let after = p.cl.psql(
+        "ref",
+        "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM t t",
+    );
+    assert_ne!(before, after);
+    let mut seen_after = false;
+    for i in 0..6_u64 {
+        let mut child = spawn(&p, &args, &[]);
+        let _ = child.stdin.take().unwrap().write_all(next.as_bytes());
+        std::thread::sleep(Duration::from_millis(40 * i));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let now = p.checksum("t");
+        assert!(now == before || now == after, "kill {i}: {now}");
+        seen_after |= now == after;
+        if seen_after {
+            break;
+        }
+    }
+    // The rerun lands everything exactly once.
+    let out = p.merge(&args, &next);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(p.checksum("t"), after);
+}
