@@ -19,7 +19,7 @@ db="${ETL_DB:-postgres://}"
 for export in "$@"; do
   etl-parse --normalize-headers snake "$export" \
     | etl-merge --db "$db" --schema "${ETL_SCHEMA:-sales}" --table orders --key order_id \
-        --types amount=numeric(12,2),updated_at=timestamp --on-new-column add \
+        --types 'amount=numeric(12,2),updated_at=timestamp' --on-new-column add \
         --rejects "rejects-$(basename "$export").ndjson"
 done
 # What landed, as NDJSON (a read-only transaction).

@@ -135,7 +135,7 @@ Examples:
   # Into PostgreSQL, TLS checked against the server's CA, the password in ~/.pgpass
   etl-parse orders.csv \\
     | etl-merge --db 'postgres://etl@db.internal:5432/warehouse?sslmode=verify-full&sslrootcert=ca.pem' \\
-        --table orders --key order_id --types amount=numeric(12,2),order_date=date
+        --table orders --key order_id --types 'amount=numeric(12,2),order_date=date'
 
   # A larger-than-memory merge on a small machine
   etl-merge --db w.duckdb --table events --key id --memory-limit 256MB --threads 1 < big.ndjson
