@@ -124,21 +124,7 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
         counts,
         if cli.dry_run { "dry-run" } else { "ok" },
     )?;
-    run.set_count("inserted", counts.inserted);
-    run.set_count("updated", counts.updated);
-    run.set_count("unchanged", counts.unchanged);
-    run.set_count("deleted", counts.deleted);
-    events::merged(
-        &table.display(),
-        cli.mode.name(),
-        [
-            counts.inserted,
-            counts.updated,
-            counts.unchanged,
-            counts.deleted,
-        ],
-        cli.dry_run,
-    );
+    report(run, &cli, &table, counts);
     if cli.dry_run {
         // What would change, then nothing changes.
         let emitted = emit_after(&conn, &cli, &table, run, &targets, true);
@@ -149,6 +135,20 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     db::exec(&conn, "committing", "COMMIT")?;
     pause_if(pause, "committed");
     emit_after(&conn, &cli, &table, run, &targets, false)
+}
+
+/// The run's counts into the summary and the log line that says them.
+pub(crate) fn report(run: &mut Run, cli: &Cli, table: &Table, c: Counts) {
+    run.set_count("inserted", c.inserted);
+    run.set_count("updated", c.updated);
+    run.set_count("unchanged", c.unchanged);
+    run.set_count("deleted", c.deleted);
+    events::merged(
+        &table.display(),
+        cli.mode.name(),
+        [c.inserted, c.updated, c.unchanged, c.deleted],
+        cli.dry_run,
+    );
 }
 
 /// `ETL_MERGE_PAUSE_AT` (a testing hook, shown in `--help`): where the run

@@ -136,7 +136,8 @@ pub fn query(conn: &Connection, sql: &str, run: &mut Run, in_tx: bool) -> Result
     result.and(rollback)
 }
 
-fn query_text(sql: &str) -> Result<&str> {
+/// `--query`'s text without a trailing `;`; empty is a usage error.
+pub(crate) fn query_text(sql: &str) -> Result<&str> {
     let q = sql.trim().trim_end_matches(';').trim();
     if q.is_empty() {
         return Err(Error::usage("--query is empty"));

@@ -29,6 +29,7 @@ use postgres::Client;
 
 use crate::apply::{self, Counts, Ddl, Target};
 use crate::db::{Column, Table};
+use crate::emit::query_text;
 use crate::events;
 use crate::sql::ident;
 use crate::stage::{self, Cell, Sink, StageCol, Staged};
@@ -217,21 +218,7 @@ pub fn run(
         counts,
         if cli.dry_run { "dry-run" } else { "ok" },
     )?;
-    run.set_count("inserted", counts.inserted);
-    run.set_count("updated", counts.updated);
-    run.set_count("unchanged", counts.unchanged);
-    run.set_count("deleted", counts.deleted);
-    events::merged(
-        &table.display(),
-        cli.mode.name(),
-        [
-            counts.inserted,
-            counts.updated,
-            counts.unchanged,
-            counts.deleted,
-        ],
-        cli.dry_run,
-    );
+    apply::report(run, cli, &table, counts);
     if cli.dry_run {
         let emitted = emit_after(&mut c, cli, &table, run, &targets, true);
         exec(&mut c, "rolling back the dry run", "ROLLBACK")?;
@@ -1026,14 +1013,6 @@ fn check_query(c: &mut Client, q: &str) -> Result<()> {
 fn conn_text(e: &postgres::Error) -> String {
     e.as_db_error()
         .map_or_else(|| e.to_string(), |d| d.message().to_owned())
-}
-
-fn query_text(sql: &str) -> Result<&str> {
-    let q = sql.trim().trim_end_matches(';').trim();
-    if q.is_empty() {
-        return Err(Error::usage("--query is empty"));
-    }
-    Ok(q)
 }
 
 /// Writes the rows of `SELECT ... FROM (select) r` as records, each made by
