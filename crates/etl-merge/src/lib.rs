@@ -115,7 +115,7 @@ Examples:
   # Upsert orders by order_id; amounts exact, dates typed
   etl-parse orders.csv \\
     | etl-merge --db warehouse.duckdb --table orders --key order_id \\
-        --types amount=DECIMAL(18,2),order_date=DATE
+        --types 'amount=DECIMAL(18,2),order_date=DATE'
 
   # Composite key, a schema, new columns added to the table
   etl-merge --db w.duckdb --schema sales --table lines --key order_id,line_no \\
