@@ -666,3 +666,74 @@ fn kills_lost_connections_and_a_stopped_server_leave_the_table_as_it_was() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(p.checksum("t"), after);
 }
+
+#[test]
+fn new_columns_composite_keys_key_rejects_and_hostile_names() {
+    let p = Pg::new();
+    let k = ["--table", "lines", "--key", "order_id,line_no"];
+    let base = "{\"order_id\":\"A\",\"line_no\":1,\"qty\":2}\n{\"order_id\":\"A\",\"line_no\":2,\"qty\":3}\n";
+    assert_eq!(p.merge(&k, base).code, 0);
+    // A column the table lacks: fail (65, nothing changes), ignore, add.
+    let wider = "{\"order_id\":\"A\",\"line_no\":1,\"qty\":5,\"note\":\"rush\"}\n";
+    let out = p.merge(&k, wider);
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(out.stderr.contains("note"), "{}", out.stderr);
+    assert_eq!(p.sql("SELECT qty FROM lines WHERE line_no = 1"), "2");
+    let mut args = k.to_vec();
+    args.extend(["--on-new-column", "ignore"]);
+    assert_eq!(p.merge(&args, wider).code, 0);
+    assert_eq!(p.types("lines"), "order_id:text,line_no:bigint,qty:bigint");
+    let mut args = k.to_vec();
+    args.extend(["--on-new-column", "add", "--force"]);
+    assert_eq!(p.merge(&args, wider).code, 0);
+    assert_eq!(
+        p.types("lines"),
+        "order_id:text,line_no:bigint,qty:bigint,note:text"
+    );
+    assert_eq!(
+        p.sql("SELECT order_id, line_no, qty, coalesce(note, '-') FROM lines ORDER BY 1, 2"),
+        "A|1|5|rush\nA|2|3|-"
+    );
+    // Names match case-insensitively; an explicit null clears a value.
+    let out = p.merge(
+        &["--table", "LINES", "--key", "ORDER_ID,Line_No"],
+        "{\"ORDER_ID\":\"A\",\"Line_No\":2,\"NOTE\":\"x\",\"QTY\":null}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        p.sql("SELECT coalesce(qty::text, 'NULL'), note FROM lines WHERE line_no = 2"),
+        "NULL|x"
+    );
+    // A record without its key, or with a null key, is a reject; the rest lands.
+    let rejects = p.dir.path().join("rej.ndjson");
+    let mut args = k.to_vec();
+    args.extend(["--max-rejects", "5", "--rejects", rejects.to_str().unwrap()]);
+    let out = p.merge(
+        &args,
+        "{\"order_id\":\"B\",\"qty\":1}\n{\"order_id\":null,\"line_no\":1}\n{\"order_id\":\"B\",\"line_no\":1,\"qty\":9}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rej = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(rej.lines().count(), 2, "{rej}");
+    assert!(
+        rej.contains("\"line_no\\\" is missing") && rej.contains("\"order_id\\\" is null"),
+        "{rej}"
+    );
+    assert_eq!(p.sql("SELECT qty FROM lines WHERE order_id = 'B'"), "9");
+    // Hostile names are just names.
+    let evil = "a\"; DROP TABLE lines; --";
+    let rec = format!(
+        "{{\"id\":1,{}:\"v\"}}\n",
+        serde_json::to_string(evil).unwrap()
+    );
+    let out = p.merge(
+        &["--table", "x\"; DROP TABLE lines; --", "--key", "id"],
+        &rec,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(p.sql("SELECT count(*) FROM lines"), "3");
+    assert_eq!(
+        p.sql("SELECT attname FROM pg_attribute WHERE attrelid = '\"x\"\"; DROP TABLE lines; --\"'::regclass AND attnum = 2"),
+        evil
+    );
+}
