@@ -137,6 +137,24 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     emit_after(&conn, &cli, &table, run, &targets, false)
 }
 
+/// What an input without records does, on either backend: `--mode
+/// replace` into an existing table is refused unless `--allow-empty`, and
+/// then empties it (`true`); anything else leaves the table as it was
+/// (logged).
+pub(crate) fn empty_input_empties(cli: &Cli, table: &Table, exists: bool) -> Result<bool> {
+    if cli.mode == Mode::Replace && exists {
+        if !cli.allow_empty {
+            return Err(Error::data(format!(
+                "no records: --mode replace would empty {}; refusing (pass --allow-empty to mean it)",
+                table.display()
+            )));
+        }
+        return Ok(true);
+    }
+    events::empty_input(&table.display());
+    Ok(false)
+}
+
 /// The run's counts into the summary and the log line that says them.
 pub(crate) fn report(run: &mut Run, cli: &Cli, table: &Table, c: Counts) {
     run.set_count("inserted", c.inserted);
@@ -317,33 +335,22 @@ fn merge_in_tx(
 ) -> Result<(Counts, Vec<Target>)> {
     let existing = table.columns(conn)?;
     if staged.rows == 0 {
-        if cli.mode == Mode::Replace && existing.is_some() && !cli.allow_empty {
-            return Err(Error::data(format!(
-                "no records: --mode replace would empty {}; refusing (pass --allow-empty to mean it)",
-                table.display()
-            )));
-        }
-        if existing.is_none() {
-            events::empty_input(&table.display());
+        if !empty_input_empties(cli, table, existing.is_some())? {
             return Ok((Counts::default(), Vec::new()));
         }
-        if cli.mode == Mode::Replace {
-            let deleted = db::count(conn, &format!("SELECT count(*) FROM {}", table.sql()))?;
-            db::exec(
-                conn,
-                "emptying the table",
-                &format!("DELETE FROM {}", table.sql()),
-            )?;
-            return Ok((
-                Counts {
-                    deleted,
-                    ..Counts::default()
-                },
-                Vec::new(),
-            ));
-        }
-        events::empty_input(&table.display());
-        return Ok((Counts::default(), Vec::new()));
+        let deleted = db::count(conn, &format!("SELECT count(*) FROM {}", table.sql()))?;
+        db::exec(
+            conn,
+            "emptying the table",
+            &format!("DELETE FROM {}", table.sql()),
+        )?;
+        return Ok((
+            Counts {
+                deleted,
+                ..Counts::default()
+            },
+            Vec::new(),
+        ));
     }
     let targets = resolve_columns(
         &mut DuckDdl(conn),

@@ -153,7 +153,7 @@ pub fn run(
 
     let staged = stage_input(&mut c, cli, &hints, &table_cols, run)?;
     events::staged(staged.rows, staged.cols.len(), &staged.sha256);
-    pause_at(pause, "staged");
+    apply::pause_if(pause, "staged");
 
     // From here to COMMIT, one writer per table: creation, new columns, the
     // replay check and the merge see each other's committed work.
@@ -224,14 +224,10 @@ pub fn run(
         exec(&mut c, "rolling back the dry run", "ROLLBACK")?;
         return emitted;
     }
-    pause_at(pause, "merged");
+    apply::pause_if(pause, "merged");
     exec(&mut c, "committing", "COMMIT")?;
-    pause_at(pause, "committed");
+    apply::pause_if(pause, "committed");
     emit_after(&mut c, cli, &table, run, &targets, false)
-}
-
-fn pause_at(pause: Option<&'static str>, point: &str) {
-    apply::pause_if(pause, point);
 }
 
 /// Streams stdin into `_etl_stage` through one binary COPY.
@@ -264,6 +260,7 @@ fn stage_input(
     let mut sink = PgSink {
         w: Some(w),
         checks: Vec::new(),
+        in_table: Vec::new(),
         table_cols,
     };
     let spool_dir = std::env::temp_dir();
@@ -283,6 +280,8 @@ struct PgSink<'c, 't> {
     w: Option<BinaryCopyInWriter<'c>>,
     /// By column: the check of its type known before staging.
     checks: Vec<Option<Check>>,
+    /// By column: the table had it when staging began.
+    in_table: Vec<bool>,
     table_cols: &'t [String],
 }
 
@@ -292,6 +291,11 @@ impl Sink for PgSink<'_, '_> {
             let check = col.hint.as_deref().map(Check::of);
             col.takes_any = check.as_ref().is_some_and(Check::takes_any);
             self.checks.push(check);
+            self.in_table.push(
+                self.table_cols
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&col.name)),
+            );
         }
         Ok(())
     }
@@ -301,7 +305,7 @@ impl Sink for PgSink<'_, '_> {
         line: u64,
         absent: Option<&str>,
         values: &[Option<Cell<'_>>],
-        cols: &[StageCol],
+        _cols: &[StageCol],
         spool: &mut dyn FnMut() -> Result<u64>,
     ) -> Result<()> {
         let mut unsure = false;
@@ -324,11 +328,7 @@ impl Sink for PgSink<'_, '_> {
             // A column the table lacks may be created by another writer
             // first, with another type: then every value is checked after
             // all, and a reject needs its line.
-            keep |= !matches!(cell, Cell::Null)
-                && !self
-                    .table_cols
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(&cols[i].name));
+            keep |= !self.in_table[i] && !matches!(cell, Cell::Null);
             texts.push(types::staged_text(check, cell));
         }
         let off = if unsure || keep {
@@ -528,33 +528,26 @@ fn merge_in_tx(
     run: &mut Run,
 ) -> Result<(Counts, Vec<Target>)> {
     if staged.rows == 0 {
-        if cli.mode == Mode::Replace && existing.is_some() && !cli.allow_empty {
-            return Err(Error::data(format!(
-                "no records: --mode replace would empty {}; refusing (pass --allow-empty to mean it)",
-                table.display()
-            )));
+        if !apply::empty_input_empties(cli, table, existing.is_some())? {
+            return Ok((Counts::default(), Vec::new()));
         }
-        if existing.is_some() && cli.mode == Mode::Replace {
-            let deleted = count(
-                c,
-                "counting rows",
-                &format!("SELECT count(*) FROM {}", table.sql()),
-            )?;
-            exec(
-                c,
-                "emptying the table",
-                &format!("DELETE FROM {}", table.sql()),
-            )?;
-            return Ok((
-                Counts {
-                    deleted,
-                    ..Counts::default()
-                },
-                Vec::new(),
-            ));
-        }
-        events::empty_input(&table.display());
-        return Ok((Counts::default(), Vec::new()));
+        let deleted = count(
+            c,
+            "counting rows",
+            &format!("SELECT count(*) FROM {}", table.sql()),
+        )?;
+        exec(
+            c,
+            "emptying the table",
+            &format!("DELETE FROM {}", table.sql()),
+        )?;
+        return Ok((
+            Counts {
+                deleted,
+                ..Counts::default()
+            },
+            Vec::new(),
+        ));
     }
     let targets = apply::resolve_columns(
         &mut PgDdl { c, mode: cli.mode },
@@ -564,8 +557,8 @@ fn merge_in_tx(
         &staged.cols,
         existing,
     )?;
-    check_types(c, &targets, staged, run)?;
-    let (src, rows) = build_source(c, cli, &targets, staged)?;
+    let rejected = check_types(c, &targets, staged, run)?;
+    let (src, rows) = build_source(c, cli, &targets, staged, staged.rows - rejected)?;
     let counts = apply_mode(c, cli, table, &targets, staged, &src, rows)?;
     Ok((counts, targets))
 }
@@ -574,12 +567,7 @@ fn merge_in_tx(
 /// staging (the type was known, or it is the type their values inferred).
 fn checked_while_staging(t: &Target, staged: &Staged) -> bool {
     let col = &staged.cols[t.idx];
-    let norm = |s: &str| {
-        s.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_ascii_lowercase()
-    };
+    let norm = types::norm;
     match &col.hint {
         Some(h) => norm(h) == norm(&t.ty),
         None => norm(&types::inferred(&col.seen)) == norm(&t.ty),
@@ -606,7 +594,8 @@ fn value_sql(t: &Target, staged: &Staged) -> String {
 /// Rust side was not certain of are tried (each value by PostgreSQL's own
 /// input function), except for a column whose type changed since staging
 /// (another writer created it first), where every value is.
-fn check_types(c: &mut Client, targets: &[Target], staged: &Staged, run: &mut Run) -> Result<()> {
+/// Returns how many staged rows became rejects.
+fn check_types(c: &mut Client, targets: &[Target], staged: &Staged, run: &mut Run) -> Result<u64> {
     let mut conds: Vec<(&Target, String)> = Vec::new();
     let mut functions = String::new();
     for t in targets {
@@ -636,7 +625,7 @@ fn check_types(c: &mut Client, targets: &[Target], staged: &Staged, run: &mut Ru
         exec(c, "preparing the type checks", &functions)?;
     }
     if conds.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut which = String::from("CASE");
     let mut value = String::from("CASE");
@@ -656,7 +645,7 @@ fn check_types(c: &mut Client, targets: &[Target], staged: &Staged, run: &mut Ru
         .query(&sql, &[])
         .map_err(|e| conn::err("checking column types", &e))?;
     if bad.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut lines: Vec<i64> = Vec::with_capacity(bad.len());
     for r in &bad {
@@ -686,7 +675,7 @@ fn check_types(c: &mut Client, targets: &[Target], staged: &Staged, run: &mut Ru
         "DELETE FROM _etl_stage WHERE _etl_line = ANY($1)",
         &[&lines],
     )
-    .map(|_| ())
+    .map(|_| lines.len() as u64)
     .map_err(|e| conn::err("removing rejects", &e))
 }
 
@@ -698,13 +687,13 @@ fn build_source(
     cli: &Cli,
     targets: &[Target],
     staged: &Staged,
+    rows: u64,
 ) -> Result<(String, u64)> {
     let mut select = String::from("_etl_line, _etl_absent");
     for t in targets {
         let _ = write!(select, ", {} AS v{}", value_sql(t, staged), t.idx);
     }
     let typed = format!("(SELECT {select} FROM {} s)", stage_rows(staged.cols.len()));
-    let rows = count(c, "counting staged rows", "SELECT count(*) FROM _etl_stage")?;
     let keys: Vec<String> = targets
         .iter()
         .filter(|t| t.is_key)

@@ -40,7 +40,7 @@ pub enum Check {
 }
 
 /// A type name lower-cased with single spaces (`Timestamp  With Time Zone`).
-fn norm(ty: &str) -> String {
+pub(super) fn norm(ty: &str) -> String {
     ty.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
