@@ -15,6 +15,7 @@
 //! row in `SCHEMA._etl_runs`.
 
 pub mod conn;
+mod copy;
 mod types;
 
 use std::borrow::Cow;
@@ -22,7 +23,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use etl_core::{Error, Reject, Result, Run};
-use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::Client;
@@ -34,13 +34,17 @@ use crate::events;
 use crate::sql::ident;
 use crate::stage::{self, Cell, Sink, StageCol, Staged};
 use crate::{Cli, Emit, Mode, OnDuplicateKey};
-use types::Check;
+use types::{Check, Slot, SlotVal};
 
-/// The staging table's rows as columns `c{i}` (the array, unpacked).
-fn stage_rows(ncols: usize) -> String {
+/// The staging table's rows as columns `c{i}` (the array, unpacked) and,
+/// for a column with a typed slot `k{j}`, `k{i}`.
+fn stage_rows(ncols: usize, slot_of: &[Option<usize>]) -> String {
     let mut s = String::from("(SELECT _etl_line, _etl_off, _etl_check, _etl_absent");
     for i in 0..ncols {
         let _ = write!(s, ", vals[{}] AS c{i}", i + 1);
+        if let Some(j) = slot_of.get(i).copied().flatten() {
+            let _ = write!(s, ", k{j} AS k{i}");
+        }
     }
     s.push_str(" FROM _etl_stage)");
     s
@@ -145,13 +149,10 @@ pub fn run(
     };
     exec(&mut c, "starting the transaction", "BEGIN")?;
     let found = find_table(&mut c, &table)?;
-    let table_cols: Vec<String> = found
-        .as_ref()
-        .map(|(_, cols)| cols.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
-    let hints = apply::hints_of(found.map(|(_, cols)| cols).unwrap_or_default(), types);
+    let table_cols: Vec<Column> = found.map(|(_, cols)| cols).unwrap_or_default();
+    let hints = apply::hints_of(table_cols.clone(), types);
 
-    let staged = stage_input(&mut c, cli, &hints, &table_cols, run)?;
+    let (staged, layout) = stage_input(&mut c, cli, &hints, &table_cols, run)?;
     events::staged(staged.rows, staged.cols.len(), &staged.sha256);
     apply::pause_if(pause, "staged");
 
@@ -193,7 +194,15 @@ pub fn run(
         }
     }
 
-    let outcome = merge_in_tx(&mut c, cli, &table, types, &staged, existing, run);
+    let outcome = merge_in_tx(
+        &mut c,
+        cli,
+        &table,
+        types,
+        (&staged, &layout),
+        existing,
+        run,
+    );
     let outcome = outcome.and_then(|r| match &cli.query {
         Some(q) => check_query(&mut c, q).map(|()| r),
         None => Ok(r),
@@ -230,59 +239,96 @@ pub fn run(
     emit_after(&mut c, cli, &table, run, &targets, false)
 }
 
-/// Streams stdin into `_etl_stage` through one binary COPY.
+/// What the PostgreSQL staging adds to [`Staged`]: which columns have a
+/// typed slot, and whether any value was left for PostgreSQL to decide.
+#[derive(Debug, Default)]
+struct Layout {
+    /// By staged column: its typed slot `k{j}`, if it has one.
+    slot_of: Vec<Option<usize>>,
+    /// Some staged row has a value the Rust side was not certain of.
+    unsure: bool,
+    /// By staged column: some value of it went to the text array.
+    in_array: Vec<bool>,
+}
+
+impl Layout {
+    fn slot(&self, i: usize) -> Option<usize> {
+        self.slot_of.get(i).copied().flatten()
+    }
+}
+
+/// Streams stdin into `_etl_stage` through one binary COPY: every column of
+/// the table whose type has a binary form gets a typed slot `k{j}` of that
+/// type (see [`types::Slot`]); the rest, and values not certain to fit, go
+/// to the text array.
 fn stage_input(
     c: &mut Client,
     cli: &Cli,
     hints: &[(String, String)],
-    table_cols: &[String],
+    table_cols: &[Column],
     run: &mut Run,
-) -> Result<Staged> {
-    exec(
-        c,
-        "creating the staging table",
+) -> Result<(Staged, Layout)> {
+    let slots: Vec<(&Column, Slot, Type)> = table_cols
+        .iter()
+        .filter_map(|col| Slot::of(&col.ty).map(|(s, t)| (col, s, t)))
+        .collect();
+    let mut create = String::from(
         "CREATE TEMP TABLE _etl_stage (_etl_line bigint, _etl_off bigint, \
-         _etl_check boolean, _etl_absent text, vals text[]) ON COMMIT DROP",
-    )?;
+         _etl_check boolean, _etl_absent text, vals text[]",
+    );
+    let mut wire = vec![
+        Type::INT8,
+        Type::INT8,
+        Type::BOOL,
+        Type::TEXT,
+        Type::TEXT_ARRAY,
+    ];
+    for (j, (col, _, t)) in slots.iter().enumerate() {
+        let _ = write!(create, ", k{j} {}", col.ty);
+        wire.push(t.clone());
+    }
+    create.push_str(") ON COMMIT DROP");
+    exec(c, "creating the staging table", &create)?;
     let writer = c
         .copy_in("COPY _etl_stage FROM STDIN (FORMAT binary)")
         .map_err(|e| conn::err("staging records", &e))?;
-    let w = BinaryCopyInWriter::new(
-        writer,
-        &[
-            Type::INT8,
-            Type::INT8,
-            Type::BOOL,
-            Type::TEXT,
-            Type::TEXT_ARRAY,
-        ],
-    );
+    let w = copy::CopyRows::new(writer, wire);
     let mut sink = PgSink {
         w: Some(w),
         checks: Vec::new(),
         in_table: Vec::new(),
         table_cols,
+        slots: slots
+            .iter()
+            .map(|(c, s, _)| (c.name.as_str(), *s, false))
+            .collect(),
+        layout: Layout::default(),
     };
     let spool_dir = std::env::temp_dir();
-    stage::read_input(
+    let staged = stage::read_input(
         &mut sink,
         &spool_dir,
         std::io::stdin().lock(),
         &cli.key,
         hints,
         run,
-    )
+    )?;
+    Ok((staged, sink.layout))
 }
 
 /// Binary COPY rows. A value the Rust side is not certain of (see
 /// [`types`]) spools its record, for PostgreSQL to decide after staging.
 struct PgSink<'c, 't> {
-    w: Option<BinaryCopyInWriter<'c>>,
+    w: Option<copy::CopyRows<'c>>,
     /// By column: the check of its type known before staging.
     checks: Vec<Option<Check>>,
     /// By column: the table had it when staging began.
     in_table: Vec<bool>,
-    table_cols: &'t [String],
+    table_cols: &'t [Column],
+    /// The typed slots: the table column, its slot, and whether a staged
+    /// column took it.
+    slots: Vec<(&'t str, Slot, bool)>,
+    layout: Layout,
 }
 
 impl Sink for PgSink<'_, '_> {
@@ -291,11 +337,28 @@ impl Sink for PgSink<'_, '_> {
             let check = col.hint.as_deref().map(Check::of);
             col.takes_any = check.as_ref().is_some_and(Check::takes_any);
             self.checks.push(check);
-            self.in_table.push(
-                self.table_cols
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(&col.name)),
-            );
+            let table_col = self
+                .table_cols
+                .iter()
+                .find(|n| n.name.eq_ignore_ascii_case(&col.name));
+            self.in_table.push(table_col.is_some());
+            // The table's type is the column's hint ([`apply::hints_of`]).
+            let slot = table_col
+                .filter(|t| {
+                    col.hint
+                        .as_deref()
+                        .is_some_and(|h| types::norm(h) == types::norm(&t.ty))
+                })
+                .and_then(|t| {
+                    self.slots
+                        .iter()
+                        .position(|(n, _, used)| !used && *n == t.name)
+                });
+            if let Some(j) = slot {
+                self.slots[j].2 = true;
+            }
+            self.layout.slot_of.push(slot);
+            self.layout.in_array.push(false);
         }
         Ok(())
     }
@@ -311,44 +374,63 @@ impl Sink for PgSink<'_, '_> {
         let mut unsure = false;
         let mut keep = false;
         let mut texts: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(values.len());
+        let mut slot_vals: Vec<SlotVal<'_>> = Vec::with_capacity(self.slots.len());
+        slot_vals.resize_with(self.slots.len(), || SlotVal::Null);
         for (i, v) in values.iter().enumerate() {
             let check = self.checks[i].as_ref();
             let Some(cell) = v else {
                 texts.push(None);
                 continue;
             };
-            unsure |= match check {
-                Some(ch) => !ch.certain(cell),
+            let sure = match check {
+                Some(ch) => ch.certain(cell),
                 // A column whose type will be inferred: every value fits
                 // it, but for a float out of double precision's range.
                 None => {
-                    matches!(cell, Cell::Num(t) if t.contains(['e', 'E']) && !Check::Float8.certain(cell))
+                    !matches!(cell, Cell::Num(t) if t.contains(['e', 'E']) && !Check::Float8.certain(cell))
                 }
             };
+            unsure |= !sure;
             // A column the table lacks may be created by another writer
             // first, with another type: then every value is checked after
             // all, and a reject needs its line.
             keep |= !self.in_table[i] && !matches!(cell, Cell::Null);
-            texts.push(types::staged_text(check, cell));
+            if sure {
+                if let Some(j) = self.layout.slot(i) {
+                    if let Some(sv) = self.slots[j].1.value(check, cell) {
+                        slot_vals[j] = sv;
+                        texts.push(None);
+                        continue;
+                    }
+                }
+            }
+            let text = types::staged_text(check, cell);
+            self.layout.in_array[i] |= text.is_some();
+            texts.push(text);
         }
+        self.layout.unsure |= unsure;
         let off = if unsure || keep {
             Some(i64::try_from(spool()?).unwrap_or(i64::MAX))
         } else {
             None
         };
-        let vals: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+        let vals: Option<Vec<Option<&str>>> = texts
+            .iter()
+            .any(Option::is_some)
+            .then(|| texts.iter().map(|t| t.as_deref()).collect());
         let line = i64::try_from(line).unwrap_or(i64::MAX);
-        let row: [&(dyn ToSql + Sync); 5] = [&line, &off, &unsure, &absent, &vals];
+        let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(5 + slot_vals.len());
+        row.extend([&line as &(dyn ToSql + Sync), &off, &unsure, &absent, &vals]);
+        row.extend(slot_vals.iter().map(|v| v as &(dyn ToSql + Sync)));
         self.w
             .as_mut()
             .ok_or_else(|| Error::internal("staging after the end"))?
             .write(&row)
-            .map_err(|e| conn::err("staging records", &e))
     }
 
     fn finish(&mut self) -> Result<()> {
         if let Some(w) = self.w.take() {
-            w.finish().map_err(|e| conn::err("staging records", &e))?;
+            w.finish()?;
         }
         Ok(())
     }
@@ -523,7 +605,7 @@ fn merge_in_tx(
     cli: &Cli,
     table: &Table,
     types_arg: &[(String, String)],
-    staged: &Staged,
+    (staged, layout): (&Staged, &Layout),
     existing: Option<Vec<Column>>,
     run: &mut Run,
 ) -> Result<(Counts, Vec<Target>)> {
@@ -557,8 +639,8 @@ fn merge_in_tx(
         &staged.cols,
         existing,
     )?;
-    let rejected = check_types(c, &targets, staged, run)?;
-    let (src, rows) = build_source(c, cli, &targets, staged, staged.rows - rejected)?;
+    let rejected = check_types(c, &targets, staged, layout, run)?;
+    let (src, rows) = build_source(c, cli, &targets, staged, layout, staged.rows - rejected)?;
     let counts = apply_mode(c, cli, table, &targets, staged, &src, rows)?;
     Ok((counts, targets))
 }
@@ -574,9 +656,22 @@ fn checked_while_staging(t: &Target, staged: &Staged) -> bool {
     }
 }
 
-/// The SQL of target `t`'s value in its type, from the staged text `c{i}`.
-fn value_sql(t: &Target, staged: &Staged) -> String {
-    let v = format!("c{}", t.idx);
+/// The SQL of target `t`'s staged text: `c{i}`, or, when the column has a
+/// typed slot but its type changed since staging, the slot's value as text
+/// where the array has none.
+fn text_sql(t: &Target, staged: &Staged, layout: &Layout) -> String {
+    match layout.slot(t.idx) {
+        Some(_) if !checked_while_staging(t, staged) => {
+            format!("COALESCE(c{0}, k{0}::text)", t.idx)
+        }
+        _ => format!("c{}", t.idx),
+    }
+}
+
+/// The SQL of target `t`'s value in its type: its typed slot `k{i}` where
+/// the Rust side staged it in binary, else the staged text `c{i}`, cast.
+fn value_sql(t: &Target, staged: &Staged, layout: &Layout) -> String {
+    let v = text_sql(t, staged, layout);
     let check = Check::of(&t.ty);
     // A JSON column whose strings were not staged as JSON (its type was
     // not known while staging): text that is not JSON becomes a JSON string.
@@ -586,7 +681,17 @@ fn value_sql(t: &Target, staged: &Staged) -> String {
             ty = t.ty
         );
     }
-    types::cast_sql(&v, &t.ty)
+    let cast = types::cast_sql(&v, &t.ty);
+    match layout.slot(t.idx) {
+        Some(_) if checked_while_staging(t, staged) => {
+            if layout.in_array.get(t.idx).copied().unwrap_or(true) {
+                format!("COALESCE(k{}, {cast})", t.idx)
+            } else {
+                format!("k{}", t.idx)
+            }
+        }
+        _ => cast,
+    }
 }
 
 /// Values PostgreSQL refuses for their column become rejects, named by
@@ -595,17 +700,26 @@ fn value_sql(t: &Target, staged: &Staged) -> String {
 /// input function), except for a column whose type changed since staging
 /// (another writer created it first), where every value is.
 /// Returns how many staged rows became rejects.
-fn check_types(c: &mut Client, targets: &[Target], staged: &Staged, run: &mut Run) -> Result<u64> {
-    let mut conds: Vec<(&Target, String)> = Vec::new();
+fn check_types(
+    c: &mut Client,
+    targets: &[Target],
+    staged: &Staged,
+    layout: &Layout,
+    run: &mut Run,
+) -> Result<u64> {
+    let mut conds: Vec<(&Target, String, String)> = Vec::new();
+    let mut every_row = false;
     let mut functions = String::new();
+    // What [`value_sql`] needs for a JSON column whose type was not known
+    // while staging.
+    let is_json = "CREATE OR REPLACE FUNCTION pg_temp._etl_is_json (v text) RETURNS boolean \
+                   LANGUAGE plpgsql AS $etl$ BEGIN PERFORM v::jsonb; RETURN true; \
+                   EXCEPTION WHEN others THEN RETURN false; END $etl$;";
+    let mut json = false;
     for t in targets {
         let check = Check::of(&t.ty);
         if check == Check::Json && staged.cols[t.idx].hint.is_none() {
-            functions.push_str(
-                "CREATE OR REPLACE FUNCTION pg_temp._etl_is_json (v text) RETURNS boolean \
-                 LANGUAGE plpgsql AS $etl$ BEGIN PERFORM v::jsonb; RETURN true; \
-                 EXCEPTION WHEN others THEN RETURN false; END $etl$;",
-            );
+            json = true;
             continue;
         }
         if check.takes_any() {
@@ -614,31 +728,38 @@ fn check_types(c: &mut Client, targets: &[Target], staged: &Staged, run: &mut Ru
         let f = format!("_etl_fits_{}", t.idx);
         functions.push_str(&types::fits_function(&f, &t.ty));
         functions.push(';');
-        let v = format!("c{}", t.idx);
+        let v = text_sql(t, staged, layout);
         let mut cond = format!("{v} IS NOT NULL AND NOT pg_temp.{}({v})", ident(&f));
         if checked_while_staging(t, staged) {
             cond = format!("_etl_check AND {cond}");
+        } else {
+            every_row = true;
         }
-        conds.push((t, format!("({cond})")));
+        conds.push((t, format!("({cond})"), v));
     }
-    if !functions.is_empty() {
-        exec(c, "preparing the type checks", &functions)?;
+    if json {
+        functions.push_str(is_json);
     }
-    if conds.is_empty() {
+    // Nothing to try: every value was certain while staging.
+    if conds.is_empty() || !(every_row || layout.unsure) {
+        if json {
+            exec(c, "preparing the JSON conversion", is_json)?;
+        }
         return Ok(0);
     }
+    exec(c, "preparing the type checks", &functions)?;
     let mut which = String::from("CASE");
     let mut value = String::from("CASE");
-    for (i, (t, cond)) in conds.iter().enumerate() {
+    for (i, (_, cond, v)) in conds.iter().enumerate() {
         let _ = write!(which, " WHEN {cond} THEN {i}");
-        let _ = write!(value, " WHEN {cond} THEN c{}", t.idx);
+        let _ = write!(value, " WHEN {cond} THEN {v}");
     }
     which.push_str(" END");
     value.push_str(" END");
-    let any: Vec<&str> = conds.iter().map(|(_, c)| c.as_str()).collect();
+    let any: Vec<&str> = conds.iter().map(|(_, c, _)| c.as_str()).collect();
     let sql = format!(
         "SELECT _etl_line, _etl_off, {which}, {value} FROM {} s WHERE {} ORDER BY _etl_line",
-        stage_rows(staged.cols.len()),
+        stage_rows(staged.cols.len(), &layout.slot_of),
         any.join(" OR ")
     );
     let bad = c
@@ -687,13 +808,17 @@ fn build_source(
     cli: &Cli,
     targets: &[Target],
     staged: &Staged,
+    layout: &Layout,
     rows: u64,
 ) -> Result<(String, u64)> {
     let mut select = String::from("_etl_line, _etl_absent");
     for t in targets {
-        let _ = write!(select, ", {} AS v{}", value_sql(t, staged), t.idx);
+        let _ = write!(select, ", {} AS v{}", value_sql(t, staged, layout), t.idx);
     }
-    let typed = format!("(SELECT {select} FROM {} s)", stage_rows(staged.cols.len()));
+    let typed = format!(
+        "(SELECT {select} FROM {} s)",
+        stage_rows(staged.cols.len(), &layout.slot_of)
+    );
     let keys: Vec<String> = targets
         .iter()
         .filter(|t| t.is_key)

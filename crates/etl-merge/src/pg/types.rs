@@ -11,6 +11,9 @@
 
 use std::borrow::Cow;
 
+use postgres::types::private::BytesMut;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+
 use crate::infer::Seen;
 use crate::sql::ident;
 use crate::stage::Cell;
@@ -166,7 +169,8 @@ fn plain_decimal(t: &str, limits: Option<(u32, u32)>) -> bool {
         return false;
     }
     let Some((max_int, scale)) = limits else {
-        return int.len() <= 1000;
+        // numeric's own limits: 131072 digits before the point, 16383 after.
+        return int.len() <= 1000 && frac.len() <= 16383;
     };
     let int_digits = int.trim_start_matches('0').len();
     let scale = scale as usize;
@@ -206,6 +210,178 @@ pub fn staged_text<'a>(check: Option<&Check>, cell: &'a Cell<'a>) -> Option<Cow<
             }
         }
     })
+}
+
+/// A staging column of a table column's own type, which the Rust side
+/// fills in binary with the values it is certain of (the others go to the
+/// text array, for PostgreSQL to decide): the merge then reads typed
+/// values, with no text-to-type cast on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    I16,
+    I32,
+    I64,
+    Numeric,
+    Bool,
+    F32,
+    F64,
+    Text,
+}
+
+impl Slot {
+    /// The slot for a column of type `ty` and its wire type, if values of
+    /// that type are staged in binary.
+    pub fn of(ty: &str) -> Option<(Self, Type)> {
+        let t = norm(ty);
+        Some(match Check::of(ty) {
+            Check::Int(lo, _) if lo == i64::from(i16::MIN) => (Self::I16, Type::INT2),
+            Check::Int(lo, _) if lo == i64::from(i32::MIN) => (Self::I32, Type::INT4),
+            Check::Int(..) => (Self::I64, Type::INT8),
+            Check::Numeric(_) => (Self::Numeric, Type::NUMERIC),
+            Check::Bool => (Self::Bool, Type::BOOL),
+            Check::Float4 => (Self::F32, Type::FLOAT4),
+            Check::Float8 => (Self::F64, Type::FLOAT8),
+            Check::Any if t == "text" => (Self::Text, Type::TEXT),
+            Check::Any if t == "varchar" || t == "character varying" => (Self::Text, Type::VARCHAR),
+            Check::VarChar(_) => (Self::Text, Type::VARCHAR),
+            _ => return None,
+        })
+    }
+
+    /// The binary value of `cell`, which the column's [`Check`] found
+    /// certain; `None` when it must go through the text array after all.
+    pub fn value<'b>(self, check: Option<&Check>, cell: &'b Cell<'_>) -> Option<SlotVal<'b>> {
+        let text: &str = match cell {
+            Cell::Null => return Some(SlotVal::Null),
+            Cell::Bool(b) => {
+                return match self {
+                    Self::Bool => Some(SlotVal::Bool(*b)),
+                    Self::Text => Some(SlotVal::Text(Cow::Borrowed(if *b {
+                        "true"
+                    } else {
+                        "false"
+                    }))),
+                    _ => None,
+                }
+            }
+            Cell::Json(t) => {
+                return (self == Self::Text).then_some(SlotVal::Text(Cow::Borrowed(t.as_str())));
+            }
+            Cell::Num(t) => t,
+            Cell::Str(s) => s,
+        };
+        match self {
+            Self::I16 => text.parse().ok().map(SlotVal::I16),
+            Self::I32 => text.parse().ok().map(SlotVal::I32),
+            Self::I64 => text.parse().ok().map(SlotVal::I64),
+            Self::Numeric => plain_decimal(text, None).then_some(SlotVal::Numeric(text)),
+            Self::Bool => match text {
+                "true" => Some(SlotVal::Bool(true)),
+                "false" => Some(SlotVal::Bool(false)),
+                _ => None,
+            },
+            Self::F32 => text.parse().ok().map(SlotVal::F32),
+            Self::F64 => text.parse().ok().map(SlotVal::F64),
+            Self::Text => staged_text(check, cell).map(SlotVal::Text),
+        }
+    }
+}
+
+/// One value of a [`Slot`], in PostgreSQL's binary format.
+#[derive(Debug)]
+pub enum SlotVal<'a> {
+    Null,
+    I16(i16),
+    I32(i32),
+    I64(i64),
+    /// A plain decimal (`-?[0-9]+(\.[0-9]+)?`).
+    Numeric(&'a str),
+    Bool(bool),
+    F32(f32),
+    F64(f64),
+    Text(Cow<'a, str>),
+}
+
+impl ToSql for SlotVal<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Self::Null => return Ok(IsNull::Yes),
+            Self::I16(v) => out.extend_from_slice(&v.to_be_bytes()),
+            Self::I32(v) => out.extend_from_slice(&v.to_be_bytes()),
+            Self::I64(v) => out.extend_from_slice(&v.to_be_bytes()),
+            Self::Numeric(t) => numeric_binary(t, out),
+            Self::Bool(v) => out.extend_from_slice(&[u8::from(*v)]),
+            Self::F32(v) => out.extend_from_slice(&v.to_be_bytes()),
+            Self::F64(v) => out.extend_from_slice(&v.to_be_bytes()),
+            Self::Text(s) => out.extend_from_slice(s.as_bytes()),
+        }
+        Ok(IsNull::No)
+    }
+
+    /// The slot's column type was chosen with the value ([`Slot::of`]).
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// A plain decimal in `numeric`'s binary format (`numeric_recv`): the digit
+/// count, the weight of the first base-10000 digit, the sign, the display
+/// scale, then the base-10000 digits, leading and trailing zero digits left
+/// out. The server applies the column's precision and scale, as it does to
+/// text.
+fn numeric_binary(t: &str, out: &mut BytesMut) {
+    let (neg, digits) = t.strip_prefix('-').map_or((false, t), |d| (true, d));
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let int = int.trim_start_matches('0');
+    let dscale = u16::try_from(frac.len()).unwrap_or(u16::MAX);
+    let mut groups: Vec<i16> = Vec::with_capacity(int.len() / 4 + frac.len() / 4 + 2);
+    let lead = (4 - int.len() % 4) % 4;
+    let (mut acc, mut n) = (0i16, lead);
+    for b in int.bytes() {
+        acc = acc * 10 + i16::from(b - b'0');
+        n += 1;
+        if n == 4 {
+            groups.push(acc);
+            (acc, n) = (0, 0);
+        }
+    }
+    let int_groups = groups.len();
+    for b in frac.trim_end_matches('0').bytes() {
+        acc = acc * 10 + i16::from(b - b'0');
+        n += 1;
+        if n == 4 {
+            groups.push(acc);
+            (acc, n) = (0, 0);
+        }
+    }
+    if n > 0 {
+        groups.push(acc * 10i16.pow(u32::try_from(4 - n).unwrap_or(0)));
+    }
+    let mut weight = i16::try_from(int_groups).unwrap_or(i16::MAX) - 1;
+    let start = groups.iter().take_while(|g| **g == 0).count();
+    let end = groups.len()
+        - groups[start..]
+            .iter()
+            .rev()
+            .take_while(|g| **g == 0)
+            .count();
+    weight -= i16::try_from(start).unwrap_or(0);
+    let digits = &groups[start..end];
+    let zero = digits.is_empty();
+    let ndigits = i16::try_from(digits.len()).unwrap_or(i16::MAX);
+    out.extend_from_slice(&ndigits.to_be_bytes());
+    out.extend_from_slice(&(if zero { 0 } else { weight }).to_be_bytes());
+    out.extend_from_slice(&(if neg && !zero { 0x4000u16 } else { 0 }).to_be_bytes());
+    out.extend_from_slice(&dscale.to_be_bytes());
+    for d in digits {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
 }
 
 /// The PostgreSQL type for a column inferred from the stream, as DuckDB's
@@ -320,6 +496,50 @@ mod tests {
         assert!(!sure("jsonb", "a\\u0000b"));
         assert!(Check::of("bigint").certain(&Cell::Num("12")));
         assert!(!Check::of("bigint").certain(&Cell::Bool(true)));
+    }
+
+    fn numeric(t: &str) -> Vec<i16> {
+        let mut b = BytesMut::new();
+        numeric_binary(t, &mut b);
+        b.chunks(2)
+            .map(|c| i16::from_be_bytes([c[0], c[1]]))
+            .collect()
+    }
+
+    #[test]
+    fn numerics_are_base_10000_digits_with_weight_sign_and_scale() {
+        // ndigits, weight, sign (as i16: 0x4000 is negative), dscale, digits.
+        assert_eq!(numeric("12.50"), [2, 0, 0, 2, 12, 5000]);
+        assert_eq!(numeric("-12.50"), [2, 0, 0x4000, 2, 12, 5000]);
+        assert_eq!(numeric("0.05"), [1, -1, 0, 2, 500]);
+        assert_eq!(numeric("0.00001"), [1, -2, 0, 5, 1000]);
+        assert_eq!(numeric("10000"), [1, 1, 0, 0, 1]);
+        assert_eq!(numeric("12345678.9"), [3, 1, 0, 1, 1234, 5678, 9000]);
+        assert_eq!(numeric("1.00005"), [3, 0, 0, 5, 1, 0, 5000]);
+        assert_eq!(numeric("007"), [1, 0, 0, 0, 7]);
+        assert_eq!(numeric("-0.00"), [0, 0, 0, 2]);
+        assert_eq!(numeric("0"), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn slots_take_only_what_their_type_holds() {
+        let i = Slot::of("integer").unwrap().0;
+        assert!(matches!(
+            i.value(None, &Cell::Num("7")),
+            Some(SlotVal::I32(7))
+        ));
+        assert!(i.value(None, &Cell::Bool(true)).is_none());
+        assert!(matches!(
+            Slot::of("numeric(12,2)")
+                .unwrap()
+                .0
+                .value(None, &Cell::Str(Cow::Borrowed("1.5"))),
+            Some(SlotVal::Numeric("1.5"))
+        ));
+        assert_eq!(Slot::of("varchar(3)").unwrap().1, Type::VARCHAR);
+        assert!(Slot::of("date").is_none());
+        assert!(Slot::of("jsonb").is_none());
+        assert!(Slot::of("citext").is_none());
     }
 
     #[test]
