@@ -112,3 +112,43 @@ PY
   HOOK_URL="http://127.0.0.1:$(cat hook.port)/alert${1:-}"
 }
 
+
+# pg_cluster_start: a throwaway PostgreSQL cluster for one bats file (call it
+# from setup_file): initdb in a temporary directory (as the postgres user
+# when run as root), SCRAM with the password etl-bats-pw, a free loopback
+# port. Exports PGBIN, PGDIR and PGPORT_FREE. pg_cluster_stop (from
+# teardown_file) stops that cluster by its data directory and removes it.
+pg_cluster_start() {
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  export PGBIN
+  PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/etl-bats-pg.XXXXXX")
+  export PGDIR
+  chmod 755 "$PGDIR"
+  echo etl-bats-pw > "$PGDIR/pw"
+  [ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$PGDIR"
+  pg_as_owner "$PGBIN/initdb" -D "$PGDIR/data" -U etl --pwfile="$PGDIR/pw" --auth=scram-sha-256 -E UTF8 --no-sync > /dev/null
+  PGPORT_FREE=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  export PGPORT_FREE
+  printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\nfsync = off\n" \
+    "$PGPORT_FREE" "$PGDIR" >> "$PGDIR/data/postgresql.conf"
+  pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 start > /dev/null
+}
+
+pg_cluster_stop() {
+  pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop > /dev/null 2>&1 || true
+  rm -rf "$PGDIR"
+}
+
+pg_as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then (cd "$PGDIR" && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# pg_client_env: libpq's variables for the cluster, the password in a
+# ~/.pgpass of the test's own (never in a variable or a URL).
+pg_client_env() {
+  export HOME="$BATS_TEST_TMPDIR"
+  printf '127.0.0.1:%s:*:etl:etl-bats-pw\n' "$PGPORT_FREE" > "$HOME/.pgpass"
+  chmod 600 "$HOME/.pgpass"
+  export PGHOST=127.0.0.1 PGPORT=$PGPORT_FREE PGUSER=etl PGDATABASE=postgres PGSSLMODE=disable
+  unset PGPASSWORD ETL_DB
+}

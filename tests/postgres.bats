@@ -8,38 +8,16 @@
 load helpers
 
 setup_file() {
-  local pgbin
-  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-  export PGBIN=$pgbin
-  PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/etl-bats-pg.XXXXXX")
-  export PGDIR
-  chmod 755 "$PGDIR"
-  echo etl-bats-pw > "$PGDIR/pw"
-  [ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$PGDIR"
-  as_pg "$pgbin/initdb" -D "$PGDIR/data" -U etl --pwfile="$PGDIR/pw" --auth=scram-sha-256 -E UTF8 --no-sync > /dev/null
-  PGPORT_FREE=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  export PGPORT_FREE
-  printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\n" \
-    "$PGPORT_FREE" "$PGDIR" >> "$PGDIR/data/postgresql.conf"
-  as_pg "$pgbin/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 start > /dev/null
-}
-
-as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then (cd "$PGDIR" && runuser -u postgres -- "$@"); else "$@"; fi
+  pg_cluster_start
 }
 
 teardown_file() {
-  as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop > /dev/null 2>&1 || true
-  rm -rf "$PGDIR"
+  pg_cluster_stop
 }
 
 setup() {
   common_setup
-  export HOME="$BATS_TEST_TMPDIR"
-  printf '127.0.0.1:%s:*:etl:etl-bats-pw\n' "$PGPORT_FREE" > "$HOME/.pgpass"
-  chmod 600 "$HOME/.pgpass"
-  export PGHOST=127.0.0.1 PGPORT=$PGPORT_FREE PGUSER=etl PGDATABASE=postgres PGSSLMODE=disable
-  unset PGPASSWORD ETL_DB
+  pg_client_env
 }
 
 @test "examples/postgres/load.sh: two exports into PostgreSQL, each order once, exact amounts" {

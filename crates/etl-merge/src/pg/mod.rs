@@ -1133,7 +1133,7 @@ fn conn_text(e: &postgres::Error) -> String {
 /// PostgreSQL's `row_to_json` (exact numerics as numbers, booleans, JSON
 /// columns embedded, timestamps in ISO 8601), rows streamed as they come.
 fn emit_rows(c: &mut Client, select: &str, what: &str, run: &mut Run) -> Result<()> {
-    let sql = format!("SELECT row_to_json(_etl_r)::text FROM ({select}) AS _etl_r");
+    let sql = emit_sql(c, select, what)?;
     let mut rows = c
         .query_raw(&sql, std::iter::empty::<&(dyn ToSql + Sync)>())
         .map_err(|e| Error::usage(format!("{what}: {}", conn_text(&e))))?;
@@ -1148,6 +1148,38 @@ fn emit_rows(c: &mut Client, select: &str, what: &str, run: &mut Run) -> Result<
     }
     out.flush().map_err(|e| Error::stdout(&e))?;
     std::io::stdout().flush().map_err(|e| Error::stdout(&e))
+}
+
+/// The query that turns each row of `select` into one JSON object. A
+/// timestamp is written as its text (`2026-11-21 08:30:00`, with DateStyle's
+/// output set to ISO), as DuckDB's JSON writes it, not as `row_to_json`'s
+/// `2026-11-21T08:30:00`: one `--emit` format whichever the backend.
+fn emit_sql(c: &mut Client, select: &str, what: &str) -> Result<String> {
+    let plain = format!("SELECT row_to_json(_etl_r)::text FROM ({select}) AS _etl_r");
+    let stmt = c
+        .prepare(&format!("SELECT * FROM ({select}) AS _etl_r"))
+        .map_err(|e| Error::usage(format!("{what}: {}", conn_text(&e))))?;
+    let cols = stmt.columns();
+    let is_ts = |t: &Type| *t == Type::TIMESTAMP || *t == Type::TIMESTAMPTZ;
+    if !cols.iter().any(|col| is_ts(col.type_())) {
+        return Ok(plain);
+    }
+    exec(c, what, "SET DateStyle = ISO")?;
+    // Columns renamed by position: a --query may repeat a name.
+    let aliases: Vec<String> = (0..cols.len()).map(|i| format!("_etl_c{i}")).collect();
+    let proj: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, col)| {
+            let cast = if is_ts(col.type_()) { "::text" } else { "" };
+            format!("_etl_c{i}{cast} AS {}", ident(col.name()))
+        })
+        .collect();
+    Ok(format!(
+        "SELECT row_to_json(_etl_x)::text FROM (SELECT {} FROM ({select}) AS _etl_r({})) AS _etl_x",
+        proj.join(", "),
+        aliases.join(", ")
+    ))
 }
 
 /// `--emit` / `--query` output, after COMMIT (or before a dry run's rollback).
