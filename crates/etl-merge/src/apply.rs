@@ -1,18 +1,20 @@
-//! One run: stage, check, merge, audit, commit, emit.
+//! One run, whichever the database: stage, check, merge, audit, commit,
+//! emit. The flow, the column resolution, the empty-input rule, the audit
+//! row and the choice of what `--emit` writes are here, once; what differs
+//! between DuckDB ([`crate::duck`]) and PostgreSQL ([`crate::pg`]) is
+//! behind [`Backend`].
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use duckdb::{params, Connection};
-use etl_core::{Error, Reject, Result, Run};
+use etl_core::{Error, Result, Run};
 
-use crate::db::{self, Column, Settings, Table};
+use crate::db::{Column, Table};
 use crate::emit::{self, OutCol};
 use crate::events;
-use crate::fast::Fast;
-use crate::sql::{self, ident, literal};
-use crate::stage::{self, StageCol, Staged, STAGE};
-use crate::{Cli, Emit, Mode, OnDuplicateKey, OnNewColumn};
+use crate::sql::{self, ident};
+use crate::stage::{StageCol, Staged};
+use crate::{Cli, Emit, Mode, OnNewColumn};
 
 /// An input column as it lands: staging index, table column, type.
 #[derive(Debug, Clone)]
@@ -32,16 +34,85 @@ pub(crate) struct Counts {
     pub deleted: u64,
 }
 
-const RUNS_DDL: &str = "CREATE TABLE IF NOT EXISTS main._etl_runs (\
-    run_id VARCHAR, \"table\" VARCHAR, mode VARCHAR, \"key\" VARCHAR, \
-    started_at TIMESTAMP, finished_at TIMESTAMP, rows_in BIGINT, inserted BIGINT, \
-    updated BIGINT, unchanged BIGINT, deleted BIGINT, rejected BIGINT, \
-    input_sha256 VARCHAR, status VARCHAR)";
+/// One database behind the run: what differs between DuckDB and
+/// PostgreSQL. Every method runs inside the run's transaction unless it
+/// says otherwise.
+pub(crate) trait Backend {
+    /// The schema a table lands in without `--schema`.
+    fn default_schema(&self) -> &'static str;
+    /// Starts the run's transaction; the table's columns, if it exists.
+    fn begin(&mut self, table: &Table) -> Result<Option<Vec<Column>>>;
+    /// Streams stdin into the staging table (`hints`: the types known
+    /// before staging; `existing`: the table's columns when it began).
+    fn stage(
+        &mut self,
+        cli: &Cli,
+        hints: &[(String, String)],
+        existing: &[Column],
+        run: &mut Run,
+    ) -> Result<Staged>;
+    /// After staging, before anything is decided: the table as it is now
+    /// (PostgreSQL first waits for the table's lock, and another writer may
+    /// have created it meanwhile; `table` takes its spelling), with
+    /// `_etl_runs` in place.
+    fn claim(&mut self, table: &mut Table) -> Result<Option<Vec<Column>>>;
+    /// An earlier successful apply of the same input: its run id and time.
+    fn previous_apply(
+        &mut self,
+        table: &Table,
+        mode: Mode,
+        key: &str,
+        sha: &str,
+    ) -> Result<Option<(String, String)>>;
+    /// Writes the audit row; `alone`: after a rollback, in a transaction of
+    /// its own.
+    fn audit(&mut self, row: &Audit<'_>, alone: bool) -> Result<()>;
+    /// The integer `sql` selects.
+    fn count(&mut self, sql: &str) -> Result<u64>;
+    /// Runs statements (`what` names them in an error).
+    fn exec(&mut self, what: &str, sql: &str) -> Result<()>;
+    /// Resolves the columns ([`resolve_columns`]), turns values that do not
+    /// fit into rejects, and applies the rest by `--mode`, leaving `_etl_ops`
+    /// (`v{i}`, `_etl_op`, `_etl_line`) for `--emit changes`.
+    fn merge(
+        &mut self,
+        cli: &Cli,
+        table: &Table,
+        types: &[(String, String)],
+        staged: &Staged,
+        existing: Option<Vec<Column>>,
+        run: &mut Run,
+    ) -> Result<(Counts, Vec<Target>)>;
+    /// `--query` checked before COMMIT: a bad query changes nothing.
+    fn check_query(&mut self, q: &str) -> Result<()>;
+    /// The connection still answers (false once it was lost).
+    fn alive(&self) -> bool {
+        true
+    }
+    /// The table as the database spells it, and its columns.
+    fn columns(&mut self, table: &Table) -> Result<Option<(Table, Vec<Column>)>>;
+    /// Writes `SELECT cols FROM from` to stdout as records.
+    fn emit(&mut self, cols: &[OutCol], from: &str, what: &str, run: &mut Run) -> Result<()>;
+    /// `--query`: one read-only SELECT to stdout (`in_tx`: inside the dry
+    /// run's transaction, which is rolled back).
+    fn query(&mut self, q: &str, run: &mut Run, in_tx: bool) -> Result<()>;
+}
 
-pub(crate) fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+/// One row of `_etl_runs`.
+#[derive(Debug)]
+pub(crate) struct Audit<'a> {
+    pub run_id: String,
+    pub table: String,
+    pub mode: &'static str,
+    pub key: String,
+    /// Microseconds since the epoch.
+    pub started: i64,
+    pub finished: i64,
+    pub rows_in: u64,
+    pub counts: Counts,
+    pub rejected: u64,
+    pub sha256: &'a str,
+    pub status: &'static str,
 }
 
 /// Runs one invocation.
@@ -50,91 +121,198 @@ pub fn run(cli: Cli, run: &mut Run) -> Result<()> {
     let started = now_micros();
     let pause = pause_point()?;
     let (db_path, types) = check_args(&cli)?;
-    if let Some(url) = db_path.to_str().filter(|d| crate::pg::conn::is_url(d)) {
-        return crate::pg::run(&cli, url, &types, run, started, pause);
-    }
-    let table = Table {
-        schema: cli.schema.clone().unwrap_or_else(|| "main".into()),
+    let mut backend: Box<dyn Backend> =
+        match db_path.to_str().filter(|d| crate::pg::conn::is_url(d)) {
+            Some(url) => Box::new(crate::pg::Pg::connect(&cli, url)?),
+            None => Box::new(crate::duck::Duck::open(&cli, &db_path)?),
+        };
+    flow(&mut *backend, &cli, &types, run, started, pause)
+}
+
+/// The run on one backend.
+fn flow(
+    b: &mut dyn Backend,
+    cli: &Cli,
+    types: &[(String, String)],
+    run: &mut Run,
+    started: i64,
+    pause: Option<&'static str>,
+) -> Result<()> {
+    let mut table = Table {
+        schema: cli
+            .schema
+            .clone()
+            .unwrap_or_else(|| b.default_schema().into()),
         name: cli.table.clone(),
     };
-    let conn = db::open(
-        &db_path,
-        &Settings {
-            memory_limit: cli.memory_limit.as_deref(),
-            threads: cli.threads,
-        },
-    )?;
-    let tmp = db::temp_dir(&db_path);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::output(&tmp, &e))?;
-
-    db::exec(&conn, "starting the transaction", "BEGIN TRANSACTION")?;
-    let hints = type_hints(&conn, &table, &types)?;
-    let staged = stage::stage(
-        &conn,
-        &tmp,
-        std::io::stdin().lock(),
-        &cli.key,
-        &hints,
-        cli.batch_size,
-        run,
-    )?;
+    let found = b.begin(&table)?.unwrap_or_default();
+    let hints = hints_of(found.clone(), types);
+    let staged = b.stage(cli, &hints, &found, run)?;
     events::staged(staged.rows, staged.cols.len(), &staged.sha256);
     pause_if(pause, "staged");
-    db::exec(&conn, "creating _etl_runs", RUNS_DDL)?;
+    let existing = b.claim(&mut table)?;
     let key_text = cli.key.join(",");
+    let audit = |run: &Run, table: &Table, counts: Counts, status: &'static str| Audit {
+        run_id: run.run_id().to_owned(),
+        table: table.display(),
+        mode: cli.mode.name(),
+        key: key_text.clone(),
+        started,
+        finished: now_micros(),
+        rows_in: staged.rows_in,
+        counts,
+        rejected: run.records_rejected(),
+        sha256: &staged.sha256,
+        status,
+    };
 
     if staged.rows > 0 && !cli.force {
-        if let Some((prev, at)) =
-            previous_apply(&conn, &table, cli.mode, &key_text, &staged.sha256)?
-        {
-            db::exec(&conn, "rolling back", "ROLLBACK")?;
+        if let Some((prev, at)) = b.previous_apply(&table, cli.mode, &key_text, &staged.sha256)? {
+            b.exec("rolling back", "ROLLBACK")?;
             events::replay_skipped(&table.display(), &prev, &at);
             if !cli.dry_run {
-                audit_alone(&conn, &cli, &table, &staged, started, run, "skipped")?;
+                b.audit(&audit(run, &table, Counts::default(), "skipped"), true)?;
             }
             run.set_count("inserted", 0_u64);
             run.set_count("updated", 0_u64);
             run.set_count("skipped_replay", true);
-            return emit_after(&conn, &cli, &table, run, &[], false);
+            return emit_after(b, cli, &table, run, &[], false);
         }
     }
 
-    let outcome = merge_in_tx(&conn, &cli, &table, &types, &staged, run);
+    let outcome = merge_in_tx(b, cli, &table, types, &staged, existing, run);
     let outcome = outcome.and_then(|r| match &cli.query {
-        Some(q) => emit::check_query(&conn, q).map(|()| r),
+        Some(q) => b.check_query(q).map(|()| r),
         None => Ok(r),
     });
     let (counts, targets) = match outcome {
-        Ok(c) => c,
+        Ok(r) => r,
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            if !cli.dry_run {
-                let _ = audit_alone(&conn, &cli, &table, &staged, started, run, "failed");
+            let _ = b.exec("rolling back", "ROLLBACK");
+            if !cli.dry_run && b.alive() {
+                let _ = b.audit(&audit(run, &table, Counts::default(), "failed"), true);
             }
             return Err(e);
         }
     };
-    audit(
-        &conn,
-        &cli,
-        &table,
-        &staged,
-        started,
-        run,
-        counts,
-        if cli.dry_run { "dry-run" } else { "ok" },
-    )?;
-    report(run, &cli, &table, counts);
+    let status = if cli.dry_run { "dry-run" } else { "ok" };
+    b.audit(&audit(run, &table, counts, status), false)?;
+    report(run, cli, &table, counts);
     if cli.dry_run {
         // What would change, then nothing changes.
-        let emitted = emit_after(&conn, &cli, &table, run, &targets, true);
-        db::exec(&conn, "rolling back the dry run", "ROLLBACK")?;
+        let emitted = emit_after(b, cli, &table, run, &targets, true);
+        b.exec("rolling back the dry run", "ROLLBACK")?;
         return emitted;
     }
     pause_if(pause, "merged");
-    db::exec(&conn, "committing", "COMMIT")?;
+    b.exec("committing", "COMMIT")?;
     pause_if(pause, "committed");
-    emit_after(&conn, &cli, &table, run, &targets, false)
+    emit_after(b, cli, &table, run, &targets, false)
+}
+
+/// Everything between staging and COMMIT: an empty input by
+/// [`empty_input_empties`], else the backend's merge.
+fn merge_in_tx(
+    b: &mut dyn Backend,
+    cli: &Cli,
+    table: &Table,
+    types: &[(String, String)],
+    staged: &Staged,
+    existing: Option<Vec<Column>>,
+    run: &mut Run,
+) -> Result<(Counts, Vec<Target>)> {
+    if staged.rows > 0 {
+        return b.merge(cli, table, types, staged, existing, run);
+    }
+    if !empty_input_empties(cli, table, existing.is_some())? {
+        return Ok((Counts::default(), Vec::new()));
+    }
+    let deleted = b.count(&format!("SELECT count(*) FROM {}", table.sql()))?;
+    b.exec(
+        "emptying the table",
+        &format!("DELETE FROM {}", table.sql()),
+    )?;
+    Ok((
+        Counts {
+            deleted,
+            ..Counts::default()
+        },
+        Vec::new(),
+    ))
+}
+
+/// `--emit` / `--query` output, after COMMIT (or before a dry run's
+/// rollback): which rows, in which order, named how; the backend writes them.
+fn emit_after(
+    b: &mut dyn Backend,
+    cli: &Cli,
+    table: &Table,
+    run: &mut Run,
+    targets: &[Target],
+    in_tx: bool,
+) -> Result<()> {
+    if let Some(q) = &cli.query {
+        return b.query(q, run, in_tx);
+    }
+    match cli.emit {
+        Emit::None => Ok(()),
+        Emit::Changes => {
+            if targets.is_empty() {
+                return Ok(());
+            }
+            // _etl_ops holds v{i} for the input's columns.
+            let mut cols: Vec<OutCol> = targets
+                .iter()
+                .map(|t| OutCol {
+                    name: t.name.clone(),
+                    expr: format!("v{}", t.idx),
+                    ty: t.ty.clone(),
+                })
+                .collect();
+            cols.push(OutCol {
+                name: "_op".into(),
+                expr: "_etl_op".into(),
+                ty: "VARCHAR".into(),
+            });
+            b.emit(
+                &cols,
+                "_etl_ops WHERE _etl_op IN ('insert', 'update') ORDER BY _etl_line",
+                "--emit changes",
+                run,
+            )
+        }
+        Emit::Table => {
+            let Some((t, tcols)) = b.columns(table)? else {
+                return Ok(());
+            };
+            // Names as the table spells them (matched case-insensitively).
+            let named = |k: &String| {
+                let k = k.trim();
+                ident(
+                    tcols
+                        .iter()
+                        .find(|c| c.name.eq_ignore_ascii_case(k))
+                        .map_or(k, |c| c.name.as_str()),
+                )
+            };
+            let order: Vec<String> = if cli.order_by.is_empty() {
+                cli.key.iter().map(named).collect()
+            } else {
+                cli.order_by.iter().map(named).collect()
+            };
+            let mut from = t.sql();
+            if !order.is_empty() {
+                let _ = write!(from, " ORDER BY {}", order.join(", "));
+            }
+            b.emit(&emit::table_cols(&tcols), &from, "--emit table", run)
+        }
+    }
+}
+
+pub(crate) fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// What an input without records does, on either backend: `--mode
@@ -195,16 +373,6 @@ pub(crate) fn pause_if(pause: Option<&str>, point: &str) {
     }
 }
 
-/// The column types known before staging: the table's columns, then
-/// `--types` for the others (as [`resolve_columns`] will decide them).
-fn type_hints(
-    conn: &Connection,
-    table: &Table,
-    types: &[(String, String)],
-) -> Result<Vec<(String, String)>> {
-    Ok(hints_of(table.columns(conn)?.unwrap_or_default(), types))
-}
-
 /// The table's column types, then `--types` for the columns it lacks.
 pub(crate) fn hints_of(columns: Vec<Column>, types: &[(String, String)]) -> Vec<(String, String)> {
     let mut hints: Vec<(String, String)> = columns.into_iter().map(|c| (c.name, c.ty)).collect();
@@ -238,134 +406,6 @@ pub(crate) fn check_args(cli: &Cli) -> Result<(std::path::PathBuf, Vec<(String, 
     Ok((db_path, types))
 }
 
-/// The run of an earlier, successful apply of the same input.
-fn previous_apply(
-    conn: &Connection,
-    table: &Table,
-    mode: Mode,
-    key: &str,
-    sha: &str,
-) -> Result<Option<(String, String)>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT run_id, CAST(finished_at AS VARCHAR) FROM main._etl_runs \
-             WHERE \"table\" = ? AND mode = ? AND \"key\" = ? AND input_sha256 = ? \
-               AND status = 'ok' ORDER BY finished_at DESC LIMIT 1",
-        )
-        .map_err(|e| db::err("reading _etl_runs", &e))?;
-    let mut rows = stmt
-        .query(params![table.display(), mode.name(), key, sha])
-        .map_err(|e| db::err("reading _etl_runs", &e))?;
-    match rows.next().map_err(|e| db::err("reading _etl_runs", &e))? {
-        Some(r) => Ok(Some((
-            r.get(0).map_err(|e| db::err("reading _etl_runs", &e))?,
-            r.get(1).map_err(|e| db::err("reading _etl_runs", &e))?,
-        ))),
-        None => Ok(None),
-    }
-}
-
-#[allow(clippy::too_many_arguments)] // the audit row's fields
-fn audit(
-    conn: &Connection,
-    cli: &Cli,
-    table: &Table,
-    staged: &Staged,
-    started: i64,
-    run: &Run,
-    c: Counts,
-    status: &str,
-) -> Result<()> {
-    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    conn.execute(
-        "INSERT INTO main._etl_runs VALUES (?, ?, ?, ?, make_timestamp(?), make_timestamp(?), \
-         ?, ?, ?, ?, ?, ?, ?, ?)",
-        params![
-            run.run_id(),
-            table.display(),
-            cli.mode.name(),
-            cli.key.join(","),
-            started,
-            now_micros(),
-            n(staged.rows_in),
-            n(c.inserted),
-            n(c.updated),
-            n(c.unchanged),
-            n(c.deleted),
-            n(run.records_rejected()),
-            staged.sha256,
-            status
-        ],
-    )
-    .map(|_| ())
-    .map_err(|e| db::err("writing _etl_runs", &e))
-}
-
-/// An audit row in its own transaction (a skipped replay, a failed run).
-fn audit_alone(
-    conn: &Connection,
-    cli: &Cli,
-    table: &Table,
-    staged: &Staged,
-    started: i64,
-    run: &Run,
-    status: &str,
-) -> Result<()> {
-    db::exec(conn, "creating _etl_runs", RUNS_DDL)?;
-    audit(
-        conn,
-        cli,
-        table,
-        staged,
-        started,
-        run,
-        Counts::default(),
-        status,
-    )
-}
-
-/// Everything between staging and COMMIT.
-fn merge_in_tx(
-    conn: &Connection,
-    cli: &Cli,
-    table: &Table,
-    types: &[(String, String)],
-    staged: &Staged,
-    run: &mut Run,
-) -> Result<(Counts, Vec<Target>)> {
-    let existing = table.columns(conn)?;
-    if staged.rows == 0 {
-        if !empty_input_empties(cli, table, existing.is_some())? {
-            return Ok((Counts::default(), Vec::new()));
-        }
-        let deleted = db::count(conn, &format!("SELECT count(*) FROM {}", table.sql()))?;
-        db::exec(
-            conn,
-            "emptying the table",
-            &format!("DELETE FROM {}", table.sql()),
-        )?;
-        return Ok((
-            Counts {
-                deleted,
-                ..Counts::default()
-            },
-            Vec::new(),
-        ));
-    }
-    let targets = resolve_columns(
-        &mut DuckDdl(conn),
-        cli,
-        table,
-        types,
-        &staged.cols,
-        existing,
-    )?;
-    check_types(conn, &targets, staged, run)?;
-    let src = build_source(conn, cli, &targets, staged)?;
-    let counts = apply_mode(conn, cli, table, &targets, staged, &src)?;
-    Ok((counts, targets))
-}
-
 /// What resolving the columns asks of a backend: its DDL and its types.
 pub(crate) trait Ddl {
     /// Creates the schema (if missing) and the table with `defs`
@@ -375,40 +415,6 @@ pub(crate) trait Ddl {
     fn add_column(&mut self, table: &Table, name: &str, ty: &str) -> Result<()>;
     /// The type a column gets from what its values looked like.
     fn inferred(&self, seen: &crate::infer::Seen) -> String;
-}
-
-/// DuckDB's DDL.
-struct DuckDdl<'c>(&'c Connection);
-
-impl Ddl for DuckDdl<'_> {
-    fn create_table(&mut self, table: &Table, defs: &[String], _keys: &[&str]) -> Result<()> {
-        db::exec(
-            self.0,
-            "creating the schema",
-            &format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)),
-        )?;
-        self.0
-            .execute_batch(&format!(
-                "CREATE TABLE {} ({})",
-                table.sql(),
-                defs.join(", ")
-            ))
-            .map_err(|e| db::usage_err(&format!("creating {}", table.display()), &e))
-    }
-
-    fn add_column(&mut self, table: &Table, name: &str, ty: &str) -> Result<()> {
-        self.0
-            .execute_batch(&format!(
-                "ALTER TABLE {} ADD COLUMN {} {ty}",
-                table.sql(),
-                ident(name)
-            ))
-            .map_err(|e| db::usage_err(&format!("adding column {name:?}"), &e))
-    }
-
-    fn inferred(&self, seen: &crate::infer::Seen) -> String {
-        seen.duckdb_type()
-    }
 }
 
 /// Matches input columns to table columns (case-insensitively, as DuckDB
@@ -563,572 +569,4 @@ fn new_columns(
         }
     }
     Ok(())
-}
-
-/// The staging text of target `t`'s values (see [`crate::fast`]): `c{i}`,
-/// or, if its typed column turned out to have another type than the
-/// target (a safety net: both come from the same type names), the typed
-/// values as text too.
-fn text_sql(t: &Target, staged: &Staged) -> String {
-    let c = StageCol::stage_name(t.idx);
-    match staged.cols[t.idx].fast {
-        Some(f) if Fast::of(&t.ty) != Some(f) => format!(
-            "coalesce({c}, CAST({} AS VARCHAR))",
-            StageCol::typed_name(t.idx)
-        ),
-        _ => c,
-    }
-}
-
-/// The SQL of target `t`'s values in its type: the typed staging column
-/// where the value was staged typed, else the text converted.
-fn value_sql(t: &Target, staged: &Staged) -> String {
-    let converted = convert_sql(t, &text_sql(t, staged));
-    match staged.cols[t.idx].fast {
-        Some(f) if Fast::of(&t.ty) == Some(f) => {
-            format!("coalesce({}, {converted})", StageCol::typed_name(t.idx))
-        }
-        _ => converted,
-    }
-}
-
-/// The SQL that turns a staging text value into the column's type.
-fn convert_sql(t: &Target, v: &str) -> String {
-    let ty = t.ty.trim();
-    if ty.eq_ignore_ascii_case("VARCHAR") {
-        v.to_owned()
-    } else if ty.eq_ignore_ascii_case("JSON") {
-        format!(
-            "CASE WHEN json_valid({v}) THEN CAST({v} AS JSON) ELSE CAST(to_json({v}) AS JSON) END"
-        )
-    } else {
-        format!("CAST({v} AS {ty})")
-    }
-}
-
-/// Values that do not fit their column become rejects (set-based: one
-/// Values that do not fit their column become rejects, and leave the
-/// staging table. One scan finds every bad row (the first bad column of a
-/// row names it); rows are reported in input order.
-fn check_types(
-    conn: &Connection,
-    targets: &[Target],
-    staged: &Staged,
-    run: &mut Run,
-) -> Result<()> {
-    let mut conds: Vec<(&Target, String)> = Vec::new();
-    for t in targets {
-        let ty = t.ty.trim();
-        if sql::takes_any(ty) {
-            continue;
-        }
-        let v = text_sql(t, staged);
-        let mut bad = format!("TRY_CAST({v} AS {ty}) IS NULL");
-        if let Some(scale) = sql::decimal_scale(ty) {
-            // DuckDB rounds 1.005 into DECIMAL(18,2); losing a digit is a reject.
-            let _ = write!(
-                bad,
-                " OR regexp_matches({v}, {})",
-                literal(&format!("^[^eE]*\\.[0-9]{{{scale}}}[0-9]*[1-9]"))
-            );
-        }
-        conds.push((t, format!("({v} IS NOT NULL AND ({bad}))")));
-    }
-    if conds.is_empty() {
-        return Ok(());
-    }
-    let mut which = String::from("CASE");
-    let mut value = String::from("CASE");
-    for (i, (t, c)) in conds.iter().enumerate() {
-        let _ = write!(which, " WHEN {c} THEN {i}");
-        let _ = write!(value, " WHEN {c} THEN {}", text_sql(t, staged));
-    }
-    which.push_str(" END");
-    value.push_str(" END");
-    let any: Vec<&str> = conds.iter().map(|(_, c)| c.as_str()).collect();
-    let any = any.join(" OR ");
-    let sql = format!(
-        "SELECT _etl_line, _etl_off, {which}, {value} FROM {STAGE} WHERE {any} ORDER BY _etl_line"
-    );
-    let bad_rows: Vec<(i64, Option<i64>, i64, String)> = {
-        let mut stmt = conn
-            .prepare(&sql)
-            .map_err(|e| db::usage_err("checking column types", &e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .and_then(Iterator::collect)
-            .map_err(|e| db::err("checking types", &e))?
-    };
-    if bad_rows.is_empty() {
-        return Ok(());
-    }
-    for (line, off, col, value) in &bad_rows {
-        let t = conds[usize::try_from(*col).unwrap_or(0)].0;
-        let input_name = &staged.cols[t.idx].name;
-        run.reject(&Reject {
-            line: u64::try_from(*line).unwrap_or(0),
-            error: format!(
-                "column {input_name:?}: {value:?} is not a valid {}",
-                t.ty.trim()
-            ),
-            input: match off {
-                Some(off) => staged.input_at(u64::try_from(*off).unwrap_or(0)),
-                // Never: only records with a value no check can fail are not spooled.
-                None => etl_core::reader::RejectInput::Raw(String::new()),
-            },
-            source: None,
-        })?;
-    }
-    db::exec(
-        conn,
-        "removing rejects",
-        &format!("DELETE FROM {STAGE} WHERE {any}"),
-    )
-}
-
-/// The typed source rows `v{i}`: the staging table cast to the columns'
-/// types, as a subquery. With duplicate keys (and not appending) the last
-/// record per key is materialised in `_etl_src` instead; finding out costs
-/// one hash aggregate, so the common case pays no sort.
-fn build_source(
-    conn: &Connection,
-    cli: &Cli,
-    targets: &[Target],
-    staged: &Staged,
-) -> Result<String> {
-    let mut select = String::from("_etl_line, _etl_absent");
-    for t in targets {
-        let _ = write!(select, ", {} AS v{}", value_sql(t, staged), t.idx);
-    }
-    let typed = format!("(SELECT {select} FROM {STAGE})");
-    let keys: Vec<String> = targets
-        .iter()
-        .filter(|t| t.is_key)
-        .map(|t| format!("v{}", t.idx))
-        .collect();
-    if keys.is_empty() || cli.mode == Mode::Append || staged.keys_increasing {
-        return Ok(typed);
-    }
-    let key_list = keys.join(", ");
-    let key_text: Vec<String> = keys
-        .iter()
-        .map(|k| format!("CAST({k} AS VARCHAR)"))
-        .collect();
-    let sql = format!(
-        "SELECT concat_ws(', ', {}), min(_etl_line), max(_etl_line) FROM {typed} \
-         GROUP BY {key_list} HAVING count(*) > 1 ORDER BY min(_etl_line) LIMIT 1",
-        key_text.join(", ")
-    );
-    let dup: Option<(String, i64, i64)> = conn
-        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map(Some)
-        .or_else(|e| match e {
-            duckdb::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(db::err("checking duplicate keys", &e)),
-        })?;
-    let Some((key, first, last)) = dup else {
-        return Ok(typed);
-    };
-    if cli.on_duplicate_key == OnDuplicateKey::Fail {
-        let names: Vec<&str> = targets
-            .iter()
-            .filter(|t| t.is_key)
-            .map(|t| staged.cols[t.idx].name.as_str())
-            .collect();
-        return Err(Error::data(format!(
-            "duplicate key ({}) = ({key}) on lines {first} and {last} (--on-duplicate-key fail)",
-            names.join(", ")
-        )));
-    }
-    db::exec(
-        conn,
-        "de-duplicating keys",
-        &format!(
-            "CREATE OR REPLACE TEMP TABLE _etl_src AS SELECT * FROM {typed} \
-             QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY _etl_line DESC) = 1"
-        ),
-    )?;
-    Ok("_etl_src".into())
-}
-
-/// Applies the source rows (`src`: a subquery or `_etl_src`) to the target by mode; leaves `_etl_ops` (the rows
-/// with `_etl_op`) for `--emit changes`.
-fn apply_mode(
-    conn: &Connection,
-    cli: &Cli,
-    table: &Table,
-    targets: &[Target],
-    staged: &Staged,
-    src: &str,
-) -> Result<Counts> {
-    let t_sql = table.sql();
-    let col_list: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
-    let v_list: Vec<String> = targets.iter().map(|t| format!("v{}", t.idx)).collect();
-    let insert = |filter: &str| {
-        format!(
-            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops {filter}",
-            col_list.join(", "),
-            v_list.join(", ")
-        )
-    };
-    match cli.mode {
-        Mode::Append | Mode::Replace => {
-            let deleted = if cli.mode == Mode::Replace {
-                let n = db::count(conn, &format!("SELECT count(*) FROM {t_sql}"))?;
-                db::exec(conn, "emptying the table", &format!("DELETE FROM {t_sql}"))?;
-                n
-            } else {
-                0
-            };
-            db::exec(
-                conn,
-                "preparing rows",
-                &format!(
-                    "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT *, 'insert' AS _etl_op FROM {src}"
-                ),
-            )?;
-            drop_staging(conn)?;
-            db::exec(conn, "inserting rows", &insert(""))?;
-            let inserted = db::count(conn, "SELECT count(*) FROM _etl_ops")?;
-            Ok(Counts {
-                inserted,
-                deleted,
-                ..Counts::default()
-            })
-        }
-        Mode::Merge | Mode::InsertNew => merge_ops(conn, cli, table, targets, staged, src, &insert),
-    }
-}
-
-/// `merge` and `insert-new`: classify every source row against the table
-/// (insert, update, unchanged) into `_etl_ops`, then apply.
-fn merge_ops(
-    conn: &Connection,
-    cli: &Cli,
-    table: &Table,
-    targets: &[Target],
-    staged: &Staged,
-    src: &str,
-    insert: &dyn Fn(&str) -> String,
-) -> Result<Counts> {
-    let t_sql = table.sql();
-    let keys: Vec<&Target> = targets.iter().filter(|t| t.is_key).collect();
-    let on: Vec<String> = keys
-        .iter()
-        .map(|k| format!("s.v{} = t.{}", k.idx, ident(&k.name)))
-        .collect();
-    let hit = format!("t.{} IS NOT NULL", ident(&keys[0].name));
-    // The matched row's rowid: updated rows are removed by it (a join on
-    // 8-byte integers, where a join on text keys ran out of memory on 5M
-    // updates under --memory-limit 256MB).
-    let mut select = String::from("s._etl_line, t.rowid AS _etl_rowid");
-    // Table columns the input lacks ride along, so an updated row can be
-    // re-inserted whole (see below).
-    let all_cols = table.columns(conn)?.unwrap_or_default();
-    let extra: Vec<&Column> = all_cols
-        .iter()
-        .filter(|c| !targets.iter().any(|t| t.name.eq_ignore_ascii_case(&c.name)))
-        .collect();
-    for (j, c) in extra.iter().enumerate() {
-        let _ = write!(select, ", t.{} AS x{j}", ident(&c.name));
-    }
-    let mut differs = Vec::new();
-    for t in targets {
-        let sv = format!("s.v{}", t.idx);
-        let tv = format!("t.{}", ident(&t.name));
-        let absent = staged.cols[t.idx].absent_sql(t.idx, "s");
-        match (&absent, t.is_key) {
-            (Some(a), false) => {
-                let _ = write!(
-                    select,
-                    ", CASE WHEN {hit} AND {a} THEN {tv} ELSE {sv} END AS v{}",
-                    t.idx
-                );
-                differs.push(format!("(NOT {a} AND {sv} IS DISTINCT FROM {tv})"));
-            }
-            (None, false) => {
-                let _ = write!(select, ", {sv} AS v{}", t.idx);
-                differs.push(format!("{sv} IS DISTINCT FROM {tv}"));
-            }
-            (_, true) => {
-                let _ = write!(select, ", {sv} AS v{}", t.idx);
-            }
-        }
-    }
-    let changed = if differs.is_empty() || cli.mode == Mode::InsertNew {
-        "false".to_owned()
-    } else {
-        differs.join(" OR ")
-    };
-    let on = on.join(" AND ");
-    db::exec(
-        conn,
-        "comparing with the table",
-        &format!(
-            "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT {select}, \
-             CASE WHEN NOT ({hit}) THEN 'insert' WHEN {changed} THEN 'update' \
-             ELSE 'unchanged' END AS _etl_op \
-             FROM {src} AS s LEFT JOIN {t_sql} AS t ON {on}"
-        ),
-    )?;
-    drop_staging(conn)?;
-    let (inserted, updated, unchanged) = conn
-        .query_row(
-            "SELECT count(*) FILTER (WHERE _etl_op = 'insert'), \
-             count(*) FILTER (WHERE _etl_op = 'update'), \
-             count(*) FILTER (WHERE _etl_op = 'unchanged') FROM _etl_ops",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
-        )
-        .map_err(|e| db::err("counting changes", &e))?;
-    let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    let mut new_written = false;
-    if updated > 0 {
-        if has_unique_constraint(conn, table)? || !update_too_big(conn, targets, n(updated))? {
-            update_in_place(conn, table, targets, &keys)?;
-        } else {
-            // With no other table columns (whose defaults new rows must
-            // get), one INSERT writes the new rows too: one scan, not two.
-            new_written = extra.is_empty() && inserted > 0;
-            replace_updated_rows(conn, table, targets, &extra, new_written)?;
-        }
-    }
-    if inserted > 0 && !new_written {
-        db::exec(conn, "inserting rows", &insert("WHERE _etl_op = 'insert'"))?;
-    }
-    Ok(Counts {
-        inserted: n(inserted),
-        updated: n(updated),
-        unchanged: n(unchanged),
-        deleted: 0,
-    })
-}
-
-/// Whether an in-place UPDATE of `rows` rows could outgrow DuckDB's memory
-/// limit: DuckDB holds updated values in memory until COMMIT (they cannot
-/// spill), so past a quarter of the limit the rows are replaced instead
-/// (delete + insert, which spills). A heuristic: about 16 bytes per value,
-/// twice over (old and new versions).
-fn update_too_big(conn: &Connection, targets: &[Target], rows: u64) -> Result<bool> {
-    let limit: String = conn
-        .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
-        .map_err(|e| db::err("reading the memory limit", &e))?;
-    let Some(limit) = duckdb_size(&limit) else {
-        return Ok(false);
-    };
-    let cols = targets.iter().filter(|t| !t.is_key).count() as u64;
-    let estimate = rows.saturating_mul(cols * 16 + 16).saturating_mul(2);
-    Ok(estimate > limit / 4)
-}
-
-/// DuckDB's rendering of a size (`244.1 MiB`, `19.1 GiB`, `1000 bytes`) in bytes.
-fn duckdb_size(text: &str) -> Option<u64> {
-    let (num, unit) = text
-        .trim()
-        .split_once(' ')
-        .unwrap_or((text.trim(), "bytes"));
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "bytes" | "b" => 1.0,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        _ => return None,
-    };
-    let bytes = n * mult;
-    // A positive, finite size that fits u64 (checked above), rounded down.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (0.0..1.8e19).contains(&bytes).then_some(bytes as u64)
-}
-
-/// Updated rows are deleted and inserted again, whole: DuckDB keeps the
-/// values of an in-place UPDATE in memory until COMMIT, so updating 5M rows
-/// under `--memory-limit 256MB` dies, while deletes are a bitmap and
-/// inserted row groups spill to disk. The row's values are the merged ones
-/// from `_etl_ops` (input columns, absent ones and the table's other columns
-/// taken from the old row). With `and_new`, the inserted rows are written
-/// by the same statement.
-fn replace_updated_rows(
-    conn: &Connection,
-    table: &Table,
-    targets: &[Target],
-    extra: &[&Column],
-    and_new: bool,
-) -> Result<()> {
-    let t_sql = table.sql();
-    // By rowid (the compare step recorded it, in this transaction): a
-    // semi-join on integers instead of a join on the key's text.
-    db::exec(
-        conn,
-        "removing the old versions of updated rows",
-        &format!(
-            "DELETE FROM {t_sql} WHERE rowid IN \
-             (SELECT _etl_rowid FROM _etl_ops WHERE _etl_op = 'update')"
-        ),
-    )?;
-    let mut cols: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
-    let mut vals: Vec<String> = targets.iter().map(|t| format!("v{}", t.idx)).collect();
-    for (j, c) in extra.iter().enumerate() {
-        cols.push(ident(&c.name));
-        vals.push(format!("x{j}"));
-    }
-    let (what, ops) = if and_new {
-        ("writing updated and new rows", "'update', 'insert'")
-    } else {
-        ("writing updated rows", "'update'")
-    };
-    db::exec(
-        conn,
-        what,
-        &format!(
-            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops WHERE _etl_op IN ({ops})",
-            cols.join(", "),
-            vals.join(", ")
-        ),
-    )
-}
-
-/// A table with a PRIMARY KEY or UNIQUE constraint (made by hand) is
-/// updated in place, which such indexes handle best.
-fn update_in_place(
-    conn: &Connection,
-    table: &Table,
-    targets: &[Target],
-    keys: &[&Target],
-) -> Result<()> {
-    let sets: Vec<String> = targets
-        .iter()
-        .filter(|t| !t.is_key)
-        .map(|t| format!("{} = _etl_o.v{}", ident(&t.name), t.idx))
-        .collect();
-    if sets.is_empty() {
-        return Ok(());
-    }
-    let key_match: Vec<String> = keys
-        .iter()
-        .map(|k| {
-            format!(
-                "{}.{} = _etl_o.v{}",
-                ident(&table.name),
-                ident(&k.name),
-                k.idx
-            )
-        })
-        .collect();
-    db::exec(
-        conn,
-        "updating rows",
-        &format!(
-            "UPDATE {} SET {} FROM _etl_ops AS _etl_o \
-             WHERE _etl_o._etl_op = 'update' AND {}",
-            table.sql(),
-            sets.join(", "),
-            key_match.join(" AND ")
-        ),
-    )
-}
-
-fn has_unique_constraint(conn: &Connection, table: &Table) -> Result<bool> {
-    conn.query_row(
-        "SELECT count(*) FROM duckdb_constraints() \
-         WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?) \
-           AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
-        [&table.schema, &table.name],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-    .map_err(|e| db::err("reading the table's constraints", &e))
-}
-
-/// Once `_etl_ops` holds the typed rows, the staging tables only take
-/// memory (or spill space): drop them before the table is written.
-fn drop_staging(conn: &Connection) -> Result<()> {
-    db::exec(
-        conn,
-        "dropping the staging tables",
-        &format!("DROP TABLE IF EXISTS _etl_src; DROP TABLE IF EXISTS {STAGE};"),
-    )
-}
-
-/// `--emit` / `--query` output, after COMMIT (or before a dry run's rollback).
-fn emit_after(
-    conn: &Connection,
-    cli: &Cli,
-    table: &Table,
-    run: &mut Run,
-    targets: &[Target],
-    in_tx: bool,
-) -> Result<()> {
-    if let Some(q) = &cli.query {
-        return emit::query(conn, q, run, in_tx);
-    }
-    match cli.emit {
-        Emit::None => Ok(()),
-        Emit::Changes => {
-            if targets.is_empty() {
-                return Ok(());
-            }
-            // _etl_ops holds v{i} for the input's columns.
-            let mut cols: Vec<OutCol> = targets
-                .iter()
-                .map(|t| OutCol {
-                    name: t.name.clone(),
-                    expr: format!("v{}", t.idx),
-                    ty: t.ty.clone(),
-                })
-                .collect();
-            cols.push(OutCol {
-                name: "_op".into(),
-                expr: "_etl_op".into(),
-                ty: "VARCHAR".into(),
-            });
-            emit::emit(
-                conn,
-                &cols,
-                "_etl_ops WHERE _etl_op IN ('insert', 'update') ORDER BY _etl_line",
-                "--emit changes",
-                run,
-            )
-        }
-        Emit::Table => {
-            let Some(tcols) = table.columns(conn)? else {
-                return Ok(());
-            };
-            let order: Vec<String> = if cli.order_by.is_empty() {
-                cli.key.iter().map(|k| ident(k.trim())).collect()
-            } else {
-                cli.order_by.iter().map(|k| ident(k.trim())).collect()
-            };
-            let mut from = table.sql();
-            if !order.is_empty() {
-                let _ = write!(from, " ORDER BY {}", order.join(", "));
-            }
-            emit::emit(conn, &emit::table_cols(&tcols), &from, "--emit table", run)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::duckdb_size;
-
-    #[test]
-    fn duckdb_sizes_parse() {
-        assert_eq!(duckdb_size("244.1 MiB"), Some(255_957_401));
-        assert_eq!(duckdb_size("1000 bytes"), Some(1000));
-        assert_eq!(duckdb_size("19.1 GiB"), Some(20_508_468_838));
-        assert_eq!(duckdb_size("2 GB"), Some(2_000_000_000));
-        assert_eq!(duckdb_size("lots"), None);
-        assert_eq!(duckdb_size("1 XB"), None);
-    }
 }

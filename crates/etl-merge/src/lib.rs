@@ -1,14 +1,14 @@
 //! etl-merge: idempotent, transactional upserts of a record stream into a
-//! DuckDB table, or a PostgreSQL table (`--db postgres://...`, see `pg`).
+//! DuckDB table, or a PostgreSQL table (`--db postgres://...`).
 //!
-//! The whole run is one DuckDB transaction: records stream through DuckDB's
-//! Appender (Arrow batches) into a temporary staging table whose columns are
-//! text, plus a typed column for each column whose type is known in advance
-//! (values in that type's strict form land there converted: see `fast`); type checks, de-duplication and the merge itself are set-based
-//! SQL over that table; the audit row in `_etl_runs` is written in the same
-//! transaction. A failure, SIGTERM or SIGKILL at any instant before COMMIT
-//! leaves the target exactly as it was (DuckDB's WAL discards the
-//! uncommitted transaction).
+//! One flow for both databases (`apply`): stage the records in a temporary
+//! table, check types, de-duplicate and merge with set-based SQL, write the
+//! audit row to `_etl_runs`, all in one transaction; then emit. What differs
+//! is behind the `apply::Backend` trait: `duck` (DuckDB's Appender and a
+//! typed column per column whose type is known in advance, see `fast`) and
+//! `pg` (binary COPY with typed slots, `INSERT ... ON CONFLICT`, an advisory
+//! lock per table). A failure, SIGTERM or SIGKILL at any instant before
+//! COMMIT leaves the target exactly as it was.
 //!
 //! Only the `engine` feature (on by default) links DuckDB; without it the
 //! crate is just its clap definition, for man pages.
@@ -24,6 +24,8 @@ pub mod sql;
 mod apply;
 #[cfg(feature = "engine")]
 mod db;
+#[cfg(feature = "engine")]
+mod duck;
 #[cfg(feature = "engine")]
 mod emit;
 #[cfg(feature = "engine")]

@@ -27,10 +27,9 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::Client;
 
-use crate::apply::{self, Counts, Ddl, Target};
+use crate::apply::{self, Audit, Backend, Counts, Ddl, Target};
 use crate::db::{Column, Table};
-use crate::emit::query_text;
-use crate::events;
+use crate::emit::{query_text, OutCol};
 use crate::sql::ident;
 use crate::stage::{self, Cell, Sink, StageCol, Staged};
 use crate::{Cli, Emit, Mode, OnDuplicateKey};
@@ -129,114 +128,215 @@ fn schema_exists(c: &mut Client, schema: &str) -> Result<bool> {
     Ok(row.get(0))
 }
 
-/// Runs one invocation against PostgreSQL.
-#[allow(clippy::too_many_lines)] // the run's steps in order, as apply::run has them
-pub fn run(
-    cli: &Cli,
-    url: &str,
-    types: &[(String, String)],
-    run: &mut Run,
-    started: i64,
-    pause: Option<&'static str>,
-) -> Result<()> {
-    refuse_duckdb_flags(cli)?;
-    let settings = conn::Settings::from_url(url, &conn::process_env)?;
-    let mut c = settings.connect()?;
-    tracing::info!(server = %settings.display(), "connected to {}", settings.display());
-    let mut table = Table {
-        schema: cli.schema.clone().unwrap_or_else(|| "public".into()),
-        name: cli.table.clone(),
-    };
-    exec(&mut c, "starting the transaction", "BEGIN")?;
-    let found = find_table(&mut c, &table)?;
-    let table_cols: Vec<Column> = found.map(|(_, cols)| cols).unwrap_or_default();
-    let hints = apply::hints_of(table_cols.clone(), types);
+/// A PostgreSQL server, connected.
+pub(crate) struct Pg {
+    c: Client,
+    /// What staging left for the merge to know.
+    layout: Layout,
+}
 
-    let (staged, layout) = stage_input(&mut c, cli, &hints, &table_cols, run)?;
-    events::staged(staged.rows, staged.cols.len(), &staged.sha256);
-    apply::pause_if(pause, "staged");
+impl Pg {
+    /// Connects (libpq's settings, TLS by `sslmode`), refusing flags only
+    /// DuckDB understands.
+    pub(crate) fn connect(cli: &Cli, url: &str) -> Result<Self> {
+        refuse_duckdb_flags(cli)?;
+        let settings = conn::Settings::from_url(url, &conn::process_env)?;
+        let c = settings.connect()?;
+        tracing::info!(server = %settings.display(), "connected to {}", settings.display());
+        Ok(Self {
+            c,
+            layout: Layout::default(),
+        })
+    }
+}
 
-    // From here to COMMIT, one writer per table: creation, new columns, the
-    // replay check and the merge see each other's committed work.
-    let lock_key = format!(
-        "etl-merge {}.{}",
-        table.schema.to_lowercase(),
-        table.name.to_lowercase()
-    );
-    c.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        &[&lock_key],
-    )
-    .map_err(|e| conn::err("waiting for the table's lock", &e))?;
-    let existing = match find_table(&mut c, &table)? {
-        Some((t, cols)) => {
-            table = t;
-            Some(cols)
-        }
-        None => None,
-    };
-    ensure_runs_table(&mut c, &table.schema)?;
-    let key_text = cli.key.join(",");
-
-    if staged.rows > 0 && !cli.force {
-        if let Some((prev, at)) =
-            previous_apply(&mut c, &table, cli.mode, &key_text, &staged.sha256)?
-        {
-            exec(&mut c, "rolling back", "ROLLBACK")?;
-            events::replay_skipped(&table.display(), &prev, &at);
-            if !cli.dry_run {
-                audit_alone(&mut c, cli, &table, &staged, started, run, "skipped")?;
-            }
-            run.set_count("inserted", 0_u64);
-            run.set_count("updated", 0_u64);
-            run.set_count("skipped_replay", true);
-            return emit_after(&mut c, cli, &table, run, &[], false);
-        }
+impl Backend for Pg {
+    fn default_schema(&self) -> &'static str {
+        "public"
     }
 
-    let outcome = merge_in_tx(
-        &mut c,
-        cli,
-        &table,
-        types,
-        (&staged, &layout),
-        existing,
-        run,
-    );
-    let outcome = outcome.and_then(|r| match &cli.query {
-        Some(q) => check_query(&mut c, q).map(|()| r),
-        None => Ok(r),
-    });
-    let (counts, targets) = match outcome {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = c.batch_execute("ROLLBACK");
-            if !cli.dry_run && !c.is_closed() {
-                let _ = audit_alone(&mut c, cli, &table, &staged, started, run, "failed");
-            }
-            return Err(e);
-        }
-    };
-    audit(
-        &mut c,
-        cli,
-        &table,
-        &staged,
-        started,
-        run,
-        counts,
-        if cli.dry_run { "dry-run" } else { "ok" },
-    )?;
-    apply::report(run, cli, &table, counts);
-    if cli.dry_run {
-        let emitted = emit_after(&mut c, cli, &table, run, &targets, true);
-        exec(&mut c, "rolling back the dry run", "ROLLBACK")?;
-        return emitted;
+    fn begin(&mut self, table: &Table) -> Result<Option<Vec<Column>>> {
+        exec(&mut self.c, "starting the transaction", "BEGIN")?;
+        Ok(find_table(&mut self.c, table)?.map(|(_, cols)| cols))
     }
-    apply::pause_if(pause, "merged");
-    exec(&mut c, "committing", "COMMIT")?;
-    apply::pause_if(pause, "committed");
-    emit_after(&mut c, cli, &table, run, &targets, false)
+
+    fn stage(
+        &mut self,
+        cli: &Cli,
+        hints: &[(String, String)],
+        existing: &[Column],
+        run: &mut Run,
+    ) -> Result<Staged> {
+        let (staged, layout) = stage_input(&mut self.c, cli, hints, existing, run)?;
+        self.layout = layout;
+        Ok(staged)
+    }
+
+    /// From here to COMMIT, one writer per table: creation, new columns,
+    /// the replay check and the merge see each other's committed work.
+    fn claim(&mut self, table: &mut Table) -> Result<Option<Vec<Column>>> {
+        let lock_key = format!(
+            "etl-merge {}.{}",
+            table.schema.to_lowercase(),
+            table.name.to_lowercase()
+        );
+        self.c
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&lock_key],
+            )
+            .map_err(|e| conn::err("waiting for the table's lock", &e))?;
+        let existing = match find_table(&mut self.c, table)? {
+            Some((t, cols)) => {
+                *table = t;
+                Some(cols)
+            }
+            None => None,
+        };
+        ensure_runs_table(&mut self.c, &table.schema)?;
+        Ok(existing)
+    }
+
+    fn previous_apply(
+        &mut self,
+        table: &Table,
+        mode: Mode,
+        key: &str,
+        sha: &str,
+    ) -> Result<Option<(String, String)>> {
+        let rows = self
+            .c
+            .query(
+                &format!(
+                    "SELECT run_id, finished_at::text FROM {}._etl_runs \
+                     WHERE \"table\" = $1 AND mode = $2 AND \"key\" = $3 AND input_sha256 = $4 \
+                       AND status = 'ok' ORDER BY finished_at DESC LIMIT 1",
+                    ident(&table.schema)
+                ),
+                &[&table.display(), &mode.name(), &key, &sha],
+            )
+            .map_err(|e| conn::err("reading _etl_runs", &e))?;
+        Ok(rows.first().map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn audit(&mut self, row: &Audit<'_>, alone: bool) -> Result<()> {
+        let schema = row.table.split('.').next().unwrap_or("public").to_owned();
+        let c = &mut self.c;
+        if alone {
+            exec(c, "starting the audit", "BEGIN")?;
+            ensure_runs_table(c, &schema)?;
+        }
+        let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        c.execute(
+            &format!(
+                "INSERT INTO {}._etl_runs VALUES ($1, $2, $3, $4, \
+                 'epoch'::timestamptz + ($5::bigint || ' microseconds')::interval, \
+                 'epoch'::timestamptz + ($6::bigint || ' microseconds')::interval, \
+                 $7, $8, $9, $10, $11, $12, $13, $14)",
+                ident(&schema)
+            ),
+            &[
+                &row.run_id,
+                &row.table,
+                &row.mode,
+                &row.key,
+                &row.started,
+                &row.finished,
+                &i(row.rows_in),
+                &i(row.counts.inserted),
+                &i(row.counts.updated),
+                &i(row.counts.unchanged),
+                &i(row.counts.deleted),
+                &i(row.rejected),
+                &row.sha256,
+                &row.status,
+            ],
+        )
+        .map_err(|e| conn::err("writing _etl_runs", &e))?;
+        if alone {
+            exec(c, "committing the audit", "COMMIT")?;
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, sql: &str) -> Result<u64> {
+        count(&mut self.c, "counting rows", sql)
+    }
+
+    fn exec(&mut self, what: &str, sql: &str) -> Result<()> {
+        exec(&mut self.c, what, sql)
+    }
+
+    fn merge(
+        &mut self,
+        cli: &Cli,
+        table: &Table,
+        types: &[(String, String)],
+        staged: &Staged,
+        existing: Option<Vec<Column>>,
+        run: &mut Run,
+    ) -> Result<(Counts, Vec<Target>)> {
+        let c = &mut self.c;
+        let targets = apply::resolve_columns(
+            &mut PgDdl { c, mode: cli.mode },
+            cli,
+            table,
+            types,
+            &staged.cols,
+            existing,
+        )?;
+        let layout = &self.layout;
+        let rejected = check_types(c, &targets, staged, layout, run)?;
+        let (src, rows) = build_source(c, cli, &targets, staged, layout, staged.rows - rejected)?;
+        let counts = apply_mode(c, cli, table, &targets, staged, &src, rows)?;
+        Ok((counts, targets))
+    }
+
+    fn check_query(&mut self, q: &str) -> Result<()> {
+        check_query(&mut self.c, q)
+    }
+
+    fn alive(&self) -> bool {
+        !self.c.is_closed()
+    }
+
+    fn columns(&mut self, table: &Table) -> Result<Option<(Table, Vec<Column>)>> {
+        find_table(&mut self.c, table)
+    }
+
+    fn emit(&mut self, cols: &[OutCol], from: &str, what: &str, run: &mut Run) -> Result<()> {
+        let select: Vec<String> = cols
+            .iter()
+            .map(|col| format!("{} AS {}", col.expr, ident(&col.name)))
+            .collect();
+        emit_rows(
+            &mut self.c,
+            &format!("SELECT {} FROM {from}", select.join(", ")),
+            what,
+            run,
+        )
+    }
+
+    fn query(&mut self, q: &str, run: &mut Run, in_tx: bool) -> Result<()> {
+        let q = query_text(q)?;
+        if !in_tx {
+            exec(
+                &mut self.c,
+                "starting the query transaction",
+                "BEGIN READ ONLY",
+            )?;
+        }
+        let result = emit_rows(
+            &mut self.c,
+            &format!("SELECT * FROM ({q}) AS _etl_q"),
+            "--query",
+            run,
+        );
+        if !in_tx {
+            let _ = self.c.batch_execute("ROLLBACK");
+        }
+        result
+    }
 }
 
 /// What the PostgreSQL staging adds to [`Staged`]: which columns have a
@@ -469,93 +569,6 @@ fn ensure_runs_table(c: &mut Client, schema: &str) -> Result<()> {
     )
 }
 
-fn previous_apply(
-    c: &mut Client,
-    table: &Table,
-    mode: Mode,
-    key: &str,
-    sha: &str,
-) -> Result<Option<(String, String)>> {
-    let rows = c
-        .query(
-            &format!(
-                "SELECT run_id, finished_at::text FROM {}._etl_runs \
-                 WHERE \"table\" = $1 AND mode = $2 AND \"key\" = $3 AND input_sha256 = $4 \
-                   AND status = 'ok' ORDER BY finished_at DESC LIMIT 1",
-                ident(&table.schema)
-            ),
-            &[&table.display(), &mode.name(), &key, &sha],
-        )
-        .map_err(|e| conn::err("reading _etl_runs", &e))?;
-    Ok(rows.first().map(|r| (r.get(0), r.get(1))))
-}
-
-#[allow(clippy::too_many_arguments)] // the audit row's fields
-fn audit(
-    c: &mut Client,
-    cli: &Cli,
-    table: &Table,
-    staged: &Staged,
-    started: i64,
-    run: &Run,
-    n: Counts,
-    status: &str,
-) -> Result<()> {
-    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    c.execute(
-        &format!(
-            "INSERT INTO {}._etl_runs VALUES ($1, $2, $3, $4, \
-             'epoch'::timestamptz + ($5::bigint || ' microseconds')::interval, \
-             'epoch'::timestamptz + ($6::bigint || ' microseconds')::interval, \
-             $7, $8, $9, $10, $11, $12, $13, $14)",
-            ident(&table.schema)
-        ),
-        &[
-            &run.run_id(),
-            &table.display(),
-            &cli.mode.name(),
-            &cli.key.join(","),
-            &started,
-            &apply::now_micros(),
-            &i(staged.rows_in),
-            &i(n.inserted),
-            &i(n.updated),
-            &i(n.unchanged),
-            &i(n.deleted),
-            &i(run.records_rejected()),
-            &staged.sha256,
-            &status,
-        ],
-    )
-    .map(|_| ())
-    .map_err(|e| conn::err("writing _etl_runs", &e))
-}
-
-/// An audit row in its own transaction (a skipped replay, a failed run).
-fn audit_alone(
-    c: &mut Client,
-    cli: &Cli,
-    table: &Table,
-    staged: &Staged,
-    started: i64,
-    run: &Run,
-    status: &str,
-) -> Result<()> {
-    exec(c, "starting the audit", "BEGIN")?;
-    ensure_runs_table(c, &table.schema)?;
-    audit(
-        c,
-        cli,
-        table,
-        staged,
-        started,
-        run,
-        Counts::default(),
-        status,
-    )?;
-    exec(c, "committing the audit", "COMMIT")
-}
-
 /// PostgreSQL's DDL for [`apply::resolve_columns`].
 struct PgDdl<'c> {
     c: &'c mut Client,
@@ -596,53 +609,6 @@ impl Ddl for PgDdl<'_> {
     fn inferred(&self, seen: &crate::infer::Seen) -> String {
         types::inferred(seen)
     }
-}
-
-/// Everything between staging and COMMIT.
-#[allow(clippy::too_many_arguments)]
-fn merge_in_tx(
-    c: &mut Client,
-    cli: &Cli,
-    table: &Table,
-    types_arg: &[(String, String)],
-    (staged, layout): (&Staged, &Layout),
-    existing: Option<Vec<Column>>,
-    run: &mut Run,
-) -> Result<(Counts, Vec<Target>)> {
-    if staged.rows == 0 {
-        if !apply::empty_input_empties(cli, table, existing.is_some())? {
-            return Ok((Counts::default(), Vec::new()));
-        }
-        let deleted = count(
-            c,
-            "counting rows",
-            &format!("SELECT count(*) FROM {}", table.sql()),
-        )?;
-        exec(
-            c,
-            "emptying the table",
-            &format!("DELETE FROM {}", table.sql()),
-        )?;
-        return Ok((
-            Counts {
-                deleted,
-                ..Counts::default()
-            },
-            Vec::new(),
-        ));
-    }
-    let targets = apply::resolve_columns(
-        &mut PgDdl { c, mode: cli.mode },
-        cli,
-        table,
-        types_arg,
-        &staged.cols,
-        existing,
-    )?;
-    let rejected = check_types(c, &targets, staged, layout, run)?;
-    let (src, rows) = build_source(c, cli, &targets, staged, layout, staged.rows - rejected)?;
-    let counts = apply_mode(c, cli, table, &targets, staged, &src, rows)?;
-    Ok((counts, targets))
 }
 
 /// Whether the values of target `t` were checked against its type while
@@ -1180,73 +1146,4 @@ fn emit_sql(c: &mut Client, select: &str, what: &str) -> Result<String> {
         proj.join(", "),
         aliases.join(", ")
     ))
-}
-
-/// `--emit` / `--query` output, after COMMIT (or before a dry run's rollback).
-fn emit_after(
-    c: &mut Client,
-    cli: &Cli,
-    table: &Table,
-    run: &mut Run,
-    targets: &[Target],
-    in_tx: bool,
-) -> Result<()> {
-    if let Some(q) = &cli.query {
-        let q = query_text(q)?;
-        if !in_tx {
-            exec(c, "starting the query transaction", "BEGIN READ ONLY")?;
-        }
-        let result = emit_rows(c, &format!("SELECT * FROM ({q}) AS _etl_q"), "--query", run);
-        if !in_tx {
-            let _ = c.batch_execute("ROLLBACK");
-        }
-        return result;
-    }
-    match cli.emit {
-        Emit::None => Ok(()),
-        Emit::Changes => {
-            if targets.is_empty() {
-                return Ok(());
-            }
-            let mut cols: Vec<String> = targets
-                .iter()
-                .map(|t| format!("v{} AS {}", t.idx, ident(&t.name)))
-                .collect();
-            cols.push("_etl_op AS _op".into());
-            emit_rows(
-                c,
-                &format!(
-                    "SELECT {} FROM _etl_ops WHERE _etl_op IN ('insert', 'update') ORDER BY _etl_line",
-                    cols.join(", ")
-                ),
-                "--emit changes",
-                run,
-            )
-        }
-        Emit::Table => {
-            let Some((t, tcols)) = find_table(c, table)? else {
-                return Ok(());
-            };
-            // Names as the table spells them (matched case-insensitively).
-            let named = |k: &String| {
-                let k = k.trim();
-                ident(
-                    tcols
-                        .iter()
-                        .find(|c| c.name.eq_ignore_ascii_case(k))
-                        .map_or(k, |c| c.name.as_str()),
-                )
-            };
-            let order: Vec<String> = if cli.order_by.is_empty() {
-                cli.key.iter().map(named).collect()
-            } else {
-                cli.order_by.iter().map(named).collect()
-            };
-            let mut select = format!("SELECT * FROM {}", t.sql());
-            if !order.is_empty() {
-                let _ = write!(select, " ORDER BY {}", order.join(", "));
-            }
-            emit_rows(c, &select, "--emit table", run)
-        }
-    }
 }

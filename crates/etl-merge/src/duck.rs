@@ -1,0 +1,747 @@
+//! The DuckDB backend: the run in one DuckDB transaction.
+//!
+//! Records stream through DuckDB's Appender (Arrow batches) into a
+//! temporary staging table whose columns are text, plus a typed column for
+//! each column whose type is known in advance (see [`crate::fast`]); type
+//! checks, de-duplication and the merge are set-based SQL over it, and the
+//! audit row lands in `main._etl_runs` in the same transaction. What every
+//! backend shares (the flow, column resolution, emit) is in
+//! [`crate::apply`].
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use duckdb::{params, Connection};
+use etl_core::{Error, Reject, Result, Run};
+
+use crate::apply::{resolve_columns, Audit, Backend, Counts, Ddl, Target};
+use crate::db::{self, Column, Settings, Table};
+use crate::emit::{self, OutCol};
+use crate::fast::Fast;
+use crate::sql::{self, ident, literal};
+use crate::stage::{self, StageCol, Staged, STAGE};
+use crate::{Cli, Mode, OnDuplicateKey};
+
+const RUNS_DDL: &str = "CREATE TABLE IF NOT EXISTS main._etl_runs (\
+    run_id VARCHAR, \"table\" VARCHAR, mode VARCHAR, \"key\" VARCHAR, \
+    started_at TIMESTAMP, finished_at TIMESTAMP, rows_in BIGINT, inserted BIGINT, \
+    updated BIGINT, unchanged BIGINT, deleted BIGINT, rejected BIGINT, \
+    input_sha256 VARCHAR, status VARCHAR)";
+
+/// A DuckDB file, open.
+pub(crate) struct Duck {
+    conn: Connection,
+    /// Where DuckDB spills and the staging spool lives (`FILE.tmp`).
+    tmp: PathBuf,
+}
+
+impl Duck {
+    /// Opens (or creates) the database file with the run's memory limit and
+    /// threads.
+    pub(crate) fn open(cli: &Cli, db_path: &Path) -> Result<Self> {
+        let conn = db::open(
+            db_path,
+            &Settings {
+                memory_limit: cli.memory_limit.as_deref(),
+                threads: cli.threads,
+            },
+        )?;
+        let tmp = db::temp_dir(db_path);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::output(&tmp, &e))?;
+        Ok(Self { conn, tmp })
+    }
+}
+
+impl Backend for Duck {
+    fn default_schema(&self) -> &'static str {
+        "main"
+    }
+
+    fn begin(&mut self, table: &Table) -> Result<Option<Vec<Column>>> {
+        db::exec(&self.conn, "starting the transaction", "BEGIN TRANSACTION")?;
+        table.columns(&self.conn)
+    }
+
+    fn stage(
+        &mut self,
+        cli: &Cli,
+        hints: &[(String, String)],
+        _existing: &[Column],
+        run: &mut Run,
+    ) -> Result<Staged> {
+        stage::stage(
+            &self.conn,
+            &self.tmp,
+            std::io::stdin().lock(),
+            &cli.key,
+            hints,
+            cli.batch_size,
+            run,
+        )
+    }
+
+    fn claim(&mut self, table: &mut Table) -> Result<Option<Vec<Column>>> {
+        db::exec(&self.conn, "creating _etl_runs", RUNS_DDL)?;
+        table.columns(&self.conn)
+    }
+
+    fn previous_apply(
+        &mut self,
+        table: &Table,
+        mode: Mode,
+        key: &str,
+        sha: &str,
+    ) -> Result<Option<(String, String)>> {
+        previous_apply(&self.conn, table, mode, key, sha)
+    }
+
+    fn audit(&mut self, row: &Audit<'_>, alone: bool) -> Result<()> {
+        if alone {
+            // Autocommit: the row is its own transaction.
+            db::exec(&self.conn, "creating _etl_runs", RUNS_DDL)?;
+        }
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                "INSERT INTO main._etl_runs VALUES (?, ?, ?, ?, make_timestamp(?), make_timestamp(?), \
+                 ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    row.run_id,
+                    row.table,
+                    row.mode,
+                    row.key,
+                    row.started,
+                    row.finished,
+                    n(row.rows_in),
+                    n(row.counts.inserted),
+                    n(row.counts.updated),
+                    n(row.counts.unchanged),
+                    n(row.counts.deleted),
+                    n(row.rejected),
+                    row.sha256,
+                    row.status
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| db::err("writing _etl_runs", &e))
+    }
+
+    fn count(&mut self, sql: &str) -> Result<u64> {
+        db::count(&self.conn, sql)
+    }
+
+    fn exec(&mut self, what: &str, sql: &str) -> Result<()> {
+        db::exec(&self.conn, what, sql)
+    }
+
+    fn merge(
+        &mut self,
+        cli: &Cli,
+        table: &Table,
+        types: &[(String, String)],
+        staged: &Staged,
+        existing: Option<Vec<Column>>,
+        run: &mut Run,
+    ) -> Result<(Counts, Vec<Target>)> {
+        let conn = &self.conn;
+        let targets = resolve_columns(
+            &mut DuckDdl(conn),
+            cli,
+            table,
+            types,
+            &staged.cols,
+            existing,
+        )?;
+        check_types(conn, &targets, staged, run)?;
+        let src = build_source(conn, cli, &targets, staged)?;
+        let counts = apply_mode(conn, cli, table, &targets, staged, &src)?;
+        Ok((counts, targets))
+    }
+
+    fn check_query(&mut self, q: &str) -> Result<()> {
+        emit::check_query(&self.conn, q)
+    }
+
+    fn columns(&mut self, table: &Table) -> Result<Option<(Table, Vec<Column>)>> {
+        Ok(table.columns(&self.conn)?.map(|c| (table.clone(), c)))
+    }
+
+    fn emit(&mut self, cols: &[OutCol], from: &str, what: &str, run: &mut Run) -> Result<()> {
+        emit::emit(&self.conn, cols, from, what, run)
+    }
+
+    fn query(&mut self, q: &str, run: &mut Run, in_tx: bool) -> Result<()> {
+        emit::query(&self.conn, q, run, in_tx)
+    }
+}
+
+/// The run of an earlier, successful apply of the same input.
+fn previous_apply(
+    conn: &Connection,
+    table: &Table,
+    mode: Mode,
+    key: &str,
+    sha: &str,
+) -> Result<Option<(String, String)>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT run_id, CAST(finished_at AS VARCHAR) FROM main._etl_runs \
+             WHERE \"table\" = ? AND mode = ? AND \"key\" = ? AND input_sha256 = ? \
+               AND status = 'ok' ORDER BY finished_at DESC LIMIT 1",
+        )
+        .map_err(|e| db::err("reading _etl_runs", &e))?;
+    let mut rows = stmt
+        .query(params![table.display(), mode.name(), key, sha])
+        .map_err(|e| db::err("reading _etl_runs", &e))?;
+    match rows.next().map_err(|e| db::err("reading _etl_runs", &e))? {
+        Some(r) => Ok(Some((
+            r.get(0).map_err(|e| db::err("reading _etl_runs", &e))?,
+            r.get(1).map_err(|e| db::err("reading _etl_runs", &e))?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// DuckDB's DDL.
+struct DuckDdl<'c>(&'c Connection);
+
+impl Ddl for DuckDdl<'_> {
+    fn create_table(&mut self, table: &Table, defs: &[String], _keys: &[&str]) -> Result<()> {
+        db::exec(
+            self.0,
+            "creating the schema",
+            &format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)),
+        )?;
+        self.0
+            .execute_batch(&format!(
+                "CREATE TABLE {} ({})",
+                table.sql(),
+                defs.join(", ")
+            ))
+            .map_err(|e| db::usage_err(&format!("creating {}", table.display()), &e))
+    }
+
+    fn add_column(&mut self, table: &Table, name: &str, ty: &str) -> Result<()> {
+        self.0
+            .execute_batch(&format!(
+                "ALTER TABLE {} ADD COLUMN {} {ty}",
+                table.sql(),
+                ident(name)
+            ))
+            .map_err(|e| db::usage_err(&format!("adding column {name:?}"), &e))
+    }
+
+    fn inferred(&self, seen: &crate::infer::Seen) -> String {
+        seen.duckdb_type()
+    }
+}
+
+/// The staging text of target `t`'s values (see [`crate::fast`]): `c{i}`,
+/// or, if its typed column turned out to have another type than the
+/// target (a safety net: both come from the same type names), the typed
+/// values as text too.
+fn text_sql(t: &Target, staged: &Staged) -> String {
+    let c = StageCol::stage_name(t.idx);
+    match staged.cols[t.idx].fast {
+        Some(f) if Fast::of(&t.ty) != Some(f) => format!(
+            "coalesce({c}, CAST({} AS VARCHAR))",
+            StageCol::typed_name(t.idx)
+        ),
+        _ => c,
+    }
+}
+
+/// The SQL of target `t`'s values in its type: the typed staging column
+/// where the value was staged typed, else the text converted.
+fn value_sql(t: &Target, staged: &Staged) -> String {
+    let converted = convert_sql(t, &text_sql(t, staged));
+    match staged.cols[t.idx].fast {
+        Some(f) if Fast::of(&t.ty) == Some(f) => {
+            format!("coalesce({}, {converted})", StageCol::typed_name(t.idx))
+        }
+        _ => converted,
+    }
+}
+
+/// The SQL that turns a staging text value into the column's type.
+fn convert_sql(t: &Target, v: &str) -> String {
+    let ty = t.ty.trim();
+    if ty.eq_ignore_ascii_case("VARCHAR") {
+        v.to_owned()
+    } else if ty.eq_ignore_ascii_case("JSON") {
+        format!(
+            "CASE WHEN json_valid({v}) THEN CAST({v} AS JSON) ELSE CAST(to_json({v}) AS JSON) END"
+        )
+    } else {
+        format!("CAST({v} AS {ty})")
+    }
+}
+
+/// Values that do not fit their column become rejects (set-based: one
+/// Values that do not fit their column become rejects, and leave the
+/// staging table. One scan finds every bad row (the first bad column of a
+/// row names it); rows are reported in input order.
+fn check_types(
+    conn: &Connection,
+    targets: &[Target],
+    staged: &Staged,
+    run: &mut Run,
+) -> Result<()> {
+    let mut conds: Vec<(&Target, String)> = Vec::new();
+    for t in targets {
+        let ty = t.ty.trim();
+        if sql::takes_any(ty) {
+            continue;
+        }
+        let v = text_sql(t, staged);
+        let mut bad = format!("TRY_CAST({v} AS {ty}) IS NULL");
+        if let Some(scale) = sql::decimal_scale(ty) {
+            // DuckDB rounds 1.005 into DECIMAL(18,2); losing a digit is a reject.
+            let _ = write!(
+                bad,
+                " OR regexp_matches({v}, {})",
+                literal(&format!("^[^eE]*\\.[0-9]{{{scale}}}[0-9]*[1-9]"))
+            );
+        }
+        conds.push((t, format!("({v} IS NOT NULL AND ({bad}))")));
+    }
+    if conds.is_empty() {
+        return Ok(());
+    }
+    let mut which = String::from("CASE");
+    let mut value = String::from("CASE");
+    for (i, (t, c)) in conds.iter().enumerate() {
+        let _ = write!(which, " WHEN {c} THEN {i}");
+        let _ = write!(value, " WHEN {c} THEN {}", text_sql(t, staged));
+    }
+    which.push_str(" END");
+    value.push_str(" END");
+    let any: Vec<&str> = conds.iter().map(|(_, c)| c.as_str()).collect();
+    let any = any.join(" OR ");
+    let sql = format!(
+        "SELECT _etl_line, _etl_off, {which}, {value} FROM {STAGE} WHERE {any} ORDER BY _etl_line"
+    );
+    let bad_rows: Vec<(i64, Option<i64>, i64, String)> = {
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(|e| db::usage_err("checking column types", &e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| db::err("checking types", &e))?
+    };
+    if bad_rows.is_empty() {
+        return Ok(());
+    }
+    for (line, off, col, value) in &bad_rows {
+        let t = conds[usize::try_from(*col).unwrap_or(0)].0;
+        let input_name = &staged.cols[t.idx].name;
+        run.reject(&Reject {
+            line: u64::try_from(*line).unwrap_or(0),
+            error: format!(
+                "column {input_name:?}: {value:?} is not a valid {}",
+                t.ty.trim()
+            ),
+            input: match off {
+                Some(off) => staged.input_at(u64::try_from(*off).unwrap_or(0)),
+                // Never: only records with a value no check can fail are not spooled.
+                None => etl_core::reader::RejectInput::Raw(String::new()),
+            },
+            source: None,
+        })?;
+    }
+    db::exec(
+        conn,
+        "removing rejects",
+        &format!("DELETE FROM {STAGE} WHERE {any}"),
+    )
+}
+
+/// The typed source rows `v{i}`: the staging table cast to the columns'
+/// types, as a subquery. With duplicate keys (and not appending) the last
+/// record per key is materialised in `_etl_src` instead; finding out costs
+/// one hash aggregate, so the common case pays no sort.
+fn build_source(
+    conn: &Connection,
+    cli: &Cli,
+    targets: &[Target],
+    staged: &Staged,
+) -> Result<String> {
+    let mut select = String::from("_etl_line, _etl_absent");
+    for t in targets {
+        let _ = write!(select, ", {} AS v{}", value_sql(t, staged), t.idx);
+    }
+    let typed = format!("(SELECT {select} FROM {STAGE})");
+    let keys: Vec<String> = targets
+        .iter()
+        .filter(|t| t.is_key)
+        .map(|t| format!("v{}", t.idx))
+        .collect();
+    if keys.is_empty() || cli.mode == Mode::Append || staged.keys_increasing {
+        return Ok(typed);
+    }
+    let key_list = keys.join(", ");
+    let key_text: Vec<String> = keys
+        .iter()
+        .map(|k| format!("CAST({k} AS VARCHAR)"))
+        .collect();
+    let sql = format!(
+        "SELECT concat_ws(', ', {}), min(_etl_line), max(_etl_line) FROM {typed} \
+         GROUP BY {key_list} HAVING count(*) > 1 ORDER BY min(_etl_line) LIMIT 1",
+        key_text.join(", ")
+    );
+    let dup: Option<(String, i64, i64)> = conn
+        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map(Some)
+        .or_else(|e| match e {
+            duckdb::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(db::err("checking duplicate keys", &e)),
+        })?;
+    let Some((key, first, last)) = dup else {
+        return Ok(typed);
+    };
+    if cli.on_duplicate_key == OnDuplicateKey::Fail {
+        let names: Vec<&str> = targets
+            .iter()
+            .filter(|t| t.is_key)
+            .map(|t| staged.cols[t.idx].name.as_str())
+            .collect();
+        return Err(Error::data(format!(
+            "duplicate key ({}) = ({key}) on lines {first} and {last} (--on-duplicate-key fail)",
+            names.join(", ")
+        )));
+    }
+    db::exec(
+        conn,
+        "de-duplicating keys",
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE _etl_src AS SELECT * FROM {typed} \
+             QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY _etl_line DESC) = 1"
+        ),
+    )?;
+    Ok("_etl_src".into())
+}
+
+/// Applies the source rows (`src`: a subquery or `_etl_src`) to the target by mode; leaves `_etl_ops` (the rows
+/// with `_etl_op`) for `--emit changes`.
+fn apply_mode(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    targets: &[Target],
+    staged: &Staged,
+    src: &str,
+) -> Result<Counts> {
+    let t_sql = table.sql();
+    let col_list: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
+    let v_list: Vec<String> = targets.iter().map(|t| format!("v{}", t.idx)).collect();
+    let insert = |filter: &str| {
+        format!(
+            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops {filter}",
+            col_list.join(", "),
+            v_list.join(", ")
+        )
+    };
+    match cli.mode {
+        Mode::Append | Mode::Replace => {
+            let deleted = if cli.mode == Mode::Replace {
+                let n = db::count(conn, &format!("SELECT count(*) FROM {t_sql}"))?;
+                db::exec(conn, "emptying the table", &format!("DELETE FROM {t_sql}"))?;
+                n
+            } else {
+                0
+            };
+            db::exec(
+                conn,
+                "preparing rows",
+                &format!(
+                    "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT *, 'insert' AS _etl_op FROM {src}"
+                ),
+            )?;
+            drop_staging(conn)?;
+            db::exec(conn, "inserting rows", &insert(""))?;
+            let inserted = db::count(conn, "SELECT count(*) FROM _etl_ops")?;
+            Ok(Counts {
+                inserted,
+                deleted,
+                ..Counts::default()
+            })
+        }
+        Mode::Merge | Mode::InsertNew => merge_ops(conn, cli, table, targets, staged, src, &insert),
+    }
+}
+
+/// `merge` and `insert-new`: classify every source row against the table
+/// (insert, update, unchanged) into `_etl_ops`, then apply.
+fn merge_ops(
+    conn: &Connection,
+    cli: &Cli,
+    table: &Table,
+    targets: &[Target],
+    staged: &Staged,
+    src: &str,
+    insert: &dyn Fn(&str) -> String,
+) -> Result<Counts> {
+    let t_sql = table.sql();
+    let keys: Vec<&Target> = targets.iter().filter(|t| t.is_key).collect();
+    let on: Vec<String> = keys
+        .iter()
+        .map(|k| format!("s.v{} = t.{}", k.idx, ident(&k.name)))
+        .collect();
+    let hit = format!("t.{} IS NOT NULL", ident(&keys[0].name));
+    // The matched row's rowid: updated rows are removed by it (a join on
+    // 8-byte integers, where a join on text keys ran out of memory on 5M
+    // updates under --memory-limit 256MB).
+    let mut select = String::from("s._etl_line, t.rowid AS _etl_rowid");
+    // Table columns the input lacks ride along, so an updated row can be
+    // re-inserted whole (see below).
+    let all_cols = table.columns(conn)?.unwrap_or_default();
+    let extra: Vec<&Column> = all_cols
+        .iter()
+        .filter(|c| !targets.iter().any(|t| t.name.eq_ignore_ascii_case(&c.name)))
+        .collect();
+    for (j, c) in extra.iter().enumerate() {
+        let _ = write!(select, ", t.{} AS x{j}", ident(&c.name));
+    }
+    let mut differs = Vec::new();
+    for t in targets {
+        let sv = format!("s.v{}", t.idx);
+        let tv = format!("t.{}", ident(&t.name));
+        let absent = staged.cols[t.idx].absent_sql(t.idx, "s");
+        match (&absent, t.is_key) {
+            (Some(a), false) => {
+                let _ = write!(
+                    select,
+                    ", CASE WHEN {hit} AND {a} THEN {tv} ELSE {sv} END AS v{}",
+                    t.idx
+                );
+                differs.push(format!("(NOT {a} AND {sv} IS DISTINCT FROM {tv})"));
+            }
+            (None, false) => {
+                let _ = write!(select, ", {sv} AS v{}", t.idx);
+                differs.push(format!("{sv} IS DISTINCT FROM {tv}"));
+            }
+            (_, true) => {
+                let _ = write!(select, ", {sv} AS v{}", t.idx);
+            }
+        }
+    }
+    let changed = if differs.is_empty() || cli.mode == Mode::InsertNew {
+        "false".to_owned()
+    } else {
+        differs.join(" OR ")
+    };
+    let on = on.join(" AND ");
+    db::exec(
+        conn,
+        "comparing with the table",
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT {select}, \
+             CASE WHEN NOT ({hit}) THEN 'insert' WHEN {changed} THEN 'update' \
+             ELSE 'unchanged' END AS _etl_op \
+             FROM {src} AS s LEFT JOIN {t_sql} AS t ON {on}"
+        ),
+    )?;
+    drop_staging(conn)?;
+    let (inserted, updated, unchanged) = conn
+        .query_row(
+            "SELECT count(*) FILTER (WHERE _etl_op = 'insert'), \
+             count(*) FILTER (WHERE _etl_op = 'update'), \
+             count(*) FILTER (WHERE _etl_op = 'unchanged') FROM _etl_ops",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .map_err(|e| db::err("counting changes", &e))?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let mut new_written = false;
+    if updated > 0 {
+        if has_unique_constraint(conn, table)? || !update_too_big(conn, targets, n(updated))? {
+            update_in_place(conn, table, targets, &keys)?;
+        } else {
+            // With no other table columns (whose defaults new rows must
+            // get), one INSERT writes the new rows too: one scan, not two.
+            new_written = extra.is_empty() && inserted > 0;
+            replace_updated_rows(conn, table, targets, &extra, new_written)?;
+        }
+    }
+    if inserted > 0 && !new_written {
+        db::exec(conn, "inserting rows", &insert("WHERE _etl_op = 'insert'"))?;
+    }
+    Ok(Counts {
+        inserted: n(inserted),
+        updated: n(updated),
+        unchanged: n(unchanged),
+        deleted: 0,
+    })
+}
+
+/// Whether an in-place UPDATE of `rows` rows could outgrow DuckDB's memory
+/// limit: DuckDB holds updated values in memory until COMMIT (they cannot
+/// spill), so past a quarter of the limit the rows are replaced instead
+/// (delete + insert, which spills). A heuristic: about 16 bytes per value,
+/// twice over (old and new versions).
+fn update_too_big(conn: &Connection, targets: &[Target], rows: u64) -> Result<bool> {
+    let limit: String = conn
+        .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+        .map_err(|e| db::err("reading the memory limit", &e))?;
+    let Some(limit) = duckdb_size(&limit) else {
+        return Ok(false);
+    };
+    let cols = targets.iter().filter(|t| !t.is_key).count() as u64;
+    let estimate = rows.saturating_mul(cols * 16 + 16).saturating_mul(2);
+    Ok(estimate > limit / 4)
+}
+
+/// DuckDB's rendering of a size (`244.1 MiB`, `19.1 GiB`, `1000 bytes`) in bytes.
+fn duckdb_size(text: &str) -> Option<u64> {
+    let (num, unit) = text
+        .trim()
+        .split_once(' ')
+        .unwrap_or((text.trim(), "bytes"));
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "bytes" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return None,
+    };
+    let bytes = n * mult;
+    // A positive, finite size that fits u64 (checked above), rounded down.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (0.0..1.8e19).contains(&bytes).then_some(bytes as u64)
+}
+
+/// Updated rows are deleted and inserted again, whole: DuckDB keeps the
+/// values of an in-place UPDATE in memory until COMMIT, so updating 5M rows
+/// under `--memory-limit 256MB` dies, while deletes are a bitmap and
+/// inserted row groups spill to disk. The row's values are the merged ones
+/// from `_etl_ops` (input columns, absent ones and the table's other columns
+/// taken from the old row). With `and_new`, the inserted rows are written
+/// by the same statement.
+fn replace_updated_rows(
+    conn: &Connection,
+    table: &Table,
+    targets: &[Target],
+    extra: &[&Column],
+    and_new: bool,
+) -> Result<()> {
+    let t_sql = table.sql();
+    // By rowid (the compare step recorded it, in this transaction): a
+    // semi-join on integers instead of a join on the key's text.
+    db::exec(
+        conn,
+        "removing the old versions of updated rows",
+        &format!(
+            "DELETE FROM {t_sql} WHERE rowid IN \
+             (SELECT _etl_rowid FROM _etl_ops WHERE _etl_op = 'update')"
+        ),
+    )?;
+    let mut cols: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
+    let mut vals: Vec<String> = targets.iter().map(|t| format!("v{}", t.idx)).collect();
+    for (j, c) in extra.iter().enumerate() {
+        cols.push(ident(&c.name));
+        vals.push(format!("x{j}"));
+    }
+    let (what, ops) = if and_new {
+        ("writing updated and new rows", "'update', 'insert'")
+    } else {
+        ("writing updated rows", "'update'")
+    };
+    db::exec(
+        conn,
+        what,
+        &format!(
+            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops WHERE _etl_op IN ({ops})",
+            cols.join(", "),
+            vals.join(", ")
+        ),
+    )
+}
+
+/// A table with a PRIMARY KEY or UNIQUE constraint (made by hand) is
+/// updated in place, which such indexes handle best.
+fn update_in_place(
+    conn: &Connection,
+    table: &Table,
+    targets: &[Target],
+    keys: &[&Target],
+) -> Result<()> {
+    let sets: Vec<String> = targets
+        .iter()
+        .filter(|t| !t.is_key)
+        .map(|t| format!("{} = _etl_o.v{}", ident(&t.name), t.idx))
+        .collect();
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let key_match: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{}.{} = _etl_o.v{}",
+                ident(&table.name),
+                ident(&k.name),
+                k.idx
+            )
+        })
+        .collect();
+    db::exec(
+        conn,
+        "updating rows",
+        &format!(
+            "UPDATE {} SET {} FROM _etl_ops AS _etl_o \
+             WHERE _etl_o._etl_op = 'update' AND {}",
+            table.sql(),
+            sets.join(", "),
+            key_match.join(" AND ")
+        ),
+    )
+}
+
+fn has_unique_constraint(conn: &Connection, table: &Table) -> Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM duckdb_constraints() \
+         WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?) \
+           AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+        [&table.schema, &table.name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(|e| db::err("reading the table's constraints", &e))
+}
+
+/// Once `_etl_ops` holds the typed rows, the staging tables only take
+/// memory (or spill space): drop them before the table is written.
+fn drop_staging(conn: &Connection) -> Result<()> {
+    db::exec(
+        conn,
+        "dropping the staging tables",
+        &format!("DROP TABLE IF EXISTS _etl_src; DROP TABLE IF EXISTS {STAGE};"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duckdb_size;
+
+    #[test]
+    fn duckdb_sizes_parse() {
+        assert_eq!(duckdb_size("244.1 MiB"), Some(255_957_401));
+        assert_eq!(duckdb_size("1000 bytes"), Some(1000));
+        assert_eq!(duckdb_size("19.1 GiB"), Some(20_508_468_838));
+        assert_eq!(duckdb_size("2 GB"), Some(2_000_000_000));
+        assert_eq!(duckdb_size("lots"), None);
+        assert_eq!(duckdb_size("1 XB"), None);
+    }
+}
