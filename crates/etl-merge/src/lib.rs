@@ -93,7 +93,9 @@ require (TLS, the certificate unchecked unless sslrootcert is given), verify-ca 
 verify-full (the chain and the host name); roots are sslrootcert (a PEM file, or system), \
 else ~/.postgresql/root.crt, else the system's. TLS is rustls; the password is never logged \
 (the server is named user@host:port/dbname). Records stream through one binary COPY into a \
-temporary table; the merge is one INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE the row \
+temporary table (a value of a column the table has, in its type's plain form, is sent in \
+that type's binary format; any other value as text, for PostgreSQL's input function to \
+decide); the merge is one INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE the row \
 IS DISTINCT FROM the new values, so equal rows are not written (no dead tuples). A new table \
 gets PRIMARY KEY (key); an existing table needs a primary key or unique index on the key. \
 Types are PostgreSQL's (--types amount=numeric(12,2),day=date,tags=jsonb); inferred ones \
@@ -105,7 +107,8 @@ new columns included), so each key ends up once with the last committer's values
 serialization failure or deadlock (from other writers) is retried, then exits 75. A lost \
 connection or a stopped server exits 75 with nothing committed; a server unreachable after \
 retries exits 69, a refused password or an untrusted certificate 77, a database that does \
-not exist 78. --memory-limit and --threads are DuckDB's and refused (64).
+not exist 78. --memory-limit and --threads are DuckDB's and refused (64). --emit and \
+--query write the same JSON as on DuckDB (timestamps as 2026-11-21 08:30:00).
 
 Every run appends a row to main._etl_runs (run_id, table, mode, key, started_at, \
 finished_at, rows_in, inserted, updated, unchanged, deleted, rejected, input_sha256, \

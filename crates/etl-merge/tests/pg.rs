@@ -7,98 +7,50 @@ mod common;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{run_cmd, Out};
-use etl_testkit::pg::{Cluster, PASSWORD, USER};
+use common::{run_cmd, Out, Scratch};
+use etl_testkit::pg::{PASSWORD, USER};
 
 const ORDERS: &str = r#"{"id":1,"customer":"Ada","amount":12.50,"qty":2,"paid":true}
 {"id":2,"customer":"Bob","amount":7.25,"qty":1,"paid":false}
 {"id":3,"customer":"Cy","amount":100,"qty":10,"paid":null}
 "#;
 
-struct Pg {
-    cl: Cluster,
-    dir: tempfile::TempDir,
+/// The helpers only these tests use, on a PostgreSQL [`Scratch`].
+trait PgExt {
+    /// psql's unaligned output of `q`.
+    fn sql(&self, q: &str) -> String;
+    /// Row count and an md5 of every row of `table`, in key order.
+    fn checksum(&self, table: &str) -> String;
+    /// `name:type,...` of `table`.
+    fn type_list(&self, table: &str) -> String;
 }
 
-impl Pg {
-    fn new() -> Self {
-        Self {
-            cl: Cluster::start(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn url(&self) -> String {
-        self.cl.url("postgres", "verify-full")
-    }
-
-    /// etl-merge with `--db URL` and a clean environment (no PG* variables).
-    fn cmd_at(&self, url: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(common::BIN);
-        c.current_dir(self.dir.path())
-            .arg("--db")
-            .arg(url)
-            .args(args)
-            .env("ETL_LOG_FORMAT", "json")
-            .env("HOME", self.dir.path());
-        for v in [
-            "ETL_RUN_ID",
-            "ETL_DB",
-            "ETL_LOG",
-            "ETL_MEMORY_LIMIT",
-            "ETL_THREADS",
-            "ETL_MERGE_PAUSE_AT",
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGPASSWORD",
-            "PGPASSFILE",
-            "PGSSLMODE",
-            "PGSSLROOTCERT",
-        ] {
-            c.env_remove(v);
-        }
-        c
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        self.cmd_at(&self.url(), args)
-    }
-
-    fn merge(&self, args: &[&str], stdin: &str) -> Out {
-        run_cmd(self.cmd(args), stdin.as_bytes())
-    }
-
+impl PgExt for Scratch {
     fn sql(&self, q: &str) -> String {
-        self.cl.psql("postgres", q)
+        self.cluster().psql("postgres", q)
     }
 
-    /// Row count and an md5 of every row of `table`, in key order.
     fn checksum(&self, table: &str) -> String {
         self.sql(&format!(
             "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM {table} t"
         ))
     }
 
-    fn types(&self, table: &str) -> String {
-        self.sql(&format!(
-            "SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attnum) \
-             FROM pg_attribute WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped"
-        ))
+    fn type_list(&self, table: &str) -> String {
+        self.types(table).join(",")
     }
 }
 
 #[test]
 fn creates_merges_and_leaves_equal_rows_unwritten() {
-    let p = Pg::new();
+    let p = Scratch::pg();
     let out = p.merge(&["--table", "orders", "--key", "id"], ORDERS);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
-        p.types("orders"),
+        p.type_list("orders"),
         "id:bigint,customer:text,amount:numeric(38,2),qty:bigint,paid:boolean"
     );
     assert_eq!(
@@ -166,7 +118,7 @@ fn creates_merges_and_leaves_equal_rows_unwritten() {
 /// through the server's input functions in the same columns.
 #[test]
 fn binary_staged_values_equal_postgresqls_own_text_input() {
-    let p = Pg::new();
+    let p = Scratch::pg();
     let ddl = "(id int PRIMARY KEY, s smallint, i integer, b bigint, n numeric(12,2), u numeric, \
                r real, d double precision, f boolean, t text, v varchar(5))";
     p.sql(&format!(
@@ -228,7 +180,7 @@ fn binary_staged_values_equal_postgresqls_own_text_input() {
 
 #[test]
 fn values_postgresql_refuses_are_rejects_naming_line_column_and_value() {
-    let p = Pg::new();
+    let p = Scratch::pg();
     let rejects = p.dir.path().join("rejects.ndjson");
     let input = "{\"id\":1,\"amount\":\"12.50\",\"day\":\"2024-01-05\"}\n\
                  {\"id\":2,\"amount\":\"abc\",\"day\":\"2024-01-05\"}\n\
@@ -297,7 +249,7 @@ fn values_postgresql_refuses_are_rejects_naming_line_column_and_value() {
 #[test]
 #[allow(clippy::too_many_lines)] // one table through every mode, in order
 fn modes_emit_query_and_dry_run() {
-    let p = Pg::new();
+    let p = Scratch::pg();
     assert_eq!(
         p.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
         0
@@ -430,8 +382,8 @@ fn modes_emit_query_and_dry_run() {
 
 #[test]
 fn connection_settings_tls_and_exit_codes() {
-    let p = Pg::new();
-    let port = p.cl.port;
+    let p = Scratch::pg();
+    let port = p.cluster().port;
     let ok = |out: &Out| assert_eq!(out.code, 0, "{}", out.stderr);
     // verify-full with the test CA; the password is in no log line.
     let mut c = p.cmd(&["--table", "a", "--key", "id"]);
@@ -456,7 +408,7 @@ fn connection_settings_tls_and_exit_codes() {
     );
     assert_eq!(out.code, 64, "{}", out.stderr);
     // A CA that did not sign the server's certificate: refused (77).
-    let wrong_ca = p.cl.dir().join("server.crt");
+    let wrong_ca = p.cluster().dir().join("server.crt");
     let url = format!(
         "postgres://{USER}:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={}",
         wrong_ca.display()
@@ -469,7 +421,7 @@ fn connection_settings_tls_and_exit_codes() {
     // A wrong password: 77, and the password is not repeated.
     let url = format!(
         "postgres://{USER}:not-the-password@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={}",
-        p.cl.ca().display()
+        p.cluster().ca().display()
     );
     let out = run_cmd(
         p.cmd_at(&url, &["--table", "a", "--key", "id"]),
@@ -480,7 +432,7 @@ fn connection_settings_tls_and_exit_codes() {
     // A database that does not exist: 78.
     let out = run_cmd(
         p.cmd_at(
-            &p.cl.url("nosuchdb", "verify-full"),
+            &p.cluster().url("nosuchdb", "verify-full"),
             &["--table", "a", "--key", "id"],
         ),
         b"{\"id\":3}\n",
@@ -523,7 +475,7 @@ fn connection_settings_tls_and_exit_codes() {
         .env("PGUSER", USER)
         .env("PGDATABASE", "postgres")
         .env("PGSSLMODE", "verify-full")
-        .env("PGSSLROOTCERT", p.cl.ca())
+        .env("PGSSLROOTCERT", p.cluster().ca())
         .env("PGPASSFILE", &pgpass);
     ok(&run_cmd(c, b"{\"id\":4}\n"));
     assert_eq!(
@@ -544,7 +496,7 @@ fn writer_input(n: u64) -> String {
 
 #[test]
 fn four_writers_on_overlapping_keys_leave_each_key_once_with_the_last_writers_values() {
-    let p = Pg::new();
+    let p = Scratch::pg();
     // All four start before the table exists: creation is raced too.
     let children: Vec<(u64, Child)> = (0..4)
         .map(|n| {
@@ -604,7 +556,7 @@ fn four_writers_on_overlapping_keys_leave_each_key_once_with_the_last_writers_va
 }
 
 /// Spawns a merge whose stdin the test writes, and stderr it reads.
-fn spawn(p: &Pg, args: &[&str], env: &[(&str, &str)]) -> Child {
+fn spawn(p: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut c = p.cmd(args);
     c.envs(env.iter().copied())
         .stdin(Stdio::piped())
@@ -635,7 +587,7 @@ fn rows(from: u64, n: u64, v: u64) -> String {
 
 #[test]
 fn kills_lost_connections_and_a_stopped_server_leave_the_table_as_it_was() {
-    let p = Pg::new();
+    let p = Scratch::pg();
     let args = ["--table", "t", "--key", "id"];
     assert_eq!(p.merge(&args, &rows(0, 1000, 1)).code, 0);
     let before = p.checksum("t");
@@ -690,7 +642,7 @@ fn kills_lost_connections_and_a_stopped_server_leave_the_table_as_it_was() {
     stdin.write_all(rows(500, 500, 2).as_bytes()).unwrap();
     stdin.flush().unwrap();
     wait_for("the COPY", || p.sql(copying) == "1");
-    p.cl.stop();
+    p.cluster().stop();
     let _ = stdin.write_all(rows(1000, 100_000, 2).as_bytes());
     drop(stdin);
     let out = child.wait_with_output().unwrap();
@@ -700,16 +652,16 @@ fn kills_lost_connections_and_a_stopped_server_leave_the_table_as_it_was() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    p.cl.restart();
+    p.cluster().restart();
     assert_eq!(p.checksum("t"), before, "stopped server");
 
     // SIGKILL at arbitrary instants: the table is the before or the after state.
     p.sql("CREATE DATABASE ref");
-    let ref_url = p.cl.url("ref", "verify-full");
+    let ref_url = p.cluster().url("ref", "verify-full");
     for input in [rows(0, 1000, 1), next.clone()] {
         assert_eq!(run_cmd(p.cmd_at(&ref_url, &args), input.as_bytes()).code, 0);
     }
-    let after = p.cl.psql(
+    let after = p.cluster().psql(
         "ref",
         "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM t t",
     );
@@ -736,7 +688,7 @@ fn kills_lost_connections_and_a_stopped_server_leave_the_table_as_it_was() {
 
 #[test]
 fn new_columns_composite_keys_key_rejects_and_hostile_names() {
-    let p = Pg::new();
+    let p = Scratch::pg();
     let k = ["--table", "lines", "--key", "order_id,line_no"];
     let base = "{\"order_id\":\"A\",\"line_no\":1,\"qty\":2}\n{\"order_id\":\"A\",\"line_no\":2,\"qty\":3}\n";
     assert_eq!(p.merge(&k, base).code, 0);
@@ -749,12 +701,15 @@ fn new_columns_composite_keys_key_rejects_and_hostile_names() {
     let mut args = k.to_vec();
     args.extend(["--on-new-column", "ignore"]);
     assert_eq!(p.merge(&args, wider).code, 0);
-    assert_eq!(p.types("lines"), "order_id:text,line_no:bigint,qty:bigint");
+    assert_eq!(
+        p.type_list("lines"),
+        "order_id:text,line_no:bigint,qty:bigint"
+    );
     let mut args = k.to_vec();
     args.extend(["--on-new-column", "add", "--force"]);
     assert_eq!(p.merge(&args, wider).code, 0);
     assert_eq!(
-        p.types("lines"),
+        p.type_list("lines"),
         "order_id:text,line_no:bigint,qty:bigint,note:text"
     );
     assert_eq!(

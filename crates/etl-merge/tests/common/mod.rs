@@ -133,11 +133,20 @@ impl Scratch {
             None => self.conn().execute_batch(sql).unwrap(),
         }
     }
+    /// The PostgreSQL cluster (a test that asked for [`Scratch::pg`]).
+    pub fn cluster(&self) -> &Cluster {
+        self.pg.as_ref().expect("a PostgreSQL scratch")
+    }
     pub fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_at(&self.db_arg(), args)
+    }
+    /// etl-merge with `--db db` and a clean environment (no `ETL_*`
+    /// settings, no `PG*` variables, `HOME` the scratch directory).
+    pub fn cmd_at(&self, db: &str, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.current_dir(self.dir.path())
             .arg("--db")
-            .arg(self.db_arg())
+            .arg(db)
             .args(args)
             .env("ETL_LOG_FORMAT", "json")
             .env("HOME", self.dir.path());
