@@ -178,6 +178,37 @@ fn binary_staged_values_equal_postgresqls_own_text_input() {
     assert_eq!(out.summary()["unchanged"], 6, "{}", out.summary());
 }
 
+/// The merge leaves equal rows alone by comparing old and new values; a
+/// `json` column has no equality operator (the comparison failed), and a
+/// `box`'s `=` compares areas (a moved box of the same area looked
+/// unchanged): both are compared by value.
+#[test]
+fn columns_without_a_true_equality_are_compared_by_value() {
+    let p = Scratch::pg();
+    p.sql("CREATE TABLE docs (id int PRIMARY KEY, doc json, shape box)");
+    let args = ["--table", "docs", "--key", "id"];
+    let day1 = "{\"id\":1,\"doc\":{\"a\":1},\"shape\":\"(1,1),(0,0)\"}\n\
+                {\"id\":2,\"doc\":[1,2],\"shape\":\"(2,2),(0,0)\"}\n";
+    let out = p.merge(&args, day1);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary()["inserted"], 2);
+    // Id 1 is as it was; id 2's box moved (the same area, 4).
+    let day2 = "{\"id\":1,\"doc\":{\"a\":1},\"shape\":\"(1,1),(0,0)\"}\n\
+                {\"id\":2,\"doc\":[1,2],\"shape\":\"(4,1),(0,0)\"}\n";
+    let out = p.merge(&args, day2);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let sum = out.summary();
+    assert_eq!(
+        (&sum["updated"], &sum["unchanged"]),
+        (&1.into(), &1.into()),
+        "{sum}"
+    );
+    assert_eq!(
+        p.sql("SELECT id, doc, shape FROM docs ORDER BY id"),
+        "1|{\"a\":1}|(1,1),(0,0)\n2|[1,2]|(4,1),(0,0)"
+    );
+}
+
 #[test]
 fn values_postgresql_refuses_are_rejects_naming_line_column_and_value() {
     let p = Scratch::pg();

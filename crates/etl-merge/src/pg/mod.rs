@@ -995,11 +995,11 @@ fn merge_rows(
             .collect();
         let old: Vec<String> = others
             .iter()
-            .map(|t| format!("t.{}", ident(&t.name)))
+            .map(|t| types::comparable(&format!("t.{}", ident(&t.name)), &t.ty))
             .collect();
         let new: Vec<String> = others
             .iter()
-            .map(|t| format!("EXCLUDED.{}", ident(&t.name)))
+            .map(|t| types::comparable(&format!("EXCLUDED.{}", ident(&t.name)), &t.ty))
             .collect();
         // Equal rows are not written: no new row version, no dead tuple.
         format!(

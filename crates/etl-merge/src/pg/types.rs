@@ -427,6 +427,23 @@ pub fn cast_sql(v: &str, ty: &str) -> String {
     }
 }
 
+/// `expr` in a form whose equality says whether a value changed, for the
+/// merge's `IS DISTINCT FROM`: `json` has no equality operator (compared as
+/// `jsonb`), and neither have `xml` and most geometric types, while `box`'s
+/// `=` compares areas; those, and arrays of them, are compared as text.
+/// Other types compare as they are.
+pub fn comparable(expr: &str, ty: &str) -> String {
+    let t = norm(ty);
+    let base = t.trim_end_matches("[]");
+    match base {
+        "json" if base.len() == t.len() => format!("{expr}::jsonb"),
+        "json" | "xml" | "point" | "line" | "lseg" | "box" | "path" | "polygon" | "circle" => {
+            format!("{expr}::text")
+        }
+        _ => expr.to_owned(),
+    }
+}
+
 /// A temporary PL/pgSQL function `pg_temp.{name}(text) -> boolean`: whether
 /// PostgreSQL takes the text as a value of `ty` by assignment (as the
 /// INSERT will), and, for numeric(p,s), without rounding.
@@ -554,6 +571,15 @@ mod tests {
             "x"
         );
         assert!(staged_text(None, &Cell::Null).is_none());
+    }
+
+    #[test]
+    fn values_without_a_true_equality_compare_as_jsonb_or_text() {
+        assert_eq!(comparable("t.a", "json"), "t.a::jsonb");
+        assert_eq!(comparable("t.a", "JSON[]"), "t.a::text");
+        assert_eq!(comparable("t.a", "box"), "t.a::text");
+        assert_eq!(comparable("t.a", "jsonb"), "t.a");
+        assert_eq!(comparable("t.a", "numeric(12,2)"), "t.a");
     }
 
     #[test]
