@@ -102,6 +102,9 @@ pub(crate) trait Backend {
 #[derive(Debug)]
 pub(crate) struct Audit<'a> {
     pub run_id: String,
+    /// The table's schema, where PostgreSQL keeps `_etl_runs`.
+    pub schema: String,
+    /// `schema.table`.
     pub table: String,
     pub mode: &'static str,
     pub key: String,
@@ -154,6 +157,7 @@ fn flow(
     let key_text = cli.key.join(",");
     let audit = |run: &Run, table: &Table, counts: Counts, status: &'static str| Audit {
         run_id: run.run_id().to_owned(),
+        schema: table.schema.clone(),
         table: table.display(),
         mode: cli.mode.name(),
         key: key_text.clone(),

@@ -442,13 +442,13 @@ both! {
             + "\n";
         for _ in 0..2 {
             let out = s.merge(
-                &["--table", evil, "--schema", "my schema", "--key", "id"],
+                &["--table", evil, "--schema", "my. schema", "--key", "id"],
                 &input,
             );
             assert_eq!(out.code, 0, "{}", out.stderr);
         }
         let sql = "SELECT \"id\", \"a\"\"; DROP TABLE t; --\", \"select\", \"naïve col\" \
-                   FROM \"my schema\".\"a\"\"; DROP TABLE t; --\"";
+                   FROM \"my. schema\".\"a\"\"; DROP TABLE t; --\"";
         assert_eq!(
             s.rows(sql),
             ["x'); DROP TABLE t; --|v\"; DELETE FROM t; --|1|ü"]

@@ -220,11 +220,11 @@ impl Backend for Pg {
     }
 
     fn audit(&mut self, row: &Audit<'_>, alone: bool) -> Result<()> {
-        let schema = row.table.split('.').next().unwrap_or("public").to_owned();
+        let schema = &row.schema;
         let c = &mut self.c;
         if alone {
             exec(c, "starting the audit", "BEGIN")?;
-            ensure_runs_table(c, &schema)?;
+            ensure_runs_table(c, schema)?;
         }
         let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         c.execute(
@@ -233,7 +233,7 @@ impl Backend for Pg {
                  'epoch'::timestamptz + ($5::bigint || ' microseconds')::interval, \
                  'epoch'::timestamptz + ($6::bigint || ' microseconds')::interval, \
                  $7, $8, $9, $10, $11, $12, $13, $14)",
-                ident(&schema)
+                ident(schema)
             ),
             &[
                 &row.run_id,
