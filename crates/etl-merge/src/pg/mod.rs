@@ -276,19 +276,33 @@ impl Backend for Pg {
         existing: Option<Vec<Column>>,
         run: &mut Run,
     ) -> Result<(Counts, Vec<Target>)> {
+        let mut ddl = PgDdl {
+            c: &mut self.c,
+            mode: cli.mode,
+            deferred_key: None,
+        };
+        let targets = apply::resolve_columns(&mut ddl, cli, table, types, &staged.cols, existing)?;
+        let deferred_key = ddl.deferred_key.take();
         let c = &mut self.c;
-        let targets = apply::resolve_columns(
-            &mut PgDdl { c, mode: cli.mode },
-            cli,
-            table,
-            types,
-            &staged.cols,
-            existing,
-        )?;
         let layout = &self.layout;
         let rejected = check_types(c, &targets, staged, layout, run)?;
         let (src, rows) = build_source(c, cli, &targets, staged, layout, staged.rows - rejected)?;
-        let counts = apply_mode(c, cli, table, &targets, staged, &src, rows)?;
+        // A table created by this run is empty: its de-duplicated rows are
+        // inserted as they are, and its primary key built once, after them
+        // (a sort, not a million index insertions).
+        let mode = if deferred_key.is_some() {
+            Mode::Append
+        } else {
+            cli.mode
+        };
+        let counts = apply_mode(c, cli, mode, table, &targets, staged, &src, rows)?;
+        if let Some(pk) = deferred_key {
+            exec(
+                c,
+                "adding the primary key",
+                &format!("ALTER TABLE {} ADD {pk}", table.sql()),
+            )?;
+        }
         Ok((counts, targets))
     }
 
@@ -573,6 +587,9 @@ fn ensure_runs_table(c: &mut Client, schema: &str) -> Result<()> {
 struct PgDdl<'c> {
     c: &'c mut Client,
     mode: Mode,
+    /// The `PRIMARY KEY (...)` of a table created here, added after its
+    /// first rows.
+    deferred_key: Option<String>,
 }
 
 impl Ddl for PgDdl<'_> {
@@ -584,12 +601,12 @@ impl Ddl for PgDdl<'_> {
                 &format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)),
             )?;
         }
-        let mut defs = defs.join(", ");
+        let defs = defs.join(", ");
         // The key is the primary key (what ON CONFLICT needs), except for
-        // tables that only ever get appended to.
+        // tables that only ever get appended to; added after the rows.
         if !keys.is_empty() && self.mode != Mode::Append {
             let k: Vec<String> = keys.iter().map(|k| ident(k)).collect();
-            let _ = write!(defs, ", PRIMARY KEY ({})", k.join(", "));
+            self.deferred_key = Some(format!("PRIMARY KEY ({})", k.join(", ")));
         }
         self.c
             .batch_execute(&format!("CREATE TABLE {} ({defs})", table.sql()))
@@ -853,9 +870,11 @@ fn create_ops(c: &mut Client, table: &Table, targets: &[Target]) -> Result<()> {
 }
 
 /// Applies the source rows to the table by mode.
+#[allow(clippy::too_many_arguments)]
 fn apply_mode(
     c: &mut Client,
     cli: &Cli,
+    mode: Mode,
     table: &Table,
     targets: &[Target],
     staged: &Staged,
@@ -869,9 +888,9 @@ fn apply_mode(
     if emit_changes {
         create_ops(c, table, targets)?;
     }
-    match cli.mode {
+    match mode {
         Mode::Append | Mode::Replace => {
-            let deleted = if cli.mode == Mode::Replace {
+            let deleted = if mode == Mode::Replace {
                 let n = count(c, "counting rows", &format!("SELECT count(*) FROM {t_sql}"))?;
                 exec(c, "emptying the table", &format!("DELETE FROM {t_sql}"))?;
                 n
