@@ -1,7 +1,11 @@
 //! etl-merge against a real PostgreSQL server (a throwaway cluster started
 //! by each test: initdb on a free loopback port, SCRAM, TLS from a CA made
-//! with openssl): the same promises as on DuckDB. Every result is read back
-//! with psql, not with etl-merge's code.
+//! with openssl): what is PostgreSQL's own (the primary key, tuples left
+//! alone, binary staging, type checks by PostgreSQL's input functions, TLS
+//! and exit codes, concurrent writers, faults). The behaviours both backends
+//! share, every mode, `--emit`, `--query` and `--dry-run` among them, are
+//! `tests/cli.rs`'s, run on PostgreSQL too. Every result is read back with
+//! psql, not with etl-merge's code.
 
 mod common;
 
@@ -44,8 +48,12 @@ impl PgExt for Scratch {
     }
 }
 
+/// What only PostgreSQL shows: the key becomes the primary key, and a row
+/// the merge leaves alone keeps its tuple (no new version, no dead tuple).
+/// The behaviours both backends share (absent columns, replay detection,
+/// every mode) are `tests/cli.rs`'s, run on PostgreSQL too.
 #[test]
-fn creates_merges_and_leaves_equal_rows_unwritten() {
+fn creates_the_primary_key_and_leaves_equal_rows_unwritten() {
     let p = Scratch::pg();
     let out = p.merge(&["--table", "orders", "--key", "id"], ORDERS);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -84,30 +92,6 @@ fn creates_merges_and_leaves_equal_rows_unwritten() {
     assert_eq!(
         p.sql("SELECT ctid FROM orders WHERE id IN (2, 3) ORDER BY id"),
         ctid_before
-    );
-
-    // A record lacking a column others have keeps that column's value.
-    let out = p.merge(
-        &["--table", "orders", "--key", "id"],
-        "{\"id\":1,\"customer\":\"Ada L\",\"qty\":6}\n{\"id\":3,\"qty\":11}\n",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(
-        p.sql("SELECT id, customer, qty FROM orders WHERE id IN (1, 3) ORDER BY id"),
-        "1|Ada L|6\n3|Cy|11"
-    );
-
-    // The same input again is skipped (replay detection), unless --force.
-    let again = "{\"id\":1,\"customer\":\"Ada L\",\"qty\":6}\n{\"id\":3,\"qty\":11}\n";
-    let out = p.merge(&["--table", "orders", "--key", "id"], again);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.summary()["skipped_replay"], true);
-    let out = p.merge(&["--table", "orders", "--key", "id", "--force"], again);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.summary()["unchanged"], 2);
-    assert_eq!(
-        p.sql("SELECT status, count(*) FROM public._etl_runs GROUP BY 1 ORDER BY 1"),
-        "ok|4\nskipped|1"
     );
 }
 
@@ -275,140 +259,6 @@ fn values_postgresql_refuses_are_rejects_naming_line_column_and_value() {
         p.sql("SELECT count(*) FROM pg_class WHERE relname = 't2'"),
         "0"
     );
-}
-
-#[test]
-#[allow(clippy::too_many_lines)] // one table through every mode, in order
-fn modes_emit_query_and_dry_run() {
-    let p = Scratch::pg();
-    assert_eq!(
-        p.merge(&["--table", "orders", "--key", "id"], ORDERS).code,
-        0
-    );
-    let before = p.checksum("orders");
-    let out = p.merge(
-        &[
-            "--table",
-            "orders",
-            "--key",
-            "id",
-            "--dry-run",
-            "--emit",
-            "changes",
-        ],
-        "{\"id\":9,\"amount\":1}\n{\"id\":1,\"amount\":13}\n",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(
-        out.stdout,
-        "{\"id\":9,\"amount\":1.00,\"_op\":\"insert\"}\n{\"id\":1,\"amount\":13.00,\"_op\":\"update\"}\n"
-    );
-    assert_eq!(p.checksum("orders"), before, "a dry run changes nothing");
-
-    let out = p.merge(
-        &["--table", "orders", "--key", "id", "--mode", "insert-new"],
-        "{\"id\":1,\"customer\":\"X\"}\n{\"id\":5,\"customer\":\"E\"}\n",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(
-        p.sql("SELECT id, customer FROM orders WHERE id IN (1, 5) ORDER BY id"),
-        "1|Ada\n5|E"
-    );
-
-    // The last record for a key wins; --on-duplicate-key fail names both lines.
-    let dup = "{\"id\":2,\"qty\":3}\n{\"id\":7,\"qty\":1}\n{\"id\":2,\"qty\":4}\n";
-    let out = p.merge(
-        &[
-            "--table",
-            "orders",
-            "--key",
-            "id",
-            "--on-duplicate-key",
-            "fail",
-        ],
-        dup,
-    );
-    assert_eq!(out.code, 65, "{}", out.stderr);
-    assert!(out.stderr.contains("on lines 1 and 3"), "{}", out.stderr);
-    let out = p.merge(&["--table", "orders", "--key", "id"], dup);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(p.sql("SELECT qty FROM orders WHERE id = 2"), "4");
-
-    let out = p.merge(
-        &[
-            "--table",
-            "orders",
-            "--key",
-            "id",
-            "--emit",
-            "table",
-            "--order-by",
-            "id",
-        ],
-        "{\"id\":3,\"paid\":true}\n",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let recs = out.records();
-    assert_eq!(recs.len(), 5, "{}", out.stdout);
-    assert_eq!(
-        out.lines()[0],
-        "{\"id\":1,\"customer\":\"Ada\",\"amount\":12.50,\"qty\":2,\"paid\":true}"
-    );
-
-    let out = p.merge(
-        &[
-            "--table",
-            "orders",
-            "--key",
-            "id",
-            "--query",
-            "SELECT count(*) AS n, sum(amount) AS total FROM orders",
-        ],
-        "{\"id\":8,\"amount\":0.5}\n",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout, "{\"n\":6,\"total\":120.25}\n");
-    let before = p.checksum("orders");
-    let out = p.merge(
-        &[
-            "--table",
-            "orders",
-            "--key",
-            "id",
-            "--query",
-            "DELETE FROM orders",
-        ],
-        "{\"id\":8,\"amount\":0.75}\n",
-    );
-    assert_eq!(out.code, 64, "{}", out.stderr);
-    assert_eq!(
-        p.checksum("orders"),
-        before,
-        "a bad --query changes nothing"
-    );
-
-    // append: no key, every record lands; replace: the table becomes the input.
-    for _ in 0..2 {
-        let out = p.merge(
-            &["--table", "events", "--mode", "append", "--force"],
-            ORDERS,
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
-    }
-    assert_eq!(p.sql("SELECT count(*) FROM events"), "6");
-    let out = p.merge(
-        &["--table", "orders", "--key", "id", "--mode", "replace"],
-        "{\"id\":42,\"customer\":\"Zed\"}\n",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.summary()["deleted"], 6);
-    assert_eq!(p.sql("SELECT id, customer FROM orders"), "42|Zed");
-    let out = p.merge(
-        &["--table", "orders", "--key", "id", "--mode", "replace"],
-        "",
-    );
-    assert_eq!(out.code, 65, "{}", out.stderr);
-    assert_eq!(p.sql("SELECT count(*) FROM orders"), "1");
 }
 
 #[test]
