@@ -6,6 +6,7 @@
 //! decimals, ISO for temporal types; nested types through `to_json`), and
 //! the column's type decides how that text is written.
 
+use duckdb::arrow::array::{Array, AsArray, LargeStringArray, StringArray, StringViewArray};
 use duckdb::Connection;
 use etl_core::record::{write_str, Number};
 use etl_core::{Error, RecordWriter, Result, Run};
@@ -65,30 +66,68 @@ pub fn emit(
         "keeping the output's order",
         "SET preserve_insertion_order = true",
     )?;
+    // Streamed: batches are fetched as they are written, so a million-row
+    // --emit table holds one batch, not the whole result, in memory.
     let mut stmt = conn.prepare(&sql).map_err(|e| db::usage_err(what, &e))?;
-    let mut rows = stmt.query([]).map_err(|e| db::usage_err(what, &e))?;
+    let batches = stmt.stream_arrow([]).map_err(|e| db::usage_err(what, &e))?;
     let mut out = RecordWriter::stdout();
-    let mut values: Vec<Option<String>> = vec![None; cols.len()];
-    while let Some(row) = rows.next().map_err(|e| db::err(what, &e))? {
-        for (i, v) in values.iter_mut().enumerate() {
-            *v = row.get(i).map_err(|e| db::err(what, &e))?;
-        }
-        out.write_with(|buf| {
-            buf.push(b'{');
-            for (i, ((key, kind), v)) in keys.iter().zip(&kinds).zip(&values).enumerate() {
-                if i > 0 {
-                    buf.push(b',');
+    for batch in batches {
+        let batch = batch.map_err(|e| db::err(what, &e))?;
+        let texts: Vec<Texts<'_>> = batch
+            .columns()
+            .iter()
+            .map(|a| Texts::of(a.as_ref(), what))
+            .collect::<Result<_>>()?;
+        for r in 0..batch.num_rows() {
+            out.write_with(|buf| {
+                buf.push(b'{');
+                for (i, ((key, kind), t)) in keys.iter().zip(&kinds).zip(&texts).enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    buf.extend_from_slice(key);
+                    buf.push(b':');
+                    write_value(buf, *kind, t.get(r));
                 }
-                buf.extend_from_slice(key);
-                buf.push(b':');
-                write_value(buf, *kind, v.as_deref());
-            }
-            buf.push(b'}');
-        })
-        .map_err(|e| Error::stdout(&e))?;
-        run.records_out += 1;
+                buf.push(b'}');
+            })
+            .map_err(|e| Error::stdout(&e))?;
+            run.records_out += 1;
+        }
     }
     out.flush().map_err(|e| Error::stdout(&e))
+}
+
+/// A column of VARCHAR values as DuckDB hands them to Arrow.
+enum Texts<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> Texts<'a> {
+    fn of(a: &'a dyn Array, what: &str) -> Result<Self> {
+        if let Some(s) = a.as_string_opt::<i32>() {
+            Ok(Self::Utf8(s))
+        } else if let Some(s) = a.as_string_opt::<i64>() {
+            Ok(Self::Large(s))
+        } else if let Some(s) = a.as_string_view_opt() {
+            Ok(Self::View(s))
+        } else {
+            Err(Error::internal(format!(
+                "{what}: DuckDB returned {} for a VARCHAR column",
+                a.data_type()
+            )))
+        }
+    }
+
+    fn get(&self, r: usize) -> Option<&'a str> {
+        match self {
+            Self::Utf8(s) => s.is_valid(r).then(|| s.value(r)),
+            Self::Large(s) => s.is_valid(r).then(|| s.value(r)),
+            Self::View(s) => s.is_valid(r).then(|| s.value(r)),
+        }
+    }
 }
 
 fn write_value(buf: &mut Vec<u8>, kind: OutKind, v: Option<&str>) {
