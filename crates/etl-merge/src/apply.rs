@@ -102,10 +102,8 @@ pub(crate) trait Backend {
 #[derive(Debug)]
 pub(crate) struct Audit<'a> {
     pub run_id: String,
-    /// The table's schema, where PostgreSQL keeps `_etl_runs`.
-    pub schema: String,
-    /// `schema.table`.
-    pub table: String,
+    /// Written as `schema.table`; PostgreSQL keeps `_etl_runs` in its schema.
+    pub table: Table,
     pub mode: &'static str,
     pub key: String,
     /// Microseconds since the epoch.
@@ -157,8 +155,7 @@ fn flow(
     let key_text = cli.key.join(",");
     let audit = |run: &Run, table: &Table, counts: Counts, status: &'static str| Audit {
         run_id: run.run_id().to_owned(),
-        schema: table.schema.clone(),
-        table: table.display(),
+        table: table.clone(),
         mode: cli.mode.name(),
         key: key_text.clone(),
         started,

@@ -107,7 +107,7 @@ impl Backend for Duck {
                  ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     row.run_id,
-                    row.table,
+                    row.table.display(),
                     row.mode,
                     row.key,
                     row.started,

@@ -220,7 +220,7 @@ impl Backend for Pg {
     }
 
     fn audit(&mut self, row: &Audit<'_>, alone: bool) -> Result<()> {
-        let schema = &row.schema;
+        let schema = &row.table.schema;
         let c = &mut self.c;
         if alone {
             exec(c, "starting the audit", "BEGIN")?;
@@ -237,7 +237,7 @@ impl Backend for Pg {
             ),
             &[
                 &row.run_id,
-                &row.table,
+                &row.table.display(),
                 &row.mode,
                 &row.key,
                 &row.started,
