@@ -1,6 +1,6 @@
 //! The DuckDB backend: the run in one DuckDB transaction.
 //!
-//! Records stream through DuckDB's Appender (Arrow batches) into a
+//! Records stream in Arrow batches (see [`crate::scan`]) into a
 //! temporary staging table whose columns are text, plus a typed column for
 //! each column whose type is known in advance (see [`crate::fast`]); type
 //! checks, de-duplication and the merge are set-based SQL over it, and the

@@ -4,10 +4,10 @@
 //! One flow for both databases (`apply`): stage the records in a temporary
 //! table, check types, de-duplicate and merge with set-based SQL, write the
 //! audit row to `_etl_runs`, all in one transaction; then emit. What differs
-//! is behind the `apply::Backend` trait: `duck` (DuckDB's Appender and a
-//! typed column per column whose type is known in advance, see `fast`) and
-//! `pg` (binary COPY with typed slots, `INSERT ... ON CONFLICT`, an advisory
-//! lock per table). A failure, SIGTERM or SIGKILL at any instant before
+//! is behind the `apply::Backend` trait: `duck` (Arrow batches written by
+//! a table function, see `scan`, and a typed column per column whose type
+//! is known in advance, see `fast`) and `pg` (binary COPY with typed
+//! slots, `INSERT ... ON CONFLICT`, an advisory lock per table). A failure, SIGTERM or SIGKILL at any instant before
 //! COMMIT leaves the target exactly as it was.
 //!
 //! Only the `engine` feature (on by default) links DuckDB; without it the
@@ -37,6 +37,8 @@ mod infer;
 #[cfg(feature = "engine")]
 mod pg;
 #[cfg(feature = "engine")]
+mod scan;
+#[cfg(feature = "engine")]
 mod stage;
 
 #[cfg(feature = "engine")]
@@ -48,7 +50,8 @@ const ABOUT: &str =
 const LONG_ABOUT: &str = "\
 Upsert the records on stdin into a DuckDB table, in one transaction.
 
-Records stream into a temporary staging table through DuckDB's Appender, in batches \
+Records stream into a temporary staging table in batches of Arrow arrays, each written by \
+one INSERT that reads its strings in place \
 (when the column's type is already known, a value in that type's strict form, such as a JSON \
 integer for BIGINT, a decimal within the scale or a JSON boolean, is staged converted; any \
 other value goes through DuckDB's own cast and type check); type checks, de-duplication and the merge are set-based SQL; the target changes only at \
@@ -264,8 +267,8 @@ pub struct Cli {
     /// With --mode replace, let an empty input empty the table.
     #[arg(long)]
     pub allow_empty: bool,
-    /// Records per Appender batch.
-    #[arg(long, value_name = "N", default_value_t = 8192, hide = true)]
+    /// Records per staging batch (DuckDB: one INSERT each).
+    #[arg(long, value_name = "N", default_value_t = 65536, hide = true)]
     pub batch_size: usize,
     /// Shared flags.
     #[command(flatten)]

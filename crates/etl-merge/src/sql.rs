@@ -1,7 +1,7 @@
 //! SQL text built from user input: quoted identifiers and literals, the
 //! `--types` list, type names. Nothing from a record or a flag reaches SQL
-//! except through these functions (values travel through the Appender or
-//! bound parameters).
+//! except through these functions (values travel in Arrow batches, binary
+//! COPY or bound parameters).
 
 /// `name` as a DuckDB quoted identifier: `"` doubled, so a name with spaces,
 /// quotes, unicode or a keyword is just a name.

@@ -3,7 +3,8 @@
 //! Staging is a temporary table `_etl_stage(_etl_line, _etl_off,
 //! _etl_absent, c0, c1, ...)` with one VARCHAR column per distinct input
 //! key (positional names, so no user name can clash with ours). Records are
-//! appended through DuckDB's Appender as Arrow batches. The exact input line
+//! collected in Arrow batches, each written by one INSERT from a table
+//! function that scans it (see [`crate::scan`]). The exact input line
 //! of every staged record that a later, set-based type check could reject
 //! is kept in an unlinked spool file (`_etl_off` is its offset, null for
 //! records no check can reject), so that the reject goes to the rejects
@@ -30,15 +31,15 @@ use duckdb::arrow::array::{
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
-use duckdb::{Appender, Connection};
+use duckdb::Connection;
 use etl_core::reader::RejectInput;
 use etl_core::{Error, RecordReader, Reject, Result, Run, Value};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::db;
 use crate::fast::{Fast, Typed};
 use crate::infer::Seen;
+use crate::{db, scan};
 
 /// The staging table's name (a temporary table: connection-local, never
 /// written to the database file).
@@ -271,7 +272,7 @@ impl Batch {
     }
 }
 
-/// Where staged records go: a backend's staging table (DuckDB's Appender,
+/// Where staged records go: a backend's staging table (DuckDB's batches,
 /// PostgreSQL's binary COPY). The record loop ([`read_input`]) is written
 /// once: parsing, key checks, column discovery, absent columns, type
 /// inference, the spool and the input's SHA-256.
@@ -317,30 +318,45 @@ pub fn stage(
              (_etl_line BIGINT, _etl_off BIGINT, _etl_absent VARCHAR)"
         ),
     )?;
+    scan::register(conn).map_err(|e| db::err("registering the staging scan", &e))?;
     let batch_size = batch_size.max(1);
     let mut sink = DuckSink {
         conn,
         batch: Batch::new(&[], batch_size),
         batch_size,
-        appender: None,
     };
     read_input(&mut sink, spool_dir, input, keys, hints, run)
 }
 
-/// DuckDB's staging: Arrow batches through the Appender.
+/// DuckDB's staging: Arrow batches, each written by one INSERT.
 struct DuckSink<'c> {
     conn: &'c Connection,
     batch: Batch,
     batch_size: usize,
-    appender: Option<Appender<'c>>,
+}
+
+impl DuckSink<'_> {
+    /// Writes the batch's rows to the staging table.
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.len == 0 {
+            return Ok(());
+        }
+        let batch = scan::Registered::new(self.batch.finish()?);
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO {STAGE} SELECT * FROM {}(?)",
+                scan::FUNCTION
+            ))
+            .and_then(|mut stmt| stmt.execute([batch.token()]))
+            .map(|_| ())
+            .map_err(|e| db::err("staging records", &e))
+    }
 }
 
 impl Sink for DuckSink<'_> {
     fn columns(&mut self, cols: &mut [StageCol], first_new: usize) -> Result<()> {
-        if let Some(mut app) = self.appender.take() {
-            append_batch(&mut app, &mut self.batch)?;
-            app.flush().map_err(|e| db::err("staging records", &e))?;
-        }
+        // The batch's columns are about to change.
+        self.flush()?;
         let mut alter = String::new();
         for (i, col) in cols.iter_mut().enumerate().skip(first_new) {
             col.fast = col.hint.as_deref().and_then(Fast::of);
@@ -363,11 +379,6 @@ impl Sink for DuckSink<'_> {
             db::exec(self.conn, "widening the staging table", &alter)?;
         }
         self.batch = Batch::new(cols, self.batch_size);
-        self.appender = Some(
-            self.conn
-                .appender(STAGE)
-                .map_err(|e| db::err("opening the appender", &e))?,
-        );
         Ok(())
     }
 
@@ -416,19 +427,13 @@ impl Sink for DuckSink<'_> {
             batch.off.append_null();
         }
         if batch.len >= self.batch_size {
-            if let Some(app) = self.appender.as_mut() {
-                append_batch(app, batch)?;
-            }
+            self.flush()?;
         }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
-        if let Some(mut app) = self.appender.take() {
-            append_batch(&mut app, &mut self.batch)?;
-            app.flush().map_err(|e| db::err("staging records", &e))?;
-        }
-        Ok(())
+        self.flush()
     }
 }
 
@@ -614,15 +619,6 @@ pub fn read_input(
         spool,
         keys_increasing,
     })
-}
-
-fn append_batch(app: &mut Appender<'_>, batch: &mut Batch) -> Result<()> {
-    if batch.len == 0 {
-        return Ok(());
-    }
-    let rb = batch.finish()?;
-    app.append_record_batch(rb)
-        .map_err(|e| db::err("staging records", &e))
 }
 
 /// The raw value of key column `k` (the last occurrence; exact name first).
