@@ -216,7 +216,65 @@ fn strings(
 
 #[cfg(test)]
 mod tests {
-    use super::string_t;
+    use std::sync::Arc;
+
+    use duckdb::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use duckdb::arrow::record_batch::RecordBatch;
+    use duckdb::Connection;
+
+    use super::{register, string_t, Registered, FUNCTION};
+
+    /// A scan of 5,000 rows (three DuckDB chunks) lands as it was: strings
+    /// inlined and not, nulls in both columns; registering twice (a second
+    /// staging on one connection) is no error; a dropped batch is gone.
+    #[test]
+    fn a_batch_scans_as_it_was() {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        register(&conn).unwrap();
+        let n = 5000_i64;
+        let ints: Int64Array = (0..n).map(|i| (i % 3 != 0).then_some(i)).collect();
+        let texts: StringArray = (0..n)
+            .map(|i| (i % 5 != 0).then(|| "x".repeat(usize::try_from(i % 20).unwrap())))
+            .collect();
+        let rb = RecordBatch::try_from_iter([
+            ("i", Arc::new(ints) as ArrayRef),
+            ("s", Arc::new(texts) as ArrayRef),
+        ])
+        .unwrap();
+        let batch = Registered::new(rb);
+        conn.execute_batch("CREATE TABLE t (i BIGINT, s VARCHAR)")
+            .unwrap();
+        conn.execute(
+            &format!("INSERT INTO t SELECT * FROM {FUNCTION}(?)"),
+            [batch.token()],
+        )
+        .unwrap();
+        let (rows, ints, nulls, len, text_nulls): (i64, i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT count(*), sum(i), count(*) FILTER (WHERE i IS NULL), \
+                 sum(strlen(s)), count(*) FILTER (WHERE s IS NULL) FROM t",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        let want_len: i64 = (0..n).filter(|i| i % 5 != 0).map(|i| i % 20).sum();
+        let want_ints: i64 = (0..n).filter(|i| i % 3 != 0).sum();
+        assert_eq!((rows, ints, nulls), (n, want_ints, (n + 2) / 3));
+        assert_eq!((len, text_nulls), (want_len, n / 5));
+        let bad: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM t WHERE s IS NOT NULL AND s <> repeat('x', strlen(s))",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(bad, 0);
+        let token = batch.token();
+        drop(batch);
+        let gone = conn.execute(&format!("SELECT * FROM {FUNCTION}(?)"), [token]);
+        assert!(gone.is_err());
+    }
 
     #[test]
     fn string_t_inlines_up_to_12_bytes_zero_padded() {
