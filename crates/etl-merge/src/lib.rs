@@ -267,7 +267,8 @@ pub struct Cli {
     /// With --mode replace, let an empty input empty the table.
     #[arg(long)]
     pub allow_empty: bool,
-    /// Records per staging batch (DuckDB: one INSERT each).
+    /// Records per staging batch (DuckDB: one INSERT each; a batch is also
+    /// written once its values reach 16 MiB).
     #[arg(long, value_name = "N", default_value_t = 65536, hide = true)]
     pub batch_size: usize,
     /// Shared flags.

@@ -324,15 +324,23 @@ pub fn stage(
         conn,
         batch: Batch::new(&[], batch_size),
         batch_size,
+        bytes: 0,
     };
     read_input(&mut sink, spool_dir, input, keys, hints, run)
 }
+
+/// The most value bytes one staging batch holds before it is written,
+/// whatever `--batch-size` says: 65,536 records of a 300-column export would
+/// otherwise hold gigabytes.
+pub const BATCH_BYTES: usize = 16 << 20;
 
 /// DuckDB's staging: Arrow batches, each written by one INSERT.
 struct DuckSink<'c> {
     conn: &'c Connection,
     batch: Batch,
     batch_size: usize,
+    /// Value bytes in the batch so far.
+    bytes: usize,
 }
 
 impl DuckSink<'_> {
@@ -341,6 +349,14 @@ impl DuckSink<'_> {
         if self.batch.len == 0 {
             return Ok(());
         }
+        tracing::debug!(
+            records = self.batch.len,
+            bytes = self.bytes,
+            "staging a batch of {} records ({} bytes of values)",
+            self.batch.len,
+            self.bytes
+        );
+        self.bytes = 0;
         let batch = scan::Registered::new(self.batch.finish()?);
         self.conn
             .prepare_cached(&format!(
@@ -404,14 +420,16 @@ impl Sink for DuckSink<'_> {
                 }
             }
             at_risk |= !cols[i].takes_any && !matches!(v, None | Some(Cell::Null));
-            match v {
-                None | Some(Cell::Null) => b.append_null(),
-                Some(Cell::Str(t)) => b.append_value(t),
-                Some(Cell::Num(t)) => b.append_value(t),
-                Some(Cell::Json(t)) => b.append_value(t),
-                Some(Cell::Bool(true)) => b.append_value("true"),
-                Some(Cell::Bool(false)) => b.append_value("false"),
-            }
+            let text: Option<&str> = match v {
+                None | Some(Cell::Null) => None,
+                Some(Cell::Str(t)) => Some(t),
+                Some(Cell::Num(t)) => Some(t),
+                Some(Cell::Json(t)) => Some(t),
+                Some(Cell::Bool(true)) => Some("true"),
+                Some(Cell::Bool(false)) => Some("false"),
+            };
+            self.bytes += text.map_or(0, str::len);
+            b.append_option(text);
         }
         batch
             .line
@@ -426,7 +444,7 @@ impl Sink for DuckSink<'_> {
         } else {
             batch.off.append_null();
         }
-        if batch.len >= self.batch_size {
+        if batch.len >= self.batch_size || self.bytes >= BATCH_BYTES {
             self.flush()?;
         }
         Ok(())

@@ -911,3 +911,48 @@ fn staged_strings_land_byte_for_byte_across_chunks_and_batches() {
         (Some(0), Some(0), Some(n as u64))
     );
 }
+
+/// A staging batch is written once its values reach 16 MiB, whatever
+/// `--batch-size` says (65,536 records by default): 200 records of 50
+/// 4,000-byte values (200 KB each, 40 MB in all) go in three batches of at
+/// most 16 MiB plus one record, not in one of 40 MB.
+#[test]
+fn wide_records_are_staged_in_batches_of_bounded_bytes() {
+    let s = Scratch::new();
+    let value = "v".repeat(4000);
+    let mut input = String::new();
+    for i in 0..200 {
+        let _ = write!(input, "{{\"id\":{i}");
+        for c in 0..50 {
+            let _ = write!(input, ",\"c{c}\":\"{value}\"");
+        }
+        input.push_str("}\n");
+    }
+    let mut cmd = s.cmd(&["--table", "t", "--key", "id"]);
+    cmd.env("ETL_LOG", "debug");
+    let out = common::run_cmd(cmd, input.as_bytes());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let batches: Vec<(u64, u64)> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("staging a batch"))
+        })
+        .map(|v| (v["records"].as_u64().unwrap(), v["bytes"].as_u64().unwrap()))
+        .collect();
+    let record = 50 * 4000 + 3;
+    let cap = 16 << 20;
+    assert!(batches.len() >= 3, "{batches:?}");
+    assert_eq!(batches.iter().map(|b| b.0).sum::<u64>(), 200, "{batches:?}");
+    assert!(
+        batches.iter().all(|&(_, bytes)| bytes < cap + record),
+        "{batches:?}"
+    );
+    assert_eq!(
+        s.rows("SELECT count(*), sum(strlen(c0) + strlen(c49)) FROM t"),
+        ["200|1600000"]
+    );
+}
