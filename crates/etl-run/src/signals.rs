@@ -42,8 +42,7 @@ pub fn install() -> std::io::Result<()> {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 for (pgid, tx) in groups.iter() {
-                    send(*pgid, sig);
-                    let _ = tx.send(Event::Signal(sig));
+                    deliver(*pgid, tx, sig);
                 }
             }
         })?;
@@ -79,9 +78,18 @@ pub fn register(pgid: i32, tx: &Sender<Event>) {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push((pgid, tx.clone()));
     if let Some(sig) = stopped() {
-        send(pgid, sig);
-        let _ = tx.send(Event::Signal(sig));
+        deliver(pgid, tx, sig);
     }
+}
+
+/// Tells the attempt of signal `sig`, then forwards it to its group. In
+/// that order: the attempt must hear of the signal before the exit the
+/// signal causes (the reaper's `Exited` on the same channel), or an
+/// interrupted run is recorded as a plain failure (seen in CI: `failed`
+/// where `interrupted` was due).
+fn deliver(pgid: i32, tx: &Sender<Event>, sig: i32) {
+    let _ = tx.send(Event::Signal(sig));
+    send(pgid, sig);
 }
 
 /// The group's pipeline has ended.
