@@ -9,6 +9,7 @@
 //! parsing and validation) and numbers keep the exact bytes they arrived as:
 //! `0.1`, `1.0`, `1e400` and 20-digit ids leave every stage as they entered.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use indexmap::IndexMap;
@@ -334,6 +335,73 @@ pub fn parse_record(line: &str) -> Result<Record, ParseError> {
         }));
     }
     parse_object(line, 0).map_err(|e| ParseError(format!("invalid JSON: {e}")))
+}
+
+/// Parses one line into its fields without copying: keys and values borrow
+/// the line (a key with escapes is unescaped into an owned string). For
+/// commands that look at a record's fields without building it (etl-merge's
+/// staging, etl-push-sheets' first pass); the error is [`parse_record`]'s.
+pub fn parse_fields(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
+    use serde::de::DeserializeSeed;
+    let mut out = Vec::with_capacity(16);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let ok = Fields(&mut out)
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    match ok {
+        Ok(()) => Ok(out),
+        // The canonical message (wrong type vs. invalid JSON) from etl-core.
+        Err(e) => Err(parse_record(text)
+            .err()
+            .map_or_else(|| format!("invalid JSON: {e}"), |p| p.0)),
+    }
+}
+
+struct Fields<'a, 'b>(&'b mut Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Fields<'de, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Fields<'de, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            self.0.push((k, v));
+        }
+        Ok(())
+    }
+}
+
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// Appends `rec` as compact JSON (no newline).

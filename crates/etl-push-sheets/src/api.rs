@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use etl_core::{Error, Exit, Result};
 use google_sheets4::api::{
-    BatchClearValuesRequest, BatchUpdateSpreadsheetRequest, BatchUpdateValuesRequest, Request,
-    Response as Reply, Scope, ValueRange,
+    AppendValuesResponse, BatchClearValuesRequest, BatchUpdateSpreadsheetRequest,
+    BatchUpdateValuesRequest, Request, Response as Reply, Scope, ValueRange,
 };
 use google_sheets4::common::{Delegate, Retry};
 use google_sheets4::{hyper_util, Sheets};
@@ -183,25 +183,27 @@ impl Delegate for Ctl<'_> {
     }
 }
 
-/// A block of rows as a request body: the body, its rows, cells and bytes.
-fn block(rows: Vec<Vec<Value>>) -> (ValueRange, u64, u64, u64) {
-    let cells: u64 = rows.iter().map(|r| r.len() as u64).sum();
-    let n = rows.len() as u64;
-    let body = ValueRange {
-        values: Some(rows),
-        ..Default::default()
-    };
-    let bytes = json_len(&body);
-    (body, n, cells, bytes)
-}
-
-/// JSON size of a value as it goes on the wire.
+/// JSON size of a value as it goes on the wire (counted, not kept).
 pub fn json_len(v: &impl serde::Serialize) -> u64 {
-    serde_json::to_vec(v).map_or(0, |b| b.len() as u64)
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer(&mut n, v).map_or(0, |()| n.0)
 }
 
+/// One call: the write quota's pacing, the delegate (retries, counts),
+/// and Google's errors mapped to exit codes. `raw` runs an expression that
+/// returns a `google_sheets4::Result` itself (see [`send_json`]).
 macro_rules! call {
-    ($self:ident, $call:expr, |$hub:ident, $d:ident| $build:expr) => {{
+    ($self:ident, $call:expr, |$hub:ident, $d:ident| raw $run:expr) => {{
         let call: Call = $call;
         if call.write {
             let wait = $self.shared.pacer.wait_at(Instant::now());
@@ -220,28 +222,97 @@ macro_rules! call {
             last_status: None,
         };
         let $hub = &$self.hub;
-        let result = $build
-            .add_scope(Scope::Spreadsheet)
-            .delegate(&mut $d)
-            .doit()
-            .await;
+        let result = $run;
         let (attempts, status) = ($d.attempt, $d.last_status);
         if call.write {
             $self.shared.pacer.settle_last(Instant::now());
         }
-        match result {
-            Ok((_, v)) => Ok(v),
-            Err(e) => Err(classify(
-                &e,
-                call,
-                attempts,
-                status,
-                &$self.account,
-                &$self.api_url,
-            )),
-        }
+        result.map_err(|e| classify(&e, call, attempts, status, &$self.account, &$self.api_url))
     }};
+    ($self:ident, $call:expr, |$hub:ident, $d:ident| $build:expr) => {
+        call!($self, $call, |$hub, $d| raw $build
+            .add_scope(Scope::Spreadsheet)
+            .delegate(&mut $d)
+            .doit()
+            .await
+            .map(|(_, v)| v))
+    };
 }
+
+/// Rows encoded as a `ValueRange` body (`{"values":[[...],...]}`), ready to
+/// send as they are.
+#[derive(Debug)]
+pub struct Encoded {
+    pub body: Vec<u8>,
+    pub rows: u64,
+    pub cells: u64,
+}
+
+/// Sends a request whose JSON body is already encoded, with the steps and
+/// retries of google-sheets4's generated calls (token, `pre_request`,
+/// `http_error`/`http_failure` of the delegate), and returns the reply's
+/// body. The generated calls take a typed body, turn it into a
+/// `serde_json::Value` tree and encode that: three copies of every cell of
+/// a values write, where this sends the bytes the rows were encoded to.
+async fn send_json(
+    hub: &Sheets<Connector>,
+    d: &mut Ctl<'_>,
+    method: google_sheets4::hyper::Method,
+    url: &str,
+    body: google_sheets4::hyper::body::Bytes,
+) -> google_sheets4::Result<google_sheets4::hyper::body::Bytes> {
+    use google_sheets4::common::{self, Error as E};
+    use google_sheets4::hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+    loop {
+        let token = hub
+            .auth
+            .get_token(&[Scope::Spreadsheet.as_ref()])
+            .await
+            .map_err(E::MissingToken)?;
+        d.pre_request();
+        let mut req = google_sheets4::hyper::Request::builder()
+            .method(method.clone())
+            .uri(url)
+            .header(USER_AGENT, USER_AGENT_VALUE);
+        if let Some(token) = token {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_LENGTH, body.len())
+            .body(common::to_body(Some(body.clone())))
+            .map_err(|e| E::Io(std::io::Error::other(e)))?;
+        match hub.client.request(req).await {
+            Err(err) => {
+                if let Retry::After(delay) = d.http_error(&err) {
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                return Err(E::HttpError(err));
+            }
+            Ok(res) => {
+                let (parts, reply) = res.into_parts();
+                let bytes = common::to_bytes(reply).await.unwrap_or_default();
+                if parts.status.is_success() {
+                    return Ok(bytes);
+                }
+                let error = serde_json::from_str(&common::to_string(&bytes));
+                let response = common::to_response(parts, Some(bytes));
+                if let Retry::After(delay) = d.http_failure(&response, error.as_ref().ok()) {
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                return Err(match error {
+                    Ok(v) => E::BadRequest(v),
+                    Err(_) => E::Failure(response),
+                });
+            }
+        }
+    }
+}
+
+/// The User-Agent of every call (google-sheets4's own, for the calls it makes).
+const USER_AGENT_VALUE: &str = "google-api-rust-client/7.0.0";
 
 impl Api {
     pub fn new(
@@ -359,29 +430,43 @@ impl Api {
         Ok(vr.values.unwrap_or_default())
     }
 
-    /// `values.update` of one block.
-    pub async fn update(&mut self, range: &str, rows: Vec<Vec<Value>>, input: &str) -> Result<()> {
-        let (body, n, cells, bytes) = block(rows);
-        if self.plan(&json!({"request": "values.update", "range": range, "rows": n, "cells": cells, "bytes": bytes})) {
+    /// `values.update` of one block (see [`Encoded`]).
+    pub async fn update(&mut self, range: &str, block: Encoded, input: &str) -> Result<()> {
+        let Encoded { body, rows, cells } = block;
+        let bytes = body.len() as u64;
+        if self.plan(&json!({"request": "values.update", "range": range, "rows": rows, "cells": cells, "bytes": bytes})) {
             return Ok(());
         }
-        let id = self.spreadsheet.clone();
-        call!(
-            self,
-            Call {
-                method: "values.update",
-                what: range,
-                write: true,
-                bytes,
-                retry_connection: true
-            },
-            |hub, d| hub
-                .spreadsheets()
-                .values_update(body.clone(), &id, range)
-                .value_input_option(input)
-        )?;
-        self.wrote(n, cells);
+        let url = self.values_url(range, &[("valueInputOption", input)])?;
+        let call = Call {
+            method: "values.update",
+            what: range,
+            write: true,
+            bytes,
+            retry_connection: true,
+        };
+        self.send(call, google_sheets4::hyper::Method::PUT, &url, body)
+            .await?;
+        self.wrote(rows, cells);
         Ok(())
+    }
+
+    /// A values write of an encoded body (see [`send_json`]); the reply.
+    async fn send(
+        &mut self,
+        call: Call<'_>,
+        method: google_sheets4::hyper::Method,
+        url: &reqwest::Url,
+        body: Vec<u8>,
+    ) -> Result<google_sheets4::hyper::body::Bytes> {
+        call!(self, call, |hub, d| raw send_json(
+            hub,
+            &mut d,
+            method,
+            url.as_str(),
+            body.into()
+        )
+        .await)
     }
 
     /// `values.batchUpdate` of several ranges (one request, atomic).
@@ -417,41 +502,66 @@ impl Api {
                 bytes,
                 retry_connection: true
             },
-            |hub, d| hub.spreadsheets().values_batch_update(body.clone(), &id)
+            |hub, d| hub.spreadsheets().values_batch_update(body, &id)
         )?;
         self.wrote(rows, cells);
         Ok(())
     }
 
-    /// `values.append` with `INSERT_ROWS` after the table at `range`.
+    /// `values.append` of one block with `INSERT_ROWS` after the table at
+    /// `range`; returns the range Google says it wrote.
     pub async fn append(
         &mut self,
         range: &str,
-        rows: Vec<Vec<Value>>,
+        block: Encoded,
         input: &str,
     ) -> Result<Option<String>> {
-        let (body, n, cells, bytes) = block(rows);
-        if self.plan(&json!({"request": "values.append", "range": range, "rows": n, "cells": cells, "bytes": bytes})) {
+        let Encoded { body, rows, cells } = block;
+        let bytes = body.len() as u64;
+        if self.plan(&json!({"request": "values.append", "range": range, "rows": rows, "cells": cells, "bytes": bytes})) {
             return Ok(None);
         }
-        let id = self.spreadsheet.clone();
-        let r = call!(
-            self,
-            Call {
-                method: "values.append",
-                what: range,
-                write: true,
-                bytes,
-                retry_connection: false
-            },
-            |hub, d| hub
-                .spreadsheets()
-                .values_append(body.clone(), &id, range)
-                .value_input_option(input)
-                .insert_data_option("INSERT_ROWS")
+        let url = self.values_url(
+            &format!("{range}:append"),
+            &[
+                ("valueInputOption", input),
+                ("insertDataOption", "INSERT_ROWS"),
+            ],
         )?;
-        self.wrote(n, cells);
+        let call = Call {
+            method: "values.append",
+            what: range,
+            write: true,
+            bytes,
+            retry_connection: false,
+        };
+        let reply = self
+            .send(call, google_sheets4::hyper::Method::POST, &url, body)
+            .await?;
+        self.wrote(rows, cells);
+        let r: AppendValuesResponse = serde_json::from_slice(&reply).map_err(|e| {
+            Error::new(
+                Exit::Unavailable,
+                format!(
+                    "values.append {range}: Google Sheets' reply is not the JSON expected: {e}"
+                ),
+            )
+        })?;
         Ok(r.updates.and_then(|u| u.updated_range))
+    }
+
+    /// The URL google-sheets4 builds for a values call on `range`: the range
+    /// goes in the path as it is (the URL parser escapes what it must),
+    /// then the parameters and `alt=json`.
+    fn values_url(&self, range: &str, params: &[(&str, &str)]) -> Result<reqwest::Url> {
+        reqwest::Url::parse_with_params(
+            &format!(
+                "{}v4/spreadsheets/{}/values/{range}",
+                self.api_url, self.spreadsheet
+            ),
+            params.iter().copied().chain([("alt", "json")]),
+        )
+        .map_err(|e| Error::internal(format!("the URL of {range}: {e}")))
     }
 
     /// `values.batchClear`.
@@ -477,7 +587,7 @@ impl Api {
                 bytes,
                 retry_connection: true
             },
-            |hub, d| hub.spreadsheets().values_batch_clear(body.clone(), &id)
+            |hub, d| hub.spreadsheets().values_batch_clear(body, &id)
         )?;
         Ok(())
     }
@@ -515,7 +625,7 @@ impl Api {
                 bytes,
                 retry_connection: true
             },
-            |hub, d| hub.spreadsheets().batch_update(body.clone(), &id)
+            |hub, d| hub.spreadsheets().batch_update(body, &id)
         )?;
         Ok(r.replies.unwrap_or_default())
     }

@@ -39,8 +39,12 @@ fn significant_digits(text: &str) -> usize {
 }
 
 fn number(n: &Number) -> Option<J> {
-    let text = n.as_str();
-    if let Some(i) = n.as_i64() {
+    number_text(n.as_str())
+}
+
+/// [`number`] of a JSON number's text.
+fn number_text(text: &str) -> Option<J> {
+    if let Ok(i) = text.parse::<i64>() {
         if i.unsigned_abs() < (1 << 53) {
             return Some(J::from(i));
         }
@@ -55,6 +59,21 @@ fn number(n: &Number) -> Option<J> {
     serde_json::Number::from_f64(f).map(J::Number)
 }
 
+/// The error for a cell text over Google's limit (characters, and no
+/// text has more characters than bytes: the common case costs no count).
+fn too_long(text: &str) -> Result<(), String> {
+    if text.len() <= MAX_CELL_CHARS {
+        return Ok(());
+    }
+    let chars = text.chars().count();
+    if chars > MAX_CELL_CHARS {
+        return Err(format!(
+            "{chars} characters, more than Google's {MAX_CELL_CHARS} per cell"
+        ));
+    }
+    Ok(())
+}
+
 impl Convert {
     /// The cell for `v`, or an error naming why it cannot be one.
     pub fn cell(&self, v: &Value) -> Result<J, String> {
@@ -66,27 +85,54 @@ impl Convert {
                 None if self.user_entered => format!("'{}", n.as_str()),
                 None => n.as_str().to_owned(),
             },
-            Value::String(s) => s.clone(),
+            Value::String(s) => {
+                too_long(s)?;
+                if self.user_entered {
+                    let risky = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+                    if s.starts_with('\'') || (risky && !self.allow_formulas) {
+                        return Ok(J::String(format!("'{s}")));
+                    }
+                }
+                return Ok(J::String(s.clone()));
+            }
             Value::Array(_) | Value::Object(_) => v.to_json(),
         };
-        let chars = text.chars().count();
-        if chars > MAX_CELL_CHARS {
-            return Err(format!(
-                "{chars} characters, more than Google's {MAX_CELL_CHARS} per cell"
-            ));
-        }
-        if self.user_entered && matches!(v, Value::String(_)) {
-            let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-            if text.starts_with('\'') || (risky && !self.allow_formulas) {
-                return Ok(J::String(format!("'{text}")));
-            }
-        }
+        too_long(&text)?;
         Ok(J::String(text))
+    }
+
+    /// What [`Convert::cell`] would say about `v`, without making the cell
+    /// (the first pass checks every value; only the second needs cells).
+    pub fn check(&self, v: &Value) -> Result<(), String> {
+        match v {
+            Value::String(s) => too_long(s),
+            // A number's text is far under the limit unless it is absurd.
+            Value::Number(n) if n.as_str().len() < MAX_CELL_CHARS => Ok(()),
+            Value::Null | Value::Bool(_) => Ok(()),
+            Value::Number(_) | Value::Array(_) | Value::Object(_) => self.cell(v).map(drop),
+        }
     }
 
     /// Whether `v` would go as text although it is a number.
     pub fn number_as_text(v: &Value) -> bool {
         matches!(v, Value::Number(n) if number(n).is_none())
+    }
+
+    /// [`Convert::number_as_text`] of a raw JSON value (its text).
+    pub fn raw_number_as_text(raw: &str) -> bool {
+        matches!(raw.as_bytes().first(), Some(b'-' | b'0'..=b'9')) && number_text(raw).is_none()
+    }
+
+    /// Whether [`Convert::check`] surely passes `raw` (a raw JSON value):
+    /// scalars whose text is under the limit (the bytes between a string's
+    /// quotes are at least as many as its characters). Any doubt (nested
+    /// values, escapes, long text) is for the record's own check to settle.
+    pub fn surely_fits(raw: &str) -> bool {
+        match raw.as_bytes().first() {
+            Some(b'{' | b'[') | None => false,
+            Some(b'"') => raw.len() - 2 <= MAX_CELL_CHARS && !raw.contains('\\'),
+            Some(_) => raw.len() < MAX_CELL_CHARS,
+        }
     }
 }
 
@@ -221,6 +267,40 @@ mod tests {
             c.cell(&v(&format!("\"{}\"", "é".repeat(50_000)))).is_ok(),
             "characters, not bytes"
         );
+    }
+
+    #[test]
+    fn check_says_what_cell_says() {
+        let big = |n: usize, c: &str| c.repeat(n);
+        let cases = [
+            format!("\"{}\"", big(50_000, "x")),
+            format!("\"{}\"", big(50_001, "x")),
+            format!("\"{}\"", big(50_000, "é")),
+            format!("\"{}\"", big(50_001, "é")),
+            format!("\"{}\"", big(50_001, "\\u00e9")),
+            format!("[\"{}\"]", big(49_990, "x")),
+            format!("{{\"k\":\"{}\"}}", big(10, "x")),
+            format!("1{}", big(50_000, "0")),
+            format!("1{}", big(49_000, "0")),
+            "\"=1+1\"".to_owned(),
+            "null".to_owned(),
+            "true".to_owned(),
+            "12.5".to_owned(),
+        ];
+        for user_entered in [false, true] {
+            let c = Convert {
+                user_entered,
+                allow_formulas: false,
+            };
+            let mut errors = 0;
+            for text in &cases {
+                let val = v(text);
+                let want = c.cell(&val).map(drop);
+                errors += usize::from(want.is_err());
+                assert_eq!(c.check(&val), want, "{}", &text[..text.len().min(20)]);
+            }
+            assert_eq!(errors, 4, "the cases over the limit");
+        }
     }
 
     #[test]

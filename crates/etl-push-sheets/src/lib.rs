@@ -9,6 +9,7 @@
 pub mod a1;
 mod api;
 mod auth;
+mod blocks;
 pub mod cells;
 mod events;
 mod modes;
@@ -28,8 +29,8 @@ const ABOUT: &str =
 const LONG_ABOUT: &str = "\
 Publish the records on stdin to a sheet of a Google spreadsheet.
 
-The whole input is read and checked first (spooled to a temporary file: memory holds one \
-request batch), so a bad record, a new column under --on-new-column fail, or a result \
+The whole input is read and checked first (spooled to a temporary file: memory holds three \
+request bodies at most, the one on the wire, the next one and the one being encoded), so a bad record, a new column under --on-new-column fail, or a result \
 beyond Google's limits (10,000,000 cells per spreadsheet, 18,278 columns, 50,000 \
 characters per cell) stops the run with exit 65 before anything is written.
 
@@ -43,7 +44,8 @@ from typed text come along), clears the values beyond the new table and deletes 
 staging sheet. The sheet keeps its id (#gid= links), place, grid size, formatting and \
 every reference to it from formulas, charts, pivots and named ranges elsewhere. The \
 staging copy counts against the 10,000,000-cell limit (exit 65 before writing when it \
-does not fit); a failed run removes its staging sheet and one left by a killed run is \
+does not fit, pointing at --in-place; an input the sheet already holds needs no copy, so a \
+sheet of more than 5M cells stays checkable); a failed run removes its staging sheet and one left by a killed run is \
 removed by the next replace. An input the sheet already holds makes no write request: \
 the sheet is read a window of rows at a time (about 500,000 cells each; the first \
 difference ends the reading), so a daily job whose data did not change spends no write \

@@ -13,7 +13,8 @@ use google_sheets4::api::ValueRange;
 use google_sheets4::{hyper_rustls, hyper_util, Sheets};
 use serde_json::{json, Value as J};
 
-use crate::api::{json_len, Api, RetryCfg, SheetInfo};
+use crate::api::{json_len, Api, Encoded, RetryCfg, SheetInfo};
+use crate::blocks::{self, header_row, Hashes, Msg};
 use crate::cells::Convert;
 use crate::cells::{key_of, key_of_cell, CellHash};
 use crate::spool::{self, Spool};
@@ -275,36 +276,6 @@ impl Window {
     }
 }
 
-/// Rows collected up to the request size limit.
-struct Chunk {
-    rows: Vec<Vec<J>>,
-    bytes: u64,
-    budget: u64,
-}
-
-impl Chunk {
-    fn new(max: u64) -> Self {
-        Chunk {
-            rows: Vec::new(),
-            bytes: 0,
-            // Room for the envelope (`{"values":[...]}`, range, options).
-            budget: max.saturating_sub(512).max(1),
-        }
-    }
-    /// Adds `row`; returns the rows to send first when it would not fit.
-    fn push(&mut self, row: Vec<J>) -> Option<Vec<Vec<J>>> {
-        let size = json_len(&row) + 1;
-        let full = (!self.rows.is_empty() && self.bytes + size > self.budget).then(|| self.take());
-        self.bytes += size;
-        self.rows.push(row);
-        full
-    }
-    fn take(&mut self) -> Vec<Vec<J>> {
-        self.bytes = 0;
-        std::mem::take(&mut self.rows)
-    }
-}
-
 fn find_sheet<'s>(sheets: &'s [SheetInfo], name: Option<&str>) -> Option<&'s SheetInfo> {
     match name {
         Some(n) => sheets
@@ -391,10 +362,6 @@ fn added_sheet_id(replies: &[google_sheets4::api::Response]) -> i32 {
         .unwrap_or(-1)
 }
 
-fn header_row(cols: &[String]) -> Vec<J> {
-    cols.iter().map(|c| J::String(c.clone())).collect()
-}
-
 impl Ctx<'_> {
     fn policy(&self) -> OnNewColumn {
         self.cli.on_new_column.unwrap_or(match self.cli.mode {
@@ -426,15 +393,7 @@ impl Ctx<'_> {
 
     /// One row for `rec` in `cols` order (validated in the first pass).
     fn row(&self, rec: &Record, cols: &[String]) -> Vec<J> {
-        cols.iter()
-            .map(|c| match rec.get(c.as_str()) {
-                Some(v) => self
-                    .convert
-                    .cell(v)
-                    .unwrap_or_else(|_| J::String(String::new())),
-                None => J::String(String::new()),
-            })
-            .collect()
+        blocks::row_of(self.convert, rec, cols)
     }
 
     fn check_fit(other_cells: u64, rows: u64, cols: u64, what: &str) -> Result<()> {
@@ -466,7 +425,8 @@ impl Ctx<'_> {
     }
 
     /// Writes the header (unless `--no-header`) and every record as rows
-    /// from `first_row` down, in values.update requests.
+    /// from `first_row` down, in values.update requests, each body encoded
+    /// while the one before is on the wire (see `blocks`).
     async fn write_rows(
         &self,
         api: &mut Api,
@@ -477,32 +437,26 @@ impl Ctx<'_> {
     ) -> Result<u64> {
         let width = cols.len() as u64;
         let mut next = first_row;
-        let mut chunk = Chunk::new(self.max_bytes);
-        let mut pending: Vec<Vec<Vec<J>>> = Vec::new();
-        if !self.cli.no_header {
-            chunk.push(header_row(cols));
-        }
-        let mut records = sp.records()?;
+        let mut blocks = blocks::spawn(
+            sp.records_owned()?,
+            blocks::Plan {
+                cols: cols.to_vec(),
+                convert: self.convert,
+                header: !self.cli.no_header,
+                max_bytes: self.max_bytes,
+            },
+        )?;
         loop {
-            let item = records.next().transpose()?;
-            let full = match &item {
-                Some((_, rec)) => chunk.push(self.row(rec, cols)),
-                None => Some(chunk.take()),
-            };
-            if let Some(rows) = full {
-                pending.push(rows);
-            }
-            for rows in pending.drain(..) {
-                if rows.is_empty() {
-                    continue;
+            match blocks.recv().await {
+                Some(Msg::Block(block)) => {
+                    let n = block.rows;
+                    let range = Self::range(title, next, self.start.col, n, width);
+                    api.update(&range, block, self.input).await?;
+                    next += n;
                 }
-                let n = rows.len() as u64;
-                let range = Self::range(title, next, self.start.col, n, width);
-                api.update(&range, rows, self.input).await?;
-                next += n;
-            }
-            if item.is_none() {
-                break;
+                Some(Msg::Done) => break,
+                Some(Msg::Failed(e)) => return Err(e),
+                None => return Err(Error::internal("the row encoder stopped before the end")),
             }
         }
         Ok(next - first_row)
@@ -622,12 +576,8 @@ impl Ctx<'_> {
         // The staging copy counts against the limit until the swap removes it.
         let others = cells_of(sheets) - stale.iter().map(|s| s.rows * s.cols).sum::<u64>()
             + (t_rows * t_cols - t.rows * t.cols);
-        Self::check_fit(
-            others,
-            grid_rows,
-            grid_cols,
-            &format!("the staging copy of sheet {:?}", t.title),
-        )?;
+        // An input the sheet already holds needs no staging copy, so room
+        // for one is only asked of an input that changes the sheet.
         if self.holds_already(api, t, cols, sp).await? {
             // Nothing to write (a stale staging sheet is still removed).
             if !stale.is_empty() && !api.dry_run {
@@ -636,6 +586,18 @@ impl Ctx<'_> {
             events::unchanged(&t.title, sp.records);
             return Ok(sp.records);
         }
+        Self::check_fit(
+            others,
+            grid_rows,
+            grid_cols,
+            &format!("the staging copy of sheet {:?}", t.title),
+        )
+        .map_err(|e| {
+            Error::data(format!(
+                "{} (--in-place overwrites the sheet without a staging copy, not atomically)",
+                e.message()
+            ))
+        })?;
         let staging = format!("{prefix}{run_id}");
         let mut reqs = remove_stale(&stale);
         reqs.push(json!({"addSheet": {"properties": {
@@ -711,7 +673,6 @@ impl Ctx<'_> {
             return Ok(false);
         }
         let mut window = Window::new(self, t);
-        let ue = self.convert.user_entered;
         let mut i = 0u64;
         if !self.cli.no_header {
             let header: Vec<CellHash> = cols
@@ -729,31 +690,29 @@ impl Ctx<'_> {
             }
             i = 1;
         }
-        let mut want: Vec<CellHash> = Vec::with_capacity(cols.len());
-        let mut records = sp.records()?;
-        while let Some((_, rec)) = records.next().transpose()? {
-            // A formula's text cannot tell it from a text cell that reads
-            // the same: with --allow-formulas a record with one is written.
-            if self.cli.allow_formulas
-                && rec
-                    .values()
-                    .any(|v| v.as_str().is_some_and(|s| s.starts_with('=')))
-            {
-                return Ok(false);
+        // The input's cells are hashed on a second thread while the sheet's
+        // windows are read and compared here.
+        let mut hashes = blocks::spawn_hashes(
+            sp.records_owned()?,
+            cols.to_vec(),
+            self.convert,
+            self.cli.allow_formulas,
+        )?;
+        loop {
+            match hashes.recv().await {
+                Some(Hashes::Rows(rows)) => {
+                    for want in &rows {
+                        if !window.row_is(self, api, t, i, want).await? {
+                            return Ok(false);
+                        }
+                        i += 1;
+                    }
+                }
+                Some(Hashes::Formula) => return Ok(false),
+                Some(Hashes::Failed(e)) => return Err(e),
+                Some(Hashes::Done) => break,
+                None => return Err(Error::internal("the row hasher stopped before the end")),
             }
-            let cells = self.row(&rec, cols);
-            want.clear();
-            want.extend(cols.iter().zip(&cells).map(|(c, cell)| {
-                CellHash::input(
-                    rec.get(c.as_str()).unwrap_or(&etl_core::Value::Null),
-                    cell,
-                    ue,
-                )
-            }));
-            if !window.row_is(self, api, t, i, &want).await? {
-                return Ok(false);
-            }
-            i += 1;
         }
         // Nothing below the table (a row of empty strings is something to clear).
         while r0 + i < t.rows {
@@ -933,7 +892,8 @@ impl Ctx<'_> {
             1,
             cols.len() as u64,
         );
-        api.update(&range, vec![header_row(cols)], "RAW").await
+        api.update(&range, blocks::encode(&[header_row(cols)]), "RAW")
+            .await
     }
 
     /// The existing header at the start row (trailing empty cells dropped).
@@ -1042,22 +1002,23 @@ impl Ctx<'_> {
                 c1: self.start.col + 1,
             },
         );
-        let mut chunk = Chunk::new(self.max_bytes);
-        if write_header {
-            chunk.push(header_row(&cols));
-        }
-        let mut records = sp.records()?;
+        let mut blocks = blocks::spawn(
+            sp.records_owned()?,
+            blocks::Plan {
+                cols,
+                convert: self.convert,
+                header: write_header,
+                max_bytes: self.max_bytes,
+            },
+        )?;
         loop {
-            let item = records.next().transpose()?;
-            let full = match &item {
-                Some((_, rec)) => chunk.push(self.row(rec, &cols)),
-                None => Some(chunk.take()),
-            };
-            if let Some(rows) = full.filter(|r| !r.is_empty()) {
-                api.append(&at, rows, self.input).await?;
-            }
-            if item.is_none() {
-                break;
+            match blocks.recv().await {
+                Some(Msg::Block(block)) => {
+                    api.append(&at, block, self.input).await?;
+                }
+                Some(Msg::Done) => break,
+                Some(Msg::Failed(e)) => return Err(e),
+                None => return Err(Error::internal("the row encoder stopped before the end")),
             }
         }
         Ok(sp.records)
@@ -1212,7 +1173,7 @@ impl Ctx<'_> {
         let mut updates: Vec<ValueRange> = Vec::new();
         let mut update_bytes = 0u64;
         let mut update_rows = 0u64;
-        let mut appends = Chunk::new(self.max_bytes);
+        let mut appends = blocks::Builder::new(self.max_bytes);
         let at = a1::format(
             title,
             Grid {
@@ -1226,7 +1187,7 @@ impl Ctx<'_> {
         let keys: Vec<String> = self.cli.key.clone();
         let mut records = sp.records()?;
         let mut batches: Vec<(Vec<ValueRange>, u64)> = Vec::new();
-        let mut new_chunks: Vec<Vec<Vec<J>>> = Vec::new();
+        let mut new_chunks: Vec<Encoded> = Vec::new();
         loop {
             let item = records.next().transpose()?;
             let Some((line, rec)) = item else { break };
@@ -1291,7 +1252,7 @@ impl Ctx<'_> {
                 None => {
                     out.new_rows += 1;
                     if write {
-                        if let Some(rows) = appends.push(self.row(&rec, cols)) {
+                        if let Some(rows) = appends.push(&self.row(&rec, cols)) {
                             new_chunks.push(rows);
                         }
                     }
@@ -1309,8 +1270,7 @@ impl Ctx<'_> {
                 api.batch_update_values(updates, self.input, update_rows)
                     .await?;
             }
-            let rows = appends.take();
-            if !rows.is_empty() {
+            if let Some(rows) = appends.take() {
                 api.append(&at, rows, self.input).await?;
             }
         }

@@ -432,27 +432,72 @@ fn the_formula_guard() {
         emu.dump("book", "Sheet1")["values"][1],
         json!(["=1+1", "+49 30 1234", 0.12, "'quoted", -5])
     );
-    let out = emu.push(
-        &[
-            "--spreadsheet",
-            "book",
-            "--value-input",
-            "user-entered",
-            "--allow-formulas",
-        ],
-        input,
-    );
+    let allowed = [
+        "--spreadsheet",
+        "book",
+        "--value-input",
+        "user-entered",
+        "--allow-formulas",
+    ];
+    let out = emu.push(&allowed, input);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         emu.sheet("book", "Sheet1")[1][0],
         json!("2"),
         "a formula when allowed"
     );
+    // The same input again is written again: a formula's computed text
+    // cannot tell it from a text cell that reads the same.
+    emu.forget();
+    let again = emu.push(&allowed, input);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(!emu.writes().is_empty(), "written again");
     let out = emu.push(&["--spreadsheet", "book", "--allow-formulas"], input);
     assert_eq!(
         out.code, 64,
         "RAW never makes formulas: --allow-formulas is a usage error"
     );
+}
+
+/// A sheet too large for a staging copy beside it (Google's 10M cells per
+/// spreadsheet): an input it already holds is no error (nothing to write,
+/// no copy needed); a changed one is refused before writing, pointing at
+/// --in-place, which then writes it.
+#[test]
+fn a_sheet_with_no_room_for_a_staging_copy_is_checked_then_refused_or_written_in_place() {
+    let emu = Emu::start(|_| {});
+    // 499,999 x 20 = 9,999,980 cells: room for the 16 cells of the orders
+    // (4 rows x 4 columns), not for 16 more beside them.
+    emu.create_with(json!({"spreadsheetId": "big", "owner": SA,
+        "sheets": [{"properties": {"title": "Data", "gridProperties": {"rowCount": 499_999, "columnCount": 20}}}]}));
+    let args = ["--spreadsheet", "big", "--sheet", "Orders"];
+    let out = emu.push(&args, &orders());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let first = emu.sheet("big", "Orders");
+    emu.forget();
+    let out = emu.push(&args, &orders());
+    assert_eq!(out.code, 0, "the same input again: {}", out.stderr);
+    assert_eq!(emu.writes().len(), 0, "nothing written");
+    let changed = orders().replace("12.5", "13.5");
+    let out = emu.push(&args, &changed);
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the staging copy of sheet \\\"Orders\\\" needs 16 cells")
+            && out
+                .stderr
+                .contains("--in-place overwrites the sheet without a staging copy"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(emu.writes().len(), 0, "nothing written");
+    assert_eq!(emu.sheet("big", "Orders"), first);
+    let out = emu.push(
+        &["--spreadsheet", "big", "--sheet", "Orders", "--in-place"],
+        &changed,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(emu.sheet("big", "Orders")[1][1], json!("13.5"));
 }
 
 #[test]
@@ -504,6 +549,99 @@ fn an_over_long_value_is_a_reject() {
     assert_eq!(
         emu.sheet("book", "Sheet1"),
         json!([["id", "t"], ["1", "ok"]])
+    );
+}
+
+/// Records shaped like the one before are checked from their raw fields
+/// (see spool.rs); every doubt still gets the record's own check, so each
+/// problem below is the reject it always was, line and reason, whatever
+/// record came before it.
+#[test]
+fn records_shaped_like_the_last_are_checked_as_strictly_as_the_first() {
+    let emu = Emu::start(|_| {});
+    emu.create("book");
+    let long = "x".repeat(50_001);
+    let lines = [
+        r#"{"id":"a","t":"ok"}"#.to_owned(),
+        format!(r#"{{"id":"b","t":"{long}"}}"#),
+        r#"{"id":null,"t":"ok"}"#.to_owned(),
+        r#"{"id":"","t":"ok"}"#.to_owned(),
+        r#"{"id":"e","t":"\ud800"}"#.to_owned(),
+        r#"{"id":"f","t":[1,2]}"#.to_owned(),
+        r#"{"id":"g","t":"tab\there"}"#.to_owned(),
+        r#"{"id":"h","id":null}"#.to_owned(),
+        r#"{"id":"i","t":"ok"}"#.to_owned(),
+        r#"{"id":"a","t":1e400}"#.to_owned(),
+    ];
+    let input = lines.join("\n") + "\n";
+    let out = emu.push(
+        &[
+            "--spreadsheet",
+            "book",
+            "--mode",
+            "upsert",
+            "--key",
+            "id",
+            "--rejects",
+            "rejects.ndjson",
+            "--max-rejects",
+            "10",
+        ],
+        &input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rejects: Vec<(u64, String)> = std::fs::read_to_string(emu.path("rejects.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["error"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let surrogate = rejects
+        .iter()
+        .find(|(l, _)| *l == 5)
+        .expect("line 5 is a reject");
+    assert!(surrogate.1.starts_with("invalid JSON: "), "{surrogate:?}");
+    let want = [
+        (
+            2,
+            "field \"t\": 50001 characters, more than Google's 50000 per cell",
+        ),
+        (3, "key field \"id\" is null"),
+        (4, "key field \"id\" is empty"),
+        (5, surrogate.1.as_str()),
+        (8, "key field \"id\" is null"),
+    ];
+    assert_eq!(
+        rejects,
+        want.iter()
+            .map(|(l, e)| (*l, (*e).to_owned()))
+            .collect::<Vec<_>>()
+    );
+    // The last record for a key wins (a's number, beyond a double, goes as
+    // text); a nested value as its JSON text; an escape unescaped.
+    let sheet = emu.sheet("book", "Sheet1");
+    let mut rows: Vec<Value> = sheet.as_array().unwrap()[1..].to_vec();
+    rows.sort_by_key(|r| r[0].as_str().unwrap().to_owned());
+    assert_eq!(sheet[0], json!(["id", "t"]));
+    assert_eq!(
+        rows,
+        [
+            json!(["a", "1e400"]),
+            json!(["f", "[1,2]"]),
+            json!(["g", "tab\there"]),
+            json!(["i", "ok"])
+        ]
+    );
+    assert!(
+        out.stderr
+            .contains("1 records hold numbers with more than 15 significant digits"),
+        "the number counted: {}",
+        out.stderr
     );
 }
 
@@ -911,6 +1049,52 @@ fn other_client_errors_exit_65() {
         "{}",
         out.stderr
     );
+}
+
+/// The values writes (sent as encoded bytes, not through the generated
+/// calls) map Google's answers the same way: a body over the server's limit
+/// is a 400 naming the call, the range and Google's message, for
+/// values.update (replace) and values.append alike; the run writes nothing
+/// after it.
+#[test]
+fn a_refused_values_write_names_the_call_and_googles_message() {
+    let emu = Emu::start(|c| c.max_body_bytes = 2048);
+    let rows: Vec<Value> = (0..200)
+        .map(|i| json!({"id": i, "text": "x".repeat(40)}))
+        .collect();
+    for (mode, call) in [
+        ("replace", "values.update 'etl-push-sheets staging"),
+        ("append", "values.append Sheet1!A1"),
+    ] {
+        let book = format!("book-{mode}");
+        emu.create(&book);
+        let out = emu.push(
+            &[
+                "--spreadsheet",
+                &book,
+                "--mode",
+                mode,
+                "--max-request-bytes",
+                "8KiB",
+            ],
+            &ndjson(&rows),
+        );
+        assert_eq!(out.code, 65, "{mode}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(call)
+                && out.stderr.contains(
+                    "Google Sheets answered 400 INVALID_ARGUMENT: Request payload size exceeds the limit: 2048 bytes."
+                ),
+            "{mode}: {}",
+            out.stderr
+        );
+        let writes: Vec<Value> = emu
+            .requests()
+            .into_iter()
+            .filter(|r| r["kind"] == "api" && r["status"] == 400)
+            .collect();
+        assert!(!writes.is_empty(), "{mode}: the refused request is logged");
+    }
 }
 
 #[test]
