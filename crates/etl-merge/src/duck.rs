@@ -376,7 +376,22 @@ fn build_source(
         .filter(|t| t.is_key)
         .map(|t| format!("v{}", t.idx))
         .collect();
-    if keys.is_empty() || cli.mode == Mode::Append || staged.keys_increasing {
+    if keys.is_empty() || cli.mode == Mode::Append {
+        return Ok(typed);
+    }
+    // Keys in strictly increasing order cannot repeat: integer keys whatever
+    // the column's type, plain strings when the key columns compare text as
+    // bytes (VARCHAR without a collation; "07" and "7" are one INTEGER).
+    let text_keys = || {
+        targets.iter().filter(|t| t.is_key).all(|t| {
+            matches!(
+                t.ty.trim().to_ascii_uppercase().as_str(),
+                "VARCHAR" | "TEXT" | "STRING"
+            )
+        })
+    };
+    if staged.keys_increasing || (staged.text_keys_increasing && text_keys()) {
+        tracing::debug!("keys in increasing order: no duplicate-key check");
         return Ok(typed);
     }
     let key_list = keys.join(", ");

@@ -33,6 +33,7 @@ use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 use etl_core::reader::RejectInput;
+use etl_core::record::parse_fields;
 use etl_core::{Error, RecordReader, Reject, Result, Run, Value};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -108,6 +109,10 @@ pub struct Staged {
     /// Every staged record's key was an integer tuple greater than the one
     /// before: no key can repeat, so the duplicate-key check can be skipped.
     pub keys_increasing: bool,
+    /// Every staged record's key was a tuple of plain strings (no escapes)
+    /// greater, byte for byte, than the one before: no key can repeat in key
+    /// columns that compare text as bytes (see `duck::build_source`).
+    pub text_keys_increasing: bool,
 }
 
 impl Staged {
@@ -494,6 +499,7 @@ pub fn read_input(
     let mut keys_increasing = true;
     let mut cur_key: Vec<Option<i128>> = Vec::new();
     let mut last_key: Vec<Option<i128>> = Vec::new();
+    let mut text_keys = TextKeys::default();
 
     while let Some(next) = reader.next_raw().map_err(|e| Error::stdin(&e))? {
         let line = match next {
@@ -528,6 +534,9 @@ pub fn read_input(
             keys_increasing =
                 cur_key.iter().all(Option::is_some) && (rows == 0 || cur_key > last_key);
             std::mem::swap(&mut cur_key, &mut last_key);
+        }
+        if text_keys.increasing && !keys.is_empty() {
+            text_keys.next(keys.iter().map(|k| key_value(&fields, k)));
         }
         // Resolve each key to its column, the previous record's order first.
         order.clear();
@@ -636,7 +645,63 @@ pub fn read_input(
         sha256,
         spool,
         keys_increasing,
+        text_keys_increasing: text_keys.increasing && !keys.is_empty(),
     })
+}
+
+/// Whether the records' keys are plain strings in strictly increasing byte
+/// order (tuples compared element by element), the order exports usually
+/// come in. A string with an escape ends it: `"\u0041"` is `"A"`, which
+/// its bytes would not say.
+#[derive(Debug)]
+struct TextKeys {
+    increasing: bool,
+    /// The last record's key (empty before the first: any key follows it).
+    last: Vec<String>,
+}
+
+impl Default for TextKeys {
+    fn default() -> Self {
+        TextKeys {
+            increasing: true,
+            last: Vec::new(),
+        }
+    }
+}
+
+impl TextKeys {
+    fn next<'a>(&mut self, key: impl Iterator<Item = Option<&'a RawValue>>) {
+        // The tuple's order is decided by its first differing element; a
+        // tuple equal to the last one is a duplicate.
+        let mut order = std::cmp::Ordering::Equal;
+        for (i, raw) in key.enumerate() {
+            let Some(s) = raw.and_then(plain_string) else {
+                self.increasing = false;
+                return;
+            };
+            if order == std::cmp::Ordering::Equal {
+                order = self.last.get(i).map_or(std::cmp::Ordering::Greater, |l| {
+                    s.as_bytes().cmp(l.as_bytes())
+                });
+            }
+            if let Some(l) = self.last.get_mut(i) {
+                l.clear();
+                l.push_str(s);
+            } else {
+                self.last.push(s.to_owned());
+            }
+        }
+        if order != std::cmp::Ordering::Greater {
+            self.increasing = false;
+        }
+    }
+}
+
+/// A JSON string's text when it has no escape (its bytes are its value).
+fn plain_string(raw: &RawValue) -> Option<&str> {
+    let t = raw.get();
+    let inner = t.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
 }
 
 /// The raw value of key column `k` (the last occurrence; exact name first).
@@ -722,67 +787,34 @@ impl<'a> Cell<'a> {
     }
 }
 
-/// Parses one line into its fields without copying: keys and values borrow
-/// the line (a key with escapes is unescaped into an owned string).
-pub fn parse_fields(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
-    use serde::de::DeserializeSeed;
-    let mut out = Vec::with_capacity(16);
-    let mut de = serde_json::Deserializer::from_str(text);
-    let ok = Fields(&mut out)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
-    match ok {
-        Ok(()) => Ok(out),
-        // The canonical message (wrong type vs. invalid JSON) from etl-core.
-        Err(e) => Err(etl_core::record::parse_record(text)
-            .err()
-            .map_or_else(|| format!("invalid JSON: {e}"), |p| p.0)),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-struct Fields<'a, 'b>(&'b mut Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> serde::de::DeserializeSeed<'de> for Fields<'de, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Fields<'de, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            let v: &'de RawValue = map.next_value()?;
-            self.0.push((k, v));
+    fn increasing(keys: &[&[&str]]) -> bool {
+        let mut t = TextKeys::default();
+        for k in keys {
+            let raws: Vec<Box<RawValue>> = k
+                .iter()
+                .map(|v| RawValue::from_string((*v).to_owned()).unwrap())
+                .collect();
+            t.next(raws.iter().map(|r| Some(r.as_ref())));
         }
-        Ok(())
+        t.increasing
     }
-}
 
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
+    #[test]
+    fn text_keys_increase_only_when_no_two_can_be_equal() {
+        assert!(increasing(&[&[r#""A-1""#], &[r#""A-2""#], &[r#""B""#]]));
+        assert!(increasing(&[&[r#""a""#, r#""z""#], &[r#""b""#, r#""a""#]]));
+        assert!(increasing(&[&[r#""a""#, r#""1""#], &[r#""a""#, r#""2""#]]));
+        assert!(!increasing(&[&[r#""a""#, r#""1""#], &[r#""a""#, r#""1""#]]));
+        assert!(!increasing(&[&[r#""A""#], &[r#""A""#]]), "equal");
+        assert!(!increasing(&[&[r#""B""#], &[r#""A""#]]), "decreasing");
+        assert!(!increasing(&[&[r#""A""#], &[r#""\u0042""#]]), "an escape");
+        assert!(!increasing(&[&[r#""A""#], &["7"]]), "a number");
+        assert!(!increasing(&[&[r#""A""#], &["null"]]), "null");
+        // Bytes, not characters' code points in some locale: "Z" < "a" < "é".
+        assert!(increasing(&[&[r#""Z""#], &[r#""a""#], &[r#""é""#]]));
     }
 }

@@ -725,6 +725,49 @@ both! {
     }
 }
 
+both! {
+    fn increasing_text_keys_skip_the_duplicate_pass_and_equal_keys_are_still_found(s) {
+        // Plain string keys in increasing byte order into a VARCHAR key
+        // cannot repeat: no de-duplication pass (DuckDB's log says so).
+        let mut cmd = s.cmd(&["--table", "t", "--key", "id"]);
+        cmd.env("ETL_LOG", "debug");
+        let out = common::run_cmd(
+            cmd,
+            b"{\"id\":\"O-1\",\"a\":1}\n{\"id\":\"O-2\",\"a\":2}\n{\"id\":\"P\",\"a\":3}\n",
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            s.is_pg() || out.log_with("no duplicate-key check"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(s.rows("SELECT count(DISTINCT id) FROM t"), ["3"]);
+        let fail = ["--table", "t", "--key", "id", "--on-duplicate-key", "fail"];
+        // Increasing bytes, one value: "\u0041" is "A".
+        let out = s.merge(
+            &fail,
+            "{\"id\":\"A\",\"a\":1}\n{\"id\":\"\\u0041\",\"a\":2}\n",
+        );
+        assert_eq!(out.code, 65, "{}", out.stderr);
+        assert!(
+            out.log_with("duplicate key (id) = (A) on lines 1 and 2"),
+            "{}",
+            out.stderr
+        );
+        // Increasing as text, one INTEGER: "07" and "7" are both 7.
+        let out = s.merge(
+            &["--table", "n", "--key", "id", "--types", "id=INTEGER", "--on-duplicate-key", "fail"],
+            "{\"id\":\"07\",\"a\":1}\n{\"id\":\"7\",\"a\":2}\n",
+        );
+        assert_eq!(out.code, 65, "{}", out.stderr);
+        assert!(
+            out.log_with("duplicate key (id) = (7) on lines 1 and 2"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
 #[test]
 fn duckdb_memory_is_bounded_by_default_and_by_the_flag() {
     // DuckDB reports sizes in MiB: 256 MB is 256e6 / 2^20 = 244.1 MiB, 1 GB
