@@ -449,9 +449,10 @@ fn apply_mode(
     let t_sql = table.sql();
     let col_list: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
     let v_list: Vec<String> = targets.iter().map(|t| format!("v{}", t.idx)).collect();
-    let insert = |filter: &str| {
+    // `rows`: a FROM clause of rows with the columns v{i}.
+    let insert = |rows: &str| {
         format!(
-            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops {filter}",
+            "INSERT INTO {t_sql} ({}) SELECT {} FROM {rows}",
             col_list.join(", "),
             v_list.join(", ")
         )
@@ -473,7 +474,7 @@ fn apply_mode(
                 ),
             )?;
             drop_staging(conn)?;
-            db::exec(conn, "inserting rows", &insert(""))?;
+            db::exec(conn, "inserting rows", &insert("_etl_ops"))?;
             let inserted = db::count(conn, "SELECT count(*) FROM _etl_ops")?;
             Ok(Counts {
                 inserted,
@@ -517,6 +518,100 @@ fn merge_ops(
     for (j, c) in extra.iter().enumerate() {
         let _ = write!(select, ", t.{} AS x{j}", ident(&c.name));
     }
+    // When every value written comes from the source row (no field absent
+    // from some records, no other table columns to carry along), the
+    // compare records only each row's line, matched rowid and op, and a view
+    // joins the source's values back: a second copy of every staged value
+    // made 1M string records spill under the default 256MB.
+    let narrow = extra.is_empty()
+        && targets
+            .iter()
+            .all(|t| staged.cols[t.idx].absent_sql(t.idx, "s").is_none());
+    let differs = compare_columns(&mut select, targets, staged, &hit, narrow);
+    let changed = if differs.is_empty() || cli.mode == Mode::InsertNew {
+        "false".to_owned()
+    } else {
+        differs.join(" OR ")
+    };
+    let on = on.join(" AND ");
+    // `ops`: the table of each source row's op (and rowid); `_etl_ops` is
+    // it, or the view that adds the row's values to it.
+    let ops = if narrow { "_etl_class" } else { "_etl_ops" };
+    db::exec(
+        conn,
+        "comparing with the table",
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE {ops} AS SELECT {select}, \
+             CASE WHEN NOT ({hit}) THEN 'insert' WHEN {changed} THEN 'update' \
+             ELSE 'unchanged' END AS _etl_op \
+             FROM {src} AS s LEFT JOIN {t_sql} AS t ON {on}"
+        ),
+    )?;
+    if narrow {
+        db::exec(
+            conn,
+            "joining the source's values to the ops",
+            &format!(
+                "CREATE OR REPLACE TEMP VIEW _etl_ops AS SELECT s.*, c._etl_rowid, c._etl_op \
+                 FROM {src} AS s JOIN {ops} AS c ON c._etl_line = s._etl_line"
+            ),
+        )?;
+    } else {
+        drop_staging(conn)?;
+    }
+    let [inserted, updated, unchanged] = count_ops(conn, ops)?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let from = Written {
+        narrow,
+        src,
+        ops,
+        counts: [inserted, updated, unchanged],
+    };
+    let mut new_written = false;
+    if updated > 0 {
+        if has_unique_constraint(conn, table)? || !update_too_big(conn, targets, n(updated))? {
+            update_in_place(conn, table, targets, &keys)?;
+        } else {
+            // With no other table columns (whose defaults new rows must
+            // get), one INSERT writes the new rows too: one scan, not two.
+            new_written = extra.is_empty() && inserted > 0;
+            let want: &[&str] = if new_written {
+                &["update", "insert"]
+            } else {
+                &["update"]
+            };
+            replace_updated_rows(
+                conn,
+                table,
+                targets,
+                &extra,
+                ops,
+                &from.rows(want),
+                new_written,
+            )?;
+        }
+    }
+    if inserted > 0 && !new_written {
+        db::exec(conn, "inserting rows", &insert(&from.rows(&["insert"])))?;
+    }
+    Ok(Counts {
+        inserted: n(inserted),
+        updated: n(updated),
+        unchanged: n(unchanged),
+        deleted: 0,
+    })
+}
+
+/// Adds the compare's value columns to `select` (`v{i}`: the source's,
+/// or the table's where a field was absent; only those when `narrow`) and
+/// returns the conditions under which a matched row changed.
+fn compare_columns(
+    select: &mut String,
+    targets: &[Target],
+    staged: &Staged,
+    hit: &str,
+    narrow: bool,
+) -> Vec<String> {
     let mut differs = Vec::new();
     for t in targets {
         let sv = format!("s.v{}", t.idx);
@@ -531,68 +626,83 @@ fn merge_ops(
                 );
                 differs.push(format!("(NOT {a} AND {sv} IS DISTINCT FROM {tv})"));
             }
-            (None, false) => {
-                let _ = write!(select, ", {sv} AS v{}", t.idx);
-                differs.push(format!("{sv} IS DISTINCT FROM {tv}"));
+            (None, is_key) => {
+                if !narrow {
+                    let _ = write!(select, ", {sv} AS v{}", t.idx);
+                }
+                if !is_key {
+                    differs.push(format!("{sv} IS DISTINCT FROM {tv}"));
+                }
             }
-            (_, true) => {
+            (Some(_), true) => {
                 let _ = write!(select, ", {sv} AS v{}", t.idx);
             }
         }
     }
-    let changed = if differs.is_empty() || cli.mode == Mode::InsertNew {
-        "false".to_owned()
-    } else {
-        differs.join(" OR ")
-    };
-    let on = on.join(" AND ");
-    db::exec(
-        conn,
-        "comparing with the table",
+    differs
+}
+
+/// How many rows of `ops` are to be inserted, updated and left unchanged.
+fn count_ops(conn: &Connection, ops: &str) -> Result<[i64; 3]> {
+    conn.query_row(
         &format!(
-            "CREATE OR REPLACE TEMP TABLE _etl_ops AS SELECT {select}, \
-             CASE WHEN NOT ({hit}) THEN 'insert' WHEN {changed} THEN 'update' \
-             ELSE 'unchanged' END AS _etl_op \
-             FROM {src} AS s LEFT JOIN {t_sql} AS t ON {on}"
-        ),
-    )?;
-    drop_staging(conn)?;
-    let (inserted, updated, unchanged) = conn
-        .query_row(
             "SELECT count(*) FILTER (WHERE _etl_op = 'insert'), \
              count(*) FILTER (WHERE _etl_op = 'update'), \
-             count(*) FILTER (WHERE _etl_op = 'unchanged') FROM _etl_ops",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
-        )
-        .map_err(|e| db::err("counting changes", &e))?;
-    let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    let mut new_written = false;
-    if updated > 0 {
-        if has_unique_constraint(conn, table)? || !update_too_big(conn, targets, n(updated))? {
-            update_in_place(conn, table, targets, &keys)?;
-        } else {
-            // With no other table columns (whose defaults new rows must
-            // get), one INSERT writes the new rows too: one scan, not two.
-            new_written = extra.is_empty() && inserted > 0;
-            replace_updated_rows(conn, table, targets, &extra, new_written)?;
+             count(*) FILTER (WHERE _etl_op = 'unchanged') FROM {ops}"
+        ),
+        [],
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
+    )
+    .map_err(|e| db::err("counting changes", &e))
+}
+
+/// Where the rows a merge writes come from.
+struct Written<'a> {
+    /// `ops` holds only each row's op and rowid (see `merge_ops`).
+    narrow: bool,
+    /// The typed source rows (`v{i}`), a subquery or table.
+    src: &'a str,
+    /// The table of each source row's `_etl_op`.
+    ops: &'a str,
+    /// Rows to insert, update and leave unchanged.
+    counts: [i64; 3],
+}
+
+impl Written<'_> {
+    /// The source rows of the `want`ed ops as a FROM clause: from
+    /// `_etl_ops`, or (narrow) from the source itself, with no join when no
+    /// other row is there, else joined to the smaller of the wanted rows'
+    /// and the other rows' lines (a join of two 5M-row sides spilled).
+    fn rows(&self, want: &[&str]) -> String {
+        const OPS: [&str; 3] = ["insert", "update", "unchanged"];
+        let list = |ops: &[&str]| {
+            let q: Vec<String> = ops.iter().map(|o| format!("'{o}'")).collect();
+            q.join(", ")
+        };
+        if !self.narrow {
+            return format!("_etl_ops WHERE _etl_op IN ({})", list(want));
         }
+        let (src, ops) = (self.src, self.ops);
+        let other: Vec<&str> = OPS.into_iter().filter(|o| !want.contains(o)).collect();
+        let count = |set: &[&str]| -> i64 {
+            OPS.iter()
+                .zip(self.counts)
+                .filter(|(o, _)| set.contains(o))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let (join, lines) = if count(&other) == 0 {
+            return format!("{src} AS s");
+        } else if count(&other) <= count(want) {
+            ("ANTI", list(&other))
+        } else {
+            ("SEMI", list(want))
+        };
+        format!(
+            "{src} AS s {join} JOIN (SELECT _etl_line FROM {ops} WHERE _etl_op IN ({lines})) \
+             AS o ON o._etl_line = s._etl_line"
+        )
     }
-    if inserted > 0 && !new_written {
-        db::exec(conn, "inserting rows", &insert("WHERE _etl_op = 'insert'"))?;
-    }
-    Ok(Counts {
-        inserted: n(inserted),
-        updated: n(updated),
-        unchanged: n(unchanged),
-        deleted: 0,
-    })
 }
 
 /// Whether an in-place UPDATE of `rows` rows could outgrow DuckDB's memory
@@ -643,12 +753,15 @@ fn duckdb_size(text: &str) -> Option<u64> {
 /// inserted row groups spill to disk. The row's values are the merged ones
 /// from `_etl_ops` (input columns, absent ones and the table's other columns
 /// taken from the old row). With `and_new`, the inserted rows are written
-/// by the same statement.
+/// by the same statement (`rows`, a FROM clause, holds what is written).
+/// `ops` holds each row's op and matched rowid.
 fn replace_updated_rows(
     conn: &Connection,
     table: &Table,
     targets: &[Target],
     extra: &[&Column],
+    ops: &str,
+    rows: &str,
     and_new: bool,
 ) -> Result<()> {
     let t_sql = table.sql();
@@ -659,7 +772,7 @@ fn replace_updated_rows(
         "removing the old versions of updated rows",
         &format!(
             "DELETE FROM {t_sql} WHERE rowid IN \
-             (SELECT _etl_rowid FROM _etl_ops WHERE _etl_op = 'update')"
+             (SELECT _etl_rowid FROM {ops} WHERE _etl_op = 'update')"
         ),
     )?;
     let mut cols: Vec<String> = targets.iter().map(|t| ident(&t.name)).collect();
@@ -668,16 +781,16 @@ fn replace_updated_rows(
         cols.push(ident(&c.name));
         vals.push(format!("x{j}"));
     }
-    let (what, ops) = if and_new {
-        ("writing updated and new rows", "'update', 'insert'")
+    let what = if and_new {
+        "writing updated and new rows"
     } else {
-        ("writing updated rows", "'update'")
+        "writing updated rows"
     };
     db::exec(
         conn,
         what,
         &format!(
-            "INSERT INTO {t_sql} ({}) SELECT {} FROM _etl_ops WHERE _etl_op IN ({ops})",
+            "INSERT INTO {t_sql} ({}) SELECT {} FROM {rows}",
             cols.join(", "),
             vals.join(", ")
         ),

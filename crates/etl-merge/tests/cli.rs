@@ -676,6 +676,107 @@ fn large_updates_under_a_memory_limit_replace_rows_whole_and_keep_other_columns(
     );
 }
 
+#[test]
+fn whole_records_written_from_the_source_land_exactly_whichever_rows_are_skipped() {
+    // Every column in every record and no other table columns: the compare
+    // keeps only each row's op, and the written rows come from the staged
+    // source, skipping the unchanged ones by an anti-join (fewer skipped
+    // than written), a semi-join (more), or no join (none skipped). Under
+    // 20MB the updates take the delete-and-insert path.
+    let s = Scratch::new();
+    let day = |rows: &mut dyn Iterator<Item = (u64, u64, String)>| {
+        let mut text = String::new();
+        for (id, a, b) in rows {
+            let _ = writeln!(text, "{{\"id\":{id},\"a\":{a},\"b\":\"{b}\"}}");
+        }
+        text
+    };
+    let merge = |input: &str, counts: (u64, u64, u64), sql: &str| {
+        let mut cmd = s.cmd(&[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--memory-limit",
+            "20MB",
+            "--threads",
+            "1",
+        ]);
+        cmd.env("ETL_LOG", "debug");
+        let out = common::run_cmd(cmd, input.as_bytes());
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            out.log_with("writing updated and new rows"),
+            "{}",
+            out.stderr
+        );
+        let written = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("writing updated and new rows"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(written.contains(sql), "{sql} in {written}");
+        let sum = out.summary();
+        assert_eq!(
+            (
+                sum["inserted"].as_u64(),
+                sum["updated"].as_u64(),
+                sum["unchanged"].as_u64()
+            ),
+            (Some(counts.0), Some(counts.1), Some(counts.2))
+        );
+    };
+    let day1 = day(&mut (0..200_000).map(|i| (i, i, format!("b{i}"))));
+    assert_eq!(s.merge(&["--table", "t", "--key", "id"], &day1).code, 0);
+    // 100k changed, 40k unchanged, 10k new (rows 140k-200k not sent).
+    let day2 = day(&mut (0..210_000)
+        .filter(|i| !(140_000..200_000).contains(i))
+        .map(|i| match i {
+            0..100_000 => (i, i + 1, format!("B{i}")),
+            200_000.. => (i, 0, "new".to_owned()),
+            _ => (i, i, format!("b{i}")),
+        }));
+    merge(&day2, (10_000, 100_000, 40_000), "ANTI JOIN");
+    // 60k changed again, 150k unchanged, 1k new.
+    let day3 = day(&mut (0..211_000).map(|i| match i {
+        0..60_000 => (i, i + 2, format!("C{i}")),
+        60_000..100_000 => (i, i + 1, format!("B{i}")),
+        100_000..200_000 => (i, i, format!("b{i}")),
+        _ => (i, 0, "new".to_owned()),
+    }));
+    merge(&day3, (1_000, 60_000, 150_000), "SEMI JOIN");
+    // Only changed and new rows: 100k and 1k.
+    let day4 = day(&mut (0..100_000).chain(211_000..212_000).map(|i| {
+        if i < 100_000 {
+            (i, i + 5, format!("D{i}"))
+        } else {
+            (i, 7, "newer".to_owned())
+        }
+    }));
+    merge(&day4, (1_000, 100_000, 0), "FROM (SELECT");
+    // Sums: 0..200k is 19,999,900,000; +5 on each of the first 100k rows.
+    assert_eq!(
+        s.rows(
+            "SELECT count(*), count(DISTINCT id), sum(a), count(*) FILTER (WHERE b LIKE 'D%'), \
+             count(*) FILTER (WHERE b = 'b' || id), count(*) FILTER (WHERE b LIKE 'new%') FROM t"
+        ),
+        ["212000|212000|20000407000|100000|100000|12000"]
+    );
+    assert_eq!(
+        s.rows("SELECT id, a, b FROM t WHERE id IN (0, 99999, 100000, 199999, 200000, 210000, 211999) ORDER BY id"),
+        [
+            "0|5|D0",
+            "99999|100004|D99999",
+            "100000|100000|b100000",
+            "199999|199999|b199999",
+            "200000|0|new",
+            "210000|0|new",
+            "211999|7|newer"
+        ]
+    );
+}
+
 both! {
     fn a_table_with_a_primary_key_made_by_hand_is_updated_in_place(s) {
         s.exec(
