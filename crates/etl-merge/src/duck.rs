@@ -691,9 +691,11 @@ impl Written<'_> {
                 .map(|(_, n)| n)
                 .sum()
         };
-        let (join, lines) = if count(&other) == 0 {
+        let others = count(&other);
+        if others == 0 {
             return format!("{src} AS s");
-        } else if count(&other) <= count(want) {
+        }
+        let (join, lines) = if others <= count(want) {
             ("ANTI", list(&other))
         } else {
             ("SEMI", list(want))

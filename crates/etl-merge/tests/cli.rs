@@ -652,9 +652,10 @@ fn large_updates_under_a_memory_limit_replace_rows_whole_and_keep_other_columns(
         }
     }
     day2.push_str("{\"id\":100000,\"a\":0,\"b\":\"new\"}\n");
-    let mut cmd = s.cmd(&["--table", "t", "--key", "id", "--memory-limit", "20MB"]);
-    cmd.env("ETL_LOG", "debug");
-    let out = common::run_cmd(cmd, day2.as_bytes());
+    let out = s.merge_logged(
+        &["--table", "t", "--key", "id", "--memory-limit", "20MB"],
+        &day2,
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.log_with("writing updated rows"),
@@ -692,30 +693,25 @@ fn whole_records_written_from_the_source_land_exactly_whichever_rows_are_skipped
         text
     };
     let merge = |input: &str, counts: (u64, u64, u64), sql: &str| {
-        let mut cmd = s.cmd(&[
-            "--table",
-            "t",
-            "--key",
-            "id",
-            "--memory-limit",
-            "20MB",
-            "--threads",
-            "1",
-        ]);
-        cmd.env("ETL_LOG", "debug");
-        let out = common::run_cmd(cmd, input.as_bytes());
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        assert!(
-            out.log_with("writing updated and new rows"),
-            "{}",
-            out.stderr
+        let out = s.merge_logged(
+            &[
+                "--table",
+                "t",
+                "--key",
+                "id",
+                "--memory-limit",
+                "20MB",
+                "--threads",
+                "1",
+            ],
+            input,
         );
+        assert_eq!(out.code, 0, "{}", out.stderr);
         let written = out
             .stderr
             .lines()
             .find(|l| l.contains("writing updated and new rows"))
-            .unwrap_or_default()
-            .to_owned();
+            .unwrap_or_else(|| panic!("{}", out.stderr));
         assert!(written.contains(sql), "{sql} in {written}");
         let sum = out.summary();
         assert_eq!(
@@ -782,9 +778,10 @@ both! {
         s.exec(
             "CREATE TABLE t (id BIGINT PRIMARY KEY, a BIGINT); INSERT INTO t VALUES (1, 1), (2, 2)",
         );
-        let mut cmd = s.cmd(&["--table", "t", "--key", "id"]);
-        cmd.env("ETL_LOG", "debug");
-        let out = common::run_cmd(cmd, b"{\"id\":2,\"a\":20}\n{\"id\":3,\"a\":3}\n");
+        let out = s.merge_logged(
+            &["--table", "t", "--key", "id"],
+            "{\"id\":2,\"a\":20}\n{\"id\":3,\"a\":3}\n",
+        );
         assert_eq!(out.code, 0, "{}", out.stderr);
         // DuckDB updates such a table in place (its own log line says so).
         assert!(s.is_pg() || out.log_with("updating rows"), "{}", out.stderr);
@@ -830,11 +827,9 @@ both! {
     fn increasing_text_keys_skip_the_duplicate_pass_and_equal_keys_are_still_found(s) {
         // Plain string keys in increasing byte order into a VARCHAR key
         // cannot repeat: no de-duplication pass (DuckDB's log says so).
-        let mut cmd = s.cmd(&["--table", "t", "--key", "id"]);
-        cmd.env("ETL_LOG", "debug");
-        let out = common::run_cmd(
-            cmd,
-            b"{\"id\":\"O-1\",\"a\":1}\n{\"id\":\"O-2\",\"a\":2}\n{\"id\":\"P\",\"a\":3}\n",
+        let out = s.merge_logged(
+            &["--table", "t", "--key", "id"],
+            "{\"id\":\"O-1\",\"a\":1}\n{\"id\":\"O-2\",\"a\":2}\n{\"id\":\"P\",\"a\":3}\n",
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(
@@ -1072,9 +1067,7 @@ fn wide_records_are_staged_in_batches_of_bounded_bytes() {
         }
         input.push_str("}\n");
     }
-    let mut cmd = s.cmd(&["--table", "t", "--key", "id"]);
-    cmd.env("ETL_LOG", "debug");
-    let out = common::run_cmd(cmd, input.as_bytes());
+    let out = s.merge_logged(&["--table", "t", "--key", "id"], &input);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let batches: Vec<(u64, u64)> = out
         .stderr

@@ -174,6 +174,13 @@ impl Scratch {
     pub fn merge(&self, args: &[&str], stdin: &str) -> Out {
         run_cmd(self.cmd(args), stdin.as_bytes())
     }
+    /// [`Scratch::merge`] with `ETL_LOG=debug`, for tests that read which
+    /// path a run took from its log.
+    pub fn merge_logged(&self, args: &[&str], stdin: &str) -> Out {
+        let mut cmd = self.cmd(args);
+        cmd.env("ETL_LOG", "debug");
+        run_cmd(cmd, stdin.as_bytes())
+    }
     /// Merges `stdin` into `table` keyed by `id` with room for `max`
     /// rejects; the run and the rejects file's records.
     pub fn merge_with_rejects(
