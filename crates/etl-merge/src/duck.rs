@@ -239,14 +239,16 @@ impl Ddl for DuckDdl<'_> {
 /// The staging text of target `t`'s values (see [`crate::fast`]): `c{i}`,
 /// or, if its typed column turned out to have another type than the
 /// target (a safety net: both come from the same type names), the typed
-/// values as text too.
-fn text_sql(t: &Target, staged: &Staged) -> String {
-    let c = StageCol::stage_name(t.idx);
-    match staged.cols[t.idx].fast {
-        Some(f) if Fast::of(&t.ty) != Some(f) => format!(
-            "coalesce({c}, CAST({} AS VARCHAR))",
-            StageCol::typed_name(t.idx)
-        ),
+/// values as text too. `None`: every value was staged typed, in the
+/// target's type (no text column, nothing to check).
+fn text_sql(t: &Target, staged: &Staged) -> Option<String> {
+    let col = &staged.cols[t.idx];
+    let c = col.text.then(|| StageCol::stage_name(t.idx));
+    match col.fast {
+        Some(f) if Fast::of(&t.ty) != Some(f) => {
+            let typed = format!("CAST({} AS VARCHAR)", StageCol::typed_name(t.idx));
+            Some(c.map_or_else(|| typed.clone(), |c| format!("coalesce({c}, {typed})")))
+        }
         _ => c,
     }
 }
@@ -254,12 +256,14 @@ fn text_sql(t: &Target, staged: &Staged) -> String {
 /// The SQL of target `t`'s values in its type: the typed staging column
 /// where the value was staged typed, else the text converted.
 fn value_sql(t: &Target, staged: &Staged) -> String {
-    let converted = convert_sql(t, &text_sql(t, staged));
+    let converted = text_sql(t, staged).map(|text| convert_sql(t, &text));
     match staged.cols[t.idx].fast {
         Some(f) if Fast::of(&t.ty) == Some(f) => {
-            format!("coalesce({}, {converted})", StageCol::typed_name(t.idx))
+            let typed = StageCol::typed_name(t.idx);
+            converted.map_or(typed.clone(), |c| format!("coalesce({typed}, {c})"))
         }
-        _ => converted,
+        // Never None: a column without text is typed.
+        _ => converted.unwrap_or_else(|| "NULL".into()),
     }
 }
 
@@ -287,13 +291,16 @@ fn check_types(
     staged: &Staged,
     run: &mut Run,
 ) -> Result<()> {
-    let mut conds: Vec<(&Target, String)> = Vec::new();
+    // (target, its bad-value condition, its text)
+    let mut conds: Vec<(&Target, String, String)> = Vec::new();
     for t in targets {
         let ty = t.ty.trim();
         if sql::takes_any(ty) {
             continue;
         }
-        let v = text_sql(t, staged);
+        let Some(v) = text_sql(t, staged) else {
+            continue;
+        };
         let mut bad = format!("TRY_CAST({v} AS {ty}) IS NULL");
         if let Some(scale) = sql::decimal_scale(ty) {
             // DuckDB rounds 1.005 into DECIMAL(18,2); losing a digit is a reject.
@@ -303,20 +310,20 @@ fn check_types(
                 literal(&format!("^[^eE]*\\.[0-9]{{{scale}}}[0-9]*[1-9]"))
             );
         }
-        conds.push((t, format!("({v} IS NOT NULL AND ({bad}))")));
+        conds.push((t, format!("({v} IS NOT NULL AND ({bad}))"), v));
     }
     if conds.is_empty() {
         return Ok(());
     }
     let mut which = String::from("CASE");
     let mut value = String::from("CASE");
-    for (i, (t, c)) in conds.iter().enumerate() {
+    for (i, (_, c, text)) in conds.iter().enumerate() {
         let _ = write!(which, " WHEN {c} THEN {i}");
-        let _ = write!(value, " WHEN {c} THEN {}", text_sql(t, staged));
+        let _ = write!(value, " WHEN {c} THEN {text}");
     }
     which.push_str(" END");
     value.push_str(" END");
-    let any: Vec<&str> = conds.iter().map(|(_, c)| c.as_str()).collect();
+    let any: Vec<&str> = conds.iter().map(|(_, c, _)| c.as_str()).collect();
     let any = any.join(" OR ");
     let sql = format!(
         "SELECT _etl_line, _etl_off, {which}, {value} FROM {STAGE} WHERE {any} ORDER BY _etl_line"

@@ -11,9 +11,12 @@
 //! file exactly as it arrived. The SHA-256 of the whole
 //! input is computed on the way, for replay detection.
 //!
-//! A column whose type is known before staging may also have a typed
+//! A column whose type is known before staging may instead have a typed
 //! column `n{i}` (see [`crate::fast`]): a value in its type's strict form
-//! lands there, already converted, and `c{i}` is null for that row.
+//! lands there, already converted. Its text column `c{i}` is only added
+//! when a value arrives that is not in that form (`c{i}` is null for the
+//! rows before it, and for converted values after it): an export whose
+//! numbers are all numbers stages no column of nulls.
 //!
 //! A record that lacks a column others have is recorded in `_etl_absent`
 //! (`,3,7,`), so a merge leaves that column alone for that row instead of
@@ -47,6 +50,8 @@ use crate::{db, scan};
 pub const STAGE: &str = "_etl_stage";
 
 /// One distinct input key.
+// Four independent facts about a column, each read on its own.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug)]
 pub struct StageCol {
     /// The key as it appeared in the input.
@@ -59,6 +64,9 @@ pub struct StageCol {
     pub sometimes_absent: bool,
     /// Its type was known before staging: it has a typed column `n{i}`.
     pub fast: Option<Fast>,
+    /// The staging table has its text column `c{i}`: always, but for a
+    /// typed column all of whose values were converted.
+    pub text: bool,
     /// Its type was known before staging to take any value (VARCHAR, JSON):
     /// no value of it can be a reject.
     pub takes_any: bool,
@@ -224,7 +232,8 @@ struct Batch {
     line: Int64Builder,
     off: Int64Builder,
     absent: StringBuilder,
-    cols: Vec<StringBuilder>,
+    /// The text columns the staging table has (`StageCol::text`).
+    cols: Vec<Option<StringBuilder>>,
     typed: Vec<Option<TypedBuilder>>,
     len: usize,
 }
@@ -240,7 +249,7 @@ impl Batch {
                 .map(|c| {
                     // A typed column's text is rare: no room reserved.
                     let bytes = if c.fast.is_some() { 0 } else { cap * 8 };
-                    StringBuilder::with_capacity(cap, bytes)
+                    c.text.then(|| StringBuilder::with_capacity(cap, bytes))
                 })
                 .collect(),
             typed: cols
@@ -262,10 +271,13 @@ impl Batch {
             Arc::new(self.off.finish()),
             Arc::new(self.absent.finish()),
         ];
-        // The staging table's column order: c0, n0 (when typed), c1, ...
+        // Written by name: the staging table's order is the order columns
+        // were added in.
         for (i, (b, t)) in self.cols.iter_mut().zip(&mut self.typed).enumerate() {
-            fields.push(Field::new(StageCol::stage_name(i), DataType::Utf8, true));
-            arrays.push(Arc::new(b.finish()));
+            if let Some(b) = b {
+                fields.push(Field::new(StageCol::stage_name(i), DataType::Utf8, true));
+                arrays.push(Arc::new(b.finish()));
+            }
             if let Some(t) = t {
                 fields.push(Field::new(StageCol::typed_name(i), t.data_type(), true));
                 arrays.push(t.finish());
@@ -295,7 +307,7 @@ pub trait Sink {
         line: u64,
         absent: Option<&str>,
         values: &[Option<Cell<'_>>],
-        cols: &[StageCol],
+        cols: &mut [StageCol],
         spool: &mut dyn FnMut() -> Result<u64>,
     ) -> Result<()>;
     /// The input ended: everything staged is flushed.
@@ -330,6 +342,7 @@ pub fn stage(
         batch: Batch::new(&[], batch_size),
         batch_size,
         bytes: 0,
+        converted: Vec::new(),
     };
     read_input(&mut sink, spool_dir, input, keys, hints, run)
 }
@@ -346,6 +359,8 @@ struct DuckSink<'c> {
     batch_size: usize,
     /// Value bytes in the batch so far.
     bytes: usize,
+    /// The record's typed values, by column (reused).
+    converted: Vec<Option<Typed>>,
 }
 
 impl DuckSink<'_> {
@@ -365,12 +380,33 @@ impl DuckSink<'_> {
         let batch = scan::Registered::new(self.batch.finish()?);
         self.conn
             .prepare_cached(&format!(
-                "INSERT INTO {STAGE} SELECT * FROM {}(?)",
+                "INSERT INTO {STAGE} BY NAME SELECT * FROM {}(?)",
                 scan::FUNCTION
             ))
             .and_then(|mut stmt| stmt.execute([batch.token()]))
             .map(|_| ())
             .map_err(|e| db::err("staging records", &e))
+    }
+}
+
+impl DuckSink<'_> {
+    /// Adds the text columns `cols` now want (`StageCol::text`) that the
+    /// batch lacks: the batch so far is written first.
+    fn text_columns(&mut self, cols: &[StageCol]) -> Result<()> {
+        self.flush()?;
+        let mut alter = String::new();
+        for (i, (col, b)) in cols.iter().zip(&self.batch.cols).enumerate() {
+            if col.text && b.is_none() {
+                let _ = write!(
+                    alter,
+                    "ALTER TABLE {STAGE} ADD COLUMN {} VARCHAR;",
+                    StageCol::stage_name(i)
+                );
+            }
+        }
+        db::exec(self.conn, "widening the staging table", &alter)?;
+        self.batch = Batch::new(cols, self.batch_size);
+        Ok(())
     }
 }
 
@@ -382,11 +418,15 @@ impl Sink for DuckSink<'_> {
         for (i, col) in cols.iter_mut().enumerate().skip(first_new) {
             col.fast = col.hint.as_deref().and_then(Fast::of);
             col.takes_any = col.hint.as_deref().is_some_and(crate::sql::takes_any);
-            let _ = write!(
-                alter,
-                "ALTER TABLE {STAGE} ADD COLUMN {} VARCHAR;",
-                StageCol::stage_name(i)
-            );
+            // A typed column's text column waits for a value that needs it.
+            col.text = col.fast.is_none();
+            if col.text {
+                let _ = write!(
+                    alter,
+                    "ALTER TABLE {STAGE} ADD COLUMN {} VARCHAR;",
+                    StageCol::stage_name(i)
+                );
+            }
             if let Some(f) = col.fast {
                 let _ = write!(
                     alter,
@@ -408,22 +448,43 @@ impl Sink for DuckSink<'_> {
         line: u64,
         absent: Option<&str>,
         values: &[Option<Cell<'_>>],
-        cols: &[StageCol],
+        cols: &mut [StageCol],
         spool: &mut dyn FnMut() -> Result<u64>,
     ) -> Result<()> {
+        // The typed values first: one that does not convert, in a column
+        // without its text column yet, adds that column.
+        self.converted.clear();
+        let mut new_text = false;
+        for (col, v) in cols.iter_mut().zip(values) {
+            let typed = col.fast.and_then(|f| v.as_ref().and_then(|c| f.convert(c)));
+            if !col.text && typed.is_none() && !matches!(v, None | Some(Cell::Null)) {
+                col.text = true;
+                new_text = true;
+            }
+            self.converted.push(typed);
+        }
+        if new_text {
+            self.text_columns(cols)?;
+        }
         let batch = &mut self.batch;
         // Whether a later type check could reject this record: then its
         // line is spooled, to be rejected exactly as it arrived.
         let mut at_risk = false;
         for (i, (b, v)) in batch.cols.iter_mut().zip(values).enumerate() {
-            if let (Some(t), Some(f)) = (batch.typed[i].as_mut(), cols[i].fast) {
-                let typed = v.as_ref().and_then(|c| f.convert(c));
+            if let Some(t) = batch.typed[i].as_mut() {
+                let typed = self.converted[i];
                 t.append(typed);
                 if typed.is_some() {
-                    b.append_null();
+                    if let Some(b) = b {
+                        b.append_null();
+                    }
                     continue;
                 }
             }
+            let Some(b) = b else {
+                // A typed column without text: the value was absent or null.
+                continue;
+            };
             at_risk |= !cols[i].takes_any && !matches!(v, None | Some(Cell::Null));
             let text: Option<&str> = match v {
                 None | Some(Cell::Null) => None,
@@ -559,6 +620,7 @@ pub fn read_input(
                             first_line: line,
                             sometimes_absent: false,
                             fast: None,
+                            text: true,
                             takes_any: false,
                             hinted: hint.is_some(),
                             hint,
@@ -625,7 +687,7 @@ pub fn read_input(
             Ok(off)
         };
         let absent = (!absent_buf.is_empty()).then_some(absent_buf.as_str());
-        sink.row(line, absent, &values, &cols, &mut spool)?;
+        sink.row(line, absent, &values, &mut cols, &mut spool)?;
         rows += 1;
         std::mem::swap(&mut last_order, &mut order);
     }

@@ -678,6 +678,83 @@ fn large_updates_under_a_memory_limit_replace_rows_whole_and_keep_other_columns(
 }
 
 #[test]
+fn a_typed_column_gains_its_text_column_only_when_a_value_needs_it() {
+    // Numbers in their strict form are staged typed, with no text column
+    // beside them; the first value that is not (" 3500", line 3500, after
+    // three written batches) adds one, and every value lands: the text one
+    // through DuckDB's cast, a misfit ("x", line 4200) as a reject.
+    let s = Scratch::new();
+    let types = "n=BIGINT,d=DECIMAL(10,2)";
+    let first = "{\"id\":0,\"n\":0,\"d\":0}\n";
+    assert_eq!(
+        s.merge(&["--table", "t", "--key", "id", "--types", types], first)
+            .code,
+        0
+    );
+    let mut input = String::new();
+    for i in 1..=5000_u64 {
+        let n = match i {
+            3500 => "\" 3500\"".to_owned(),
+            4200 => "\"x\"".to_owned(),
+            _ => i.to_string(),
+        };
+        let _ = writeln!(
+            input,
+            "{{\"id\":{i},\"n\":{n},\"d\":{}.{:02}}}",
+            i / 100,
+            i % 100
+        );
+    }
+    let rejects = s.path("rejects.ndjson");
+    let out = s.merge_logged(
+        &[
+            "--table",
+            "t",
+            "--key",
+            "id",
+            "--batch-size",
+            "1000",
+            "--max-rejects",
+            "1",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+        &input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // 1 + ... + 5000 without 4200; d is the same sum in hundredths.
+    assert_eq!(
+        s.rows("SELECT count(*), sum(n), sum(d), max(n) FILTER (WHERE id = 3500) FROM t"),
+        ["5000|12498300|124983.00|3500"]
+    );
+    let rej = std::fs::read_to_string(&rejects).unwrap();
+    let rej: Vec<serde_json::Value> = rej
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rej.len(), 1, "{rej:?}");
+    assert_eq!(rej[0]["line"], 4200);
+    assert_eq!(rej[0]["error"], "column \"n\": \"x\" is not a valid BIGINT");
+    // The staging table: n's text column added once, after three batches
+    // (lines 1-3000, 3001-3499 written before it); d's and id's never.
+    let log: Vec<&str> = out.stderr.lines().collect();
+    let widened: Vec<usize> = (0..log.len())
+        .filter(|&i| log[i].contains("ADD COLUMN c1 VARCHAR"))
+        .collect();
+    assert_eq!(widened.len(), 1, "{}", out.stderr);
+    let batches_before = log[..widened[0]]
+        .iter()
+        .filter(|l| l.contains("staging a batch"))
+        .count();
+    assert_eq!(batches_before, 4, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("ADD COLUMN c2 ") && !out.stderr.contains("ADD COLUMN c0 "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn whole_records_written_from_the_source_land_exactly_whichever_rows_are_skipped() {
     // Every column in every record and no other table columns: the compare
     // keeps only each row's op, and the written rows come from the staged

@@ -482,7 +482,7 @@ impl Sink for PgSink<'_, '_> {
         line: u64,
         absent: Option<&str>,
         values: &[Option<Cell<'_>>],
-        _cols: &[StageCol],
+        _cols: &mut [StageCol],
         spool: &mut dyn FnMut() -> Result<u64>,
     ) -> Result<()> {
         let mut unsure = false;
