@@ -387,9 +387,7 @@ impl DuckSink<'_> {
             .map(|_| ())
             .map_err(|e| db::err("staging records", &e))
     }
-}
 
-impl DuckSink<'_> {
     /// Adds the text columns `cols` now want (`StageCol::text`) that the
     /// batch lacks: the batch so far is written first.
     fn text_columns(&mut self, cols: &[StageCol]) -> Result<()> {
