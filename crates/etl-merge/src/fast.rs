@@ -4,9 +4,11 @@
 //! or `--types` names it) and is one of a few plain types, a value written
 //! in the strictest form of that type (a JSON integer for BIGINT, a decimal
 //! with no more fraction digits than the scale for DECIMAL, a JSON boolean
-//! for BOOLEAN) is staged already converted, in a typed column `n{i}` beside
-//! the text column `c{i}`. Every other value is staged as text and converted
-//! by DuckDB exactly as before, with its type check and its reject. The two
+//! for BOOLEAN) is staged already converted, in a typed column `n{i}` (a
+//! DECIMAL of more than 18 digits in 18, see [`Fast::staged`]). Every other
+//! value is staged as text, in a column `c{i}` added when the first such
+//! value arrives, and converted by DuckDB exactly as before, with its type
+//! check and its reject. The two
 //! paths agree by construction: the fast path accepts only text whose DuckDB
 //! conversion is exact and unambiguous, so DuckDB never sees it, and a value
 //! never lands in both columns.
@@ -55,6 +57,22 @@ impl Fast {
         };
         ((1..=38).contains(&precision) && scale <= precision)
             .then_some(Self::Decimal { precision, scale })
+    }
+
+    /// The form a typed staging column takes for this type: a DECIMAL of
+    /// more than 18 digits is staged as DECIMAL(18, scale), which DuckDB
+    /// keeps in 8 bytes instead of 16, in the staging table and in the
+    /// compare's hash table. A value with more digits than that is not
+    /// converted: it takes the text path and DuckDB's cast to the column's
+    /// own type.
+    pub fn staged(self) -> Self {
+        match self {
+            Self::Decimal { precision, scale } if precision > 18 && scale <= 18 => Self::Decimal {
+                precision: 18,
+                scale,
+            },
+            f => f,
+        }
     }
 
     /// The staging column's SQL type.
@@ -203,6 +221,35 @@ mod tests {
             .sql_type(),
             "DECIMAL(38,2)"
         );
+    }
+
+    #[test]
+    fn wide_decimals_stage_in_18_digits_and_longer_values_take_the_text_path() {
+        let dec = |precision, scale| Fast::Decimal { precision, scale };
+        assert_eq!(dec(38, 2).staged(), dec(18, 2));
+        assert_eq!(dec(19, 0).staged(), dec(18, 0));
+        for same in [
+            dec(18, 2),
+            dec(9, 9),
+            dec(38, 20),
+            Fast::BigInt,
+            Fast::Integer,
+            Fast::Boolean,
+        ] {
+            assert_eq!(same.staged(), same, "{same:?}");
+        }
+        // 16 integer digits fit DECIMAL(18,2); 17 do not (DECIMAL(38,2) does).
+        let staged = dec(38, 2).staged();
+        assert_eq!(
+            staged.convert(&num("-9999999999999999.99")),
+            Some(Typed::Dec(-999_999_999_999_999_999))
+        );
+        assert_eq!(staged.convert(&num("12345678901234567.5")), None);
+        assert_eq!(
+            dec(38, 2).convert(&num("12345678901234567.5")),
+            Some(Typed::Dec(1_234_567_890_123_456_750))
+        );
+        assert_eq!(staged.sql_type(), "DECIMAL(18,2)");
     }
 
     #[test]

@@ -678,6 +678,64 @@ fn large_updates_under_a_memory_limit_replace_rows_whole_and_keep_other_columns(
 }
 
 #[test]
+fn wide_decimals_land_exactly_whether_they_fit_18_digits_or_not() {
+    // A DECIMAL(38,2) column stages values of up to 18 digits typed in 18
+    // digits (half the memory) and longer ones as text through DuckDB's
+    // cast: both land exactly, compare exactly against the table's 38-digit
+    // values, and a value too long for the column is a reject.
+    let s = Scratch::new();
+    let types = "amount=DECIMAL(38,2)";
+    let first = "{\"id\":0,\"amount\":0}\n";
+    assert_eq!(
+        s.merge(&["--table", "t", "--key", "id", "--types", types], first)
+            .code,
+        0
+    );
+    let input = concat!(
+        "{\"id\":1,\"amount\":12.5}\n",
+        "{\"id\":2,\"amount\":9999999999999999.99}\n",
+        "{\"id\":3,\"amount\":12345678901234567890.12}\n",
+        "{\"id\":4,\"amount\":-999999999999999999999999999999999999.99}\n",
+        "{\"id\":5,\"amount\":1234567890123456789012345678901234567.5}\n",
+    );
+    let (out, rej) = s.merge_with_rejects("t", 1, input);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s.rows("SELECT id, amount FROM t ORDER BY id"),
+        [
+            "0|0.00",
+            "1|12.50",
+            "2|9999999999999999.99",
+            "3|12345678901234567890.12",
+            "4|-999999999999999999999999999999999999.99",
+        ]
+    );
+    assert_eq!(rej.len(), 1, "{rej:?}");
+    assert_eq!(rej[0]["line"], 5);
+    assert_eq!(
+        rej[0]["error"],
+        "column \"amount\": \"1234567890123456789012345678901234567.5\" is not a valid DECIMAL(38,2)"
+    );
+    // The same long value again is unchanged; one cent less is an update.
+    let again = concat!(
+        "{\"id\":3,\"amount\":12345678901234567890.12}\n",
+        "{\"id\":2,\"amount\":9999999999999999.98}\n",
+        "{\"id\":1,\"amount\":12.50}\n",
+    );
+    let out = s.merge(&["--table", "t", "--key", "id"], again);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let sum = out.summary();
+    assert_eq!(
+        (sum["updated"].as_u64(), sum["unchanged"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        s.rows("SELECT amount FROM t WHERE id = 2"),
+        ["9999999999999999.98"]
+    );
+}
+
+#[test]
 fn a_typed_column_gains_its_text_column_only_when_a_value_needs_it() {
     // Numbers in their strict form are staged typed, with no text column
     // beside them; the first value that is not (" 3500", line 3500, after
