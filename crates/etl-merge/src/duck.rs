@@ -245,7 +245,7 @@ fn text_sql(t: &Target, staged: &Staged) -> Option<String> {
     let col = &staged.cols[t.idx];
     let c = col.text.then(|| StageCol::stage_name(t.idx));
     match col.fast {
-        Some(f) if Fast::of(&t.ty).map(Fast::staged) != Some(f) => {
+        Some(f) if Fast::staging(&t.ty) != Some(f) => {
             let typed = format!("CAST({} AS VARCHAR)", StageCol::typed_name(t.idx));
             Some(c.map_or_else(|| typed.clone(), |c| format!("coalesce({c}, {typed})")))
         }
@@ -260,7 +260,7 @@ fn value_sql(t: &Target, staged: &Staged) -> String {
     match staged.cols[t.idx].fast {
         // A DECIMAL wider than 18 digits staged narrower: DuckDB widens it
         // where it meets the column (compare, insert, update).
-        Some(f) if Fast::of(&t.ty).map(Fast::staged) == Some(f) => {
+        Some(f) if Fast::staging(&t.ty) == Some(f) => {
             let typed = StageCol::typed_name(t.idx);
             converted.map_or(typed.clone(), |c| format!("coalesce({typed}, {c})"))
         }

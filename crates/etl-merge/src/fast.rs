@@ -75,6 +75,12 @@ impl Fast {
         }
     }
 
+    /// The typed staging column of a DuckDB type name, if it has one:
+    /// [`Fast::of`] in its [`Fast::staged`] form.
+    pub fn staging(ty: &str) -> Option<Self> {
+        Self::of(ty).map(Self::staged)
+    }
+
     /// The staging column's SQL type.
     pub fn sql_type(self) -> String {
         match self {

@@ -414,7 +414,7 @@ impl Sink for DuckSink<'_> {
         self.flush()?;
         let mut alter = String::new();
         for (i, col) in cols.iter_mut().enumerate().skip(first_new) {
-            col.fast = col.hint.as_deref().and_then(Fast::of).map(Fast::staged);
+            col.fast = col.hint.as_deref().and_then(Fast::staging);
             col.takes_any = col.hint.as_deref().is_some_and(crate::sql::takes_any);
             // A typed column's text column waits for a value that needs it.
             col.text = col.fast.is_none();

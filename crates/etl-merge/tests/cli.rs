@@ -298,11 +298,7 @@ both! {
     fn typed_and_text_values_land_alike_and_misfits_are_rejects_with_their_exact_line(s) {
         let types = "n=BIGINT,i=INTEGER,d=DECIMAL(10,2),b=BOOLEAN,s=VARCHAR";
         let first = "{\"id\":0,\"n\":1,\"i\":1,\"d\":1,\"b\":true,\"s\":\"a\"}\n";
-        assert_eq!(
-            s.merge(&["--table", "t", "--key", "id", "--types", types], first)
-                .code,
-            0
-        );
+        s.create_typed(types, first);
         // Typed: lines 1, 2 (digit strings too), 5's d. Text: the rest.
         let input = concat!(
             "{\"id\":1,\"n\":5,\"i\":-7,\"d\":12.5,\"b\":false,\"s\":\"x\"}\n",
@@ -686,11 +682,7 @@ fn wide_decimals_land_exactly_whether_they_fit_18_digits_or_not() {
     let s = Scratch::new();
     let types = "amount=DECIMAL(38,2)";
     let first = "{\"id\":0,\"amount\":0}\n";
-    assert_eq!(
-        s.merge(&["--table", "t", "--key", "id", "--types", types], first)
-            .code,
-        0
-    );
+    s.create_typed(types, first);
     let input = concat!(
         "{\"id\":1,\"amount\":12.5}\n",
         "{\"id\":2,\"amount\":9999999999999999.99}\n",
@@ -744,11 +736,7 @@ fn a_typed_column_gains_its_text_column_only_when_a_value_needs_it() {
     let s = Scratch::new();
     let types = "n=BIGINT,d=DECIMAL(10,2)";
     let first = "{\"id\":0,\"n\":0,\"d\":0}\n";
-    assert_eq!(
-        s.merge(&["--table", "t", "--key", "id", "--types", types], first)
-            .code,
-        0
-    );
+    s.create_typed(types, first);
     let mut input = String::new();
     for i in 1..=5000_u64 {
         let n = match i {
@@ -1125,8 +1113,7 @@ fn staged_strings_land_byte_for_byte_across_chunks_and_batches() {
     let s = Scratch::new();
     let first = "{\"id\":-1,\"s\":\"x\",\"n\":1,\"d\":1.5,\"b\":true}\n";
     let types = "n=BIGINT,d=DECIMAL(10,2),b=BOOLEAN";
-    let out = s.merge(&["--table", "t", "--key", "id", "--types", types], first);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    s.create_typed(types, first);
     let mut input = String::new();
     let mut want = vec!["-1|x|1|1.50|true".to_owned()];
     for i in 0..n {

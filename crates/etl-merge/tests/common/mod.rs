@@ -174,6 +174,12 @@ impl Scratch {
     pub fn merge(&self, args: &[&str], stdin: &str) -> Out {
         run_cmd(self.cmd(args), stdin.as_bytes())
     }
+    /// Creates table `t` keyed by `id` from the record `first`, with the
+    /// column types `types` (`--types`); the run must succeed.
+    pub fn create_typed(&self, types: &str, first: &str) {
+        let out = self.merge(&["--table", "t", "--key", "id", "--types", types], first);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
     /// [`Scratch::merge`] with `ETL_LOG=debug`, for tests that read which
     /// path a run took from its log.
     pub fn merge_logged(&self, args: &[&str], stdin: &str) -> Out {
