@@ -57,7 +57,9 @@ integer for BIGINT, a decimal within the scale or a JSON boolean, is staged conv
 other value goes through DuckDB's own cast and type check); type checks, de-duplication and the merge are set-based SQL; the target changes only at \
 COMMIT. A failure, SIGTERM or SIGKILL at any instant leaves the table exactly as it was. \
 Large merges spill to a temporary directory beside the database (FILE.tmp) instead of \
-running out of memory (see --memory-limit): an update too large for DuckDB to hold in \
+running out of memory (see --memory-limit): the compare of the records with the table runs \
+in parts by input line when one join over them all would not fit the memory limit beside the \
+staged records (the debug log says how many), and an update too large for DuckDB to hold in \
 memory until COMMIT (past a quarter of the memory limit) deletes the old rows and inserts \
 them again whole, which spills.
 
@@ -251,8 +253,8 @@ pub struct Cli {
     #[arg(long, value_name = "SQL", conflicts_with = "emit")]
     pub query: Option<String>,
     /// DuckDB's memory limit (default 256MB, not DuckDB's 80% of RAM, so a merge on a small
-    /// VPS stays bounded; e.g. 2GiB for large merges on a large machine); beyond it, work
-    /// spills to FILE.tmp.
+    /// VPS stays bounded; e.g. 2GiB for large merges on a large machine); the compare with the
+    /// table runs in parts sized to it, and beyond it work spills to FILE.tmp.
     #[arg(long, value_name = "SIZE", env = "ETL_MEMORY_LIMIT")]
     pub memory_limit: Option<String>,
     /// DuckDB's worker threads (default: one per core).

@@ -121,6 +121,10 @@ pub struct Staged {
     /// greater, byte for byte, than the one before: no key can repeat in key
     /// columns that compare text as bytes (see `duck::build_source`).
     pub text_keys_increasing: bool,
+    /// Bytes of the values staged as text (DuckDB's staging; 0 for
+    /// PostgreSQL's): with `rows`, what sizes the compare (see
+    /// `duck::compare_parts`).
+    pub text_bytes: u64,
 }
 
 impl Staged {
@@ -342,9 +346,12 @@ pub fn stage(
         batch: Batch::new(&[], batch_size),
         batch_size,
         bytes: 0,
+        text_bytes: 0,
         converted: Vec::new(),
     };
-    read_input(&mut sink, spool_dir, input, keys, hints, run)
+    let mut staged = read_input(&mut sink, spool_dir, input, keys, hints, run)?;
+    staged.text_bytes = sink.text_bytes;
+    Ok(staged)
 }
 
 /// The most value bytes one staging batch holds before it is written,
@@ -359,6 +366,8 @@ struct DuckSink<'c> {
     batch_size: usize,
     /// Value bytes in the batch so far.
     bytes: usize,
+    /// Value bytes in all batches written.
+    text_bytes: u64,
     /// The record's typed values, by column (reused).
     converted: Vec<Option<Typed>>,
 }
@@ -376,6 +385,7 @@ impl DuckSink<'_> {
             self.batch.len,
             self.bytes
         );
+        self.text_bytes += self.bytes as u64;
         self.bytes = 0;
         let batch = scan::Registered::new(self.batch.finish()?);
         self.conn
@@ -706,6 +716,7 @@ pub fn read_input(
         spool,
         keys_increasing,
         text_keys_increasing: text_keys.increasing && !keys.is_empty(),
+        text_bytes: 0,
     })
 }
 

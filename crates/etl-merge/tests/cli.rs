@@ -800,6 +800,190 @@ fn a_typed_column_gains_its_text_column_only_when_a_value_needs_it() {
     );
 }
 
+/// What table `t` (`id`, `a`, `b`, `c`) should hold, by id, computed
+/// apart from etl-merge.
+#[derive(Default)]
+struct Model(std::collections::BTreeMap<u64, (i64, String, Option<String>)>);
+
+impl Model {
+    /// Applies `lines` (records, rejects: `a` a string) in order, the last
+    /// record per id winning whole, an absent `c` keeping the row's value;
+    /// returns (inserted, updated, unchanged).
+    fn apply(&mut self, lines: &[String]) -> (u64, u64, u64) {
+        let mut last = std::collections::BTreeMap::new();
+        for l in lines {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if !v["a"].is_string() {
+                last.insert(v["id"].as_u64().unwrap(), v);
+            }
+        }
+        let mut ops = (0, 0, 0);
+        for (id, v) in last {
+            let old = self.0.get(&id).cloned();
+            let new = (
+                v["a"].as_i64().unwrap(),
+                v["b"].as_str().unwrap().to_owned(),
+                // Absent: the table's value, or NULL in a new row.
+                v.get("c").map_or_else(
+                    || old.as_ref().and_then(|o| o.2.clone()),
+                    |c| Some(c.as_str().unwrap().to_owned()),
+                ),
+            );
+            match old {
+                None => ops.0 += 1,
+                Some(o) if o != new => ops.1 += 1,
+                Some(_) => ops.2 += 1,
+            }
+            self.0.insert(id, new);
+        }
+        ops
+    }
+
+    /// The rows as `Scratch::rows("SELECT id, a, b, c FROM t ORDER BY id")`
+    /// prints them.
+    fn rows(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(id, (a, b, c))| format!("{id}|{a}|{b}|{}", c.as_deref().unwrap_or("NULL")))
+            .collect()
+    }
+}
+
+/// One day's input: ids `0..m` in a shuffled order, `record` giving each
+/// id's record (None: not sent); every thousandth id is sent again at the
+/// end, changed, and every 5003rd line is followed by a reject. The lines
+/// and the number of rejects.
+fn shuffled_day(m: u64, record: &dyn Fn(u64) -> Option<String>) -> (Vec<String>, u64) {
+    let (mut lines, mut again, mut rejects) = (Vec::new(), Vec::new(), 0);
+    for j in 0..m {
+        // 7919 is prime and divides no m used here: a permutation.
+        let id = j * 7919 % m;
+        lines.extend(record(id));
+        if id % 1000 == 7 {
+            again.push(format!(
+                "{{\"id\":{id},\"a\":-{id},\"b\":\"again\",\"c\":\"x\"}}"
+            ));
+        }
+        if j % 5003 == 0 {
+            lines.push(format!("{{\"id\":{id},\"a\":\"not a number\"}}"));
+            rejects += 1;
+        }
+    }
+    lines.append(&mut again);
+    (lines, rejects)
+}
+
+#[test]
+fn a_compare_too_big_for_the_memory_limit_runs_in_parts_and_misses_no_row() {
+    // Under 20MB the compare of 200k-odd records cannot hold them all in
+    // one join: it runs in parts by line range. Keys arrive shuffled, some
+    // twice (the later line wins), some records are rejects (gaps in the
+    // staged lines), and on day 3 some lack a field (the table's value is
+    // kept: the wide compare). Every row must land as the model says, and
+    // the counts must add up.
+    let s = Scratch::new();
+    let mut model = Model::default();
+    let day1: Vec<String> = (0..200_000)
+        .map(|i| format!("{{\"id\":{i},\"a\":{i},\"b\":\"b{i}\",\"c\":\"c{i}\"}}"))
+        .collect();
+    assert_eq!(model.apply(&day1), (200_000, 0, 0));
+    let out = s.merge(&["--table", "t", "--key", "id"], &(day1.join("\n") + "\n"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rejects = s.path("rejects.ndjson");
+    let run = |model: &mut Model, (lines, rejected): (Vec<String>, u64)| {
+        let ops = model.apply(&lines);
+        let out = s.merge_logged(
+            &[
+                "--table",
+                "t",
+                "--key",
+                "id",
+                "--memory-limit",
+                "20MB",
+                "--threads",
+                "1",
+                "--max-rejects",
+                "1000",
+                "--rejects",
+                rejects.to_str().unwrap(),
+            ],
+            &(lines.join("\n") + "\n"),
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let parts = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("comparing with the table, part "))
+            .count();
+        assert!(parts >= 3, "{parts} parts: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("part {parts} of {parts}")),
+            "{}",
+            out.stderr
+        );
+        let sum = out.summary();
+        assert_eq!(
+            [
+                &sum["inserted"],
+                &sum["updated"],
+                &sum["unchanged"],
+                &sum["records_rejected"]
+            ],
+            [ops.0, ops.1, ops.2, rejected],
+            "{}",
+            out.stderr
+        );
+        let (got, want) = (
+            s.rows("SELECT id, a, b, c FROM t ORDER BY id"),
+            model.rows(),
+        );
+        let diff: Vec<_> = got
+            .iter()
+            .zip(&want)
+            .filter(|(g, w)| g != w)
+            .take(5)
+            .collect();
+        assert_eq!(
+            (got.len(), diff),
+            (want.len(), vec![]),
+            "rows of t against the model (first differences: got, want)"
+        );
+        ops
+    };
+    // Day 2: 210k ids; a tenth changed, 10k new, every 13th not sent.
+    let ops = run(
+        &mut model,
+        shuffled_day(210_001, &|id| {
+            (id % 13 != 0).then(|| {
+                let a = if id % 10 == 3 { id + 1 } else { id };
+                format!("{{\"id\":{id},\"a\":{a},\"b\":\"b{id}\",\"c\":\"c{id}\"}}")
+            })
+        }),
+    );
+    assert!(
+        ops.0 > 9_000 && ops.1 > 10_000 && ops.2 > 150_000,
+        "{ops:?}"
+    );
+    // Day 3: every third record lacks c (kept from the table); b changes on
+    // every seventh.
+    let ops = run(
+        &mut model,
+        shuffled_day(210_001, &|id| {
+            let b = if id % 7 == 0 {
+                format!("B{id}")
+            } else {
+                format!("b{id}")
+            };
+            Some(if id % 3 == 0 {
+                format!("{{\"id\":{id},\"a\":{id},\"b\":\"{b}\"}}")
+            } else {
+                format!("{{\"id\":{id},\"a\":{id},\"b\":\"{b}\",\"c\":\"c{id}\"}}")
+            })
+        }),
+    );
+    assert!(ops.1 > 30_000 && ops.2 > 100_000, "{ops:?}");
+}
+
 #[test]
 fn whole_records_written_from_the_source_land_exactly_whichever_rows_are_skipped() {
     // Every column in every record and no other table columns: the compare
