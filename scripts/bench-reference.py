@@ -25,6 +25,8 @@ import io
 import os
 import re
 import ssl
+import sys
+import time
 
 import duckdb
 import pandas as pd
@@ -32,6 +34,9 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build
 
 env = os.environ
+# Each phase's wall time, printed to stderr at the end for scripts/bench
+# (measuring only: the job itself is the plain one the articles write).
+marks = [("start", time.monotonic())]
 
 
 def snake(name):
@@ -55,6 +60,7 @@ for num in found[0].split():
             frames.append(df.rename(columns=snake))
 imap.logout()
 df = pd.concat(frames, ignore_index=True)
+marks.append(("fetch and parse", time.monotonic()))
 
 # 2. Clean the rows (transform.toml).
 for col in df.columns:
@@ -70,6 +76,7 @@ salt = env["ETL_MASK_SALT"].encode()
 df["customer"] = df["customer"].map(lambda c: hashlib.sha256(salt + b"\0" + c.encode()).hexdigest())
 df["_run_id"] = env["ETL_RUN_ID"]
 df = df.drop_duplicates(subset=["order_id"], keep="last")
+marks.append(("clean", time.monotonic()))
 
 # 3. Upsert into DuckDB.
 con = duckdb.connect(env["ETL_DB"])
@@ -82,6 +89,7 @@ con.register("incoming", df[["order_id", "customer", "amount", "currency", "upda
 con.execute("INSERT OR REPLACE INTO orders SELECT * FROM incoming")
 table = con.execute("SELECT * FROM orders ORDER BY order_id").fetchdf()
 con.close()
+marks.append(("upsert", time.monotonic()))
 
 # 4. Publish the table to the sheet.
 creds = service_account.Credentials.from_service_account_file(
@@ -112,4 +120,6 @@ for start in range(0, len(values), BLOCK):
         spreadsheetId=book, range=f"{title}!A{start + 1}", valueInputOption="RAW",
         body={"values": values[start:start + BLOCK]},
     ).execute()
+marks.append(("publish", time.monotonic()))
 print(f"{len(table)} rows in {env['ETL_DB']} and {book}/{title}")
+print("phases:", ", ".join(f"{name} {t - marks[i][1]:.2f} s" for i, (name, t) in enumerate(marks[1:])), file=sys.stderr)
