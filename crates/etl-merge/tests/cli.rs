@@ -800,6 +800,18 @@ fn a_typed_column_gains_its_text_column_only_when_a_value_needs_it() {
     );
 }
 
+/// A merge into `t` keyed by `id` under 20MB of DuckDB memory, one thread.
+const UNDER_20MB: &[&str] = &[
+    "--table",
+    "t",
+    "--key",
+    "id",
+    "--memory-limit",
+    "20MB",
+    "--threads",
+    "1",
+];
+
 /// What table `t` (`id`, `a`, `b`, `c`) should hold, by id, computed
 /// apart from etl-merge.
 #[derive(Default)]
@@ -894,19 +906,15 @@ fn a_compare_too_big_for_the_memory_limit_runs_in_parts_and_misses_no_row() {
         let ops = model.apply(&lines);
         let out = s.merge_logged(
             &[
-                "--table",
-                "t",
-                "--key",
-                "id",
-                "--memory-limit",
-                "20MB",
-                "--threads",
-                "1",
-                "--max-rejects",
-                "1000",
-                "--rejects",
-                rejects.to_str().unwrap(),
-            ],
+                UNDER_20MB,
+                &[
+                    "--max-rejects",
+                    "1000",
+                    "--rejects",
+                    rejects.to_str().unwrap(),
+                ],
+            ]
+            .concat(),
             &(lines.join("\n") + "\n"),
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
@@ -1000,19 +1008,7 @@ fn whole_records_written_from_the_source_land_exactly_whichever_rows_are_skipped
         text
     };
     let merge = |input: &str, counts: (u64, u64, u64), sql: &str| {
-        let out = s.merge_logged(
-            &[
-                "--table",
-                "t",
-                "--key",
-                "id",
-                "--memory-limit",
-                "20MB",
-                "--threads",
-                "1",
-            ],
-            input,
-        );
+        let out = s.merge_logged(UNDER_20MB, input);
         assert_eq!(out.code, 0, "{}", out.stderr);
         let written = out
             .stderr
