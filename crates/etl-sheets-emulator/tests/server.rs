@@ -376,18 +376,28 @@ fn request_body_cap() {
 
 #[test]
 fn expired_tokens_are_refused() {
-    let emu = Emu::start(&["--token-lifetime", "1"]);
+    // The emulator counts whole seconds, so a 2-second token lives between
+    // 1 and 2 s (a 1-second one could be gone before its first use): good
+    // at once, refused once its time is up, which is polled for (no read
+    // quota: the polls are not what is tested).
+    let emu = Emu::start(&["--token-lifetime", "2", "--read-quota", "0"]);
     emu.admin_create("s1", BOB);
+    let issued = Instant::now();
     let t = emu.token_for(BOB);
     assert_eq!(
         emu.call("GET", &values_path("s1", "A1"), Some(&t), None).0,
         200
     );
-    std::thread::sleep(Duration::from_millis(2100));
-    assert_eq!(
-        emu.call("GET", &values_path("s1", "A1"), Some(&t), None).0,
-        401
-    );
+    let refused = loop {
+        let status = emu.call("GET", &values_path("s1", "A1"), Some(&t), None).0;
+        if status != 200 || issued.elapsed() > Duration::from_secs(10) {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(refused, 401);
+    let lived = issued.elapsed();
+    assert!(lived >= Duration::from_secs(1), "refused after {lived:?}");
     // The admin endpoint expires tokens on demand too.
     let t2 = emu.token_for(BOB);
     emu.call("POST", "/_emulator/tokens/expire", None, Some(json!({})));
