@@ -783,10 +783,10 @@ fn memory_limit(conn: &Connection) -> Result<Option<u64>> {
 /// peak buffer memory), estimated here as 48 bytes, 16 per column and the
 /// row's text. Where that does not fit the memory limit beside the staging
 /// table, DuckDB spills the join (1M string records under the default
-/// 256MB: 0.86 s against 0.51 s in two parts). In parts by line range, each
-/// join fits; a part reads only its range of the staging table (zone maps),
-/// and the join filters DuckDB pushes into the table's scan skip most of
-/// the table's other rows. Parts are sized to the limit less the staging
+/// 256MB: 0.93 s, against 0.53 s in the three parts this picks). In parts
+/// by line range, each join fits; a part reads only its range of the
+/// staging table (zone maps), and the join filters DuckDB pushes into the
+/// table's scan skip most of the table's other rows. Parts are sized to the limit less the staging
 /// table's estimated size, or to half the limit where the staging table
 /// takes more than half (it is then mostly spilled already); at most 64.
 fn compare_parts(
